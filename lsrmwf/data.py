@@ -1,0 +1,236 @@
+"""Loading documents and summaries, and joining the LLM's rationales onto them.
+
+Every script (``train.py``, ``generate_rationales.py``, ``evaluate.py``) goes through
+:func:`load_documents`, which returns a :class:`datasets.Dataset` with the columns ``id``,
+``document`` and ``summary`` whatever the source: a hub dataset (``cnn_dailymail`` 3.0.0,
+``EdinburghNLP/xsum``), the ``aclsum`` package (real ACL papers, shipped offline), or local
+json/jsonl/csv/parquet files. Bad input fails here with the file, row and field named.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from .io import InputError, iter_jsonl
+from .presets import HUB_DATASETS
+
+VIEWS = ("ea", "as", "ter")
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+RATIONALE_SEPARATOR = " | "
+TRIPLE_SEPARATOR = " # "
+
+
+def _aclsum_split(split: str):
+    """The ``aclsum`` package's papers as ``id/document/summary`` rows.
+
+    Document = abstract + introduction + conclusion sentences; summary = the three human-written
+    aspect sentences (challenge, approach, outcome), a CNN/DM-like three-sentence summary.
+    """
+    import datasets
+
+    try:
+        from aclsum import ACLSum
+    except ImportError:
+        raise InputError("dataset 'aclsum' needs the aclsum package: pip install aclsum") from None
+    names = {"train": "train", "validation": "val", "val": "val", "test": "test"}
+    if split not in names:
+        raise InputError(f"aclsum has splits train/validation/test, not {split!r}")
+    rows = {"id": [], "document": [], "summary": []}
+    for doc in ACLSum(names[split]):
+        rows["id"].append(doc.id)
+        rows["document"].append(" ".join(doc.get_all_sentences()))
+        rows["summary"].append(" ".join(doc.summaries[a] for a in ("challenge", "approach", "outcome")))
+    return datasets.Dataset.from_dict(rows)
+
+
+def load_documents(
+    dataset_name: Optional[str] = None,
+    dataset_config_name: Optional[str] = None,
+    split: str = "train",
+    data_file: Optional[str] = None,
+    text_column: Optional[str] = None,
+    summary_column: Optional[str] = None,
+    id_column: Optional[str] = None,
+    max_examples: Optional[int] = None,
+    cache_dir: Optional[str] = None,
+    require_summary: bool = True,
+):
+    """Load one split as a Dataset with string columns ``id``, ``document``, ``summary``.
+
+    Local files without an id column get ids ``"<row index>"``. Ids must be unique, documents
+    non-empty and (when ``require_summary``) summaries non-empty; otherwise :class:`InputError`
+    names the source, row and field.
+    """
+    import datasets
+
+    if (dataset_name is None) == (data_file is None):
+        raise InputError("give exactly one of --dataset_name or --data_file")
+    known = HUB_DATASETS.get(dataset_name or "", {})
+    text_column = text_column or known.get("text_column") or "document"
+    summary_column = summary_column or known.get("summary_column") or "summary"
+    id_column = id_column or known.get("id_column")
+
+    if dataset_name == "aclsum":
+        ds, source = _aclsum_split(split), "aclsum"
+        text_column, summary_column, id_column = "document", "summary", "id"
+    elif data_file is not None:
+        source = data_file
+        ext = os.path.splitext(data_file)[1].lower()
+        if ext not in LOCAL_FORMATS:
+            raise InputError(f"{data_file}: unsupported extension {ext!r}; use one of {sorted(LOCAL_FORMATS)}")
+        if not os.path.exists(data_file):
+            raise InputError(f"{data_file}: file not found")
+        try:
+            ds = datasets.load_dataset(LOCAL_FORMATS[ext], data_files={"data": data_file}, split="data", cache_dir=cache_dir)
+        except Exception as e:  # datasets wraps parser errors in several exception types
+            raise InputError(f"{data_file}: could not be read as {LOCAL_FORMATS[ext]}: {e}") from e
+    else:
+        source = f"{dataset_name}[{split}]"
+        ds = datasets.load_dataset(dataset_name, dataset_config_name, split=split, cache_dir=cache_dir)
+
+    needed = [text_column] + ([summary_column] if require_summary else [])
+    missing = [c for c in needed if c not in ds.column_names]
+    if missing:
+        raise InputError(
+            f"{source}: missing column(s) {missing}; available columns are {ds.column_names} "
+            f"(set --text_column/--summary_column/--id_column)"
+        )
+    if id_column is not None and id_column not in ds.column_names:
+        if data_file is None:
+            raise InputError(f"{source}: id column {id_column!r} not found; available columns are {ds.column_names}")
+        id_column = None
+    if max_examples is not None:
+        ds = ds.select(range(min(max_examples, len(ds))))
+
+    has_summary = summary_column in ds.column_names
+
+    def to_rows(batch, indices):
+        out = {"id": [], "document": [], "summary": []}
+        for j, idx in enumerate(indices):
+            out["id"].append(str(batch[id_column][j]) if id_column else str(idx))
+            out["document"].append(batch[text_column][j] or "")
+            out["summary"].append((batch[summary_column][j] or "") if has_summary else "")
+        return out
+
+    ds = ds.map(to_rows, batched=True, with_indices=True, remove_columns=ds.column_names, desc="reading")
+    _validate(ds, source, text_column, summary_column, require_summary)
+    return ds
+
+
+def _validate(ds, source, text_column, summary_column, require_summary):
+    seen = {}
+    for row, (i, doc, summ) in enumerate(zip(ds["id"], ds["document"], ds["summary"])):
+        where = f"{source}: row {row + 1} (id {i!r})"
+        if not doc.strip():
+            raise InputError(f"{where}: field {text_column!r} is empty")
+        if require_summary and not summ.strip():
+            raise InputError(f"{where}: field {summary_column!r} is empty")
+        if i in seen:
+            raise InputError(f"{where}: duplicate id, first seen at row {seen[i] + 1}")
+        seen[i] = row
+
+
+# ----------------------------------------------------------------------------------------------
+# Rationales
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RationaleTexts:
+    """The three views' target texts for one example; ``None`` where the view has no rationale."""
+
+    ea: Optional[str]
+    as_: Optional[str]
+    ter: Optional[str]
+
+    def as_dict(self) -> Dict[str, Optional[str]]:
+        return {"ea": self.ea, "as": self.as_, "ter": self.ter}
+
+
+def rationale_texts(rationales: List[dict]) -> RationaleTexts:
+    """Turn ``[{aspect, sentence, triples}]`` into the three view texts the paper encodes.
+
+    EA = aspects, AS = associated sentences, TER = ``"s # r # o"`` triples, each joined with
+    ``" | "``. Empty parts are left out; a view with nothing left is ``None`` (its loss is masked).
+    """
+    aspects, sentences, triples = [], [], []
+    for r in rationales or []:
+        if (r.get("aspect") or "").strip():
+            aspects.append(r["aspect"].strip())
+        if (r.get("sentence") or "").strip():
+            sentences.append(r["sentence"].strip())
+        for t in r.get("triples") or []:
+            parts = [str(p).strip() for p in t]
+            if len(parts) == 3 and all(parts):
+                triples.append(TRIPLE_SEPARATOR.join(parts))
+
+    def join(xs):
+        return RATIONALE_SEPARATOR.join(xs) if xs else None
+
+    return RationaleTexts(join(aspects), join(sentences), join(triples))
+
+
+def load_rationales(path: str) -> Dict[str, dict]:
+    """Read the JSONL that ``generate_rationales.py`` writes: id -> row (last row for an id wins).
+
+    A torn last line (a run killed mid-write) is skipped. Rows with an ``error`` are kept in the
+    mapping so callers can report them; use :func:`join_rationales` to attach them to a dataset.
+    """
+    rows = {}
+    for line, obj in iter_jsonl(path, tolerate_torn_tail=True):
+        if "id" not in obj:
+            raise InputError(f"{path}:{line}: field 'id' is missing")
+        rationales = obj.get("rationales")
+        if rationales is not None and not isinstance(rationales, list):
+            raise InputError(f"{path}:{line}: field 'rationales' must be a list, got {type(rationales).__name__}")
+        for k, r in enumerate(rationales or []):
+            if not isinstance(r, dict):
+                raise InputError(f"{path}:{line}: rationales[{k}] must be an object")
+        obj["_line"] = line
+        rows[str(obj["id"])] = obj
+    return rows
+
+
+def join_rationales(ds, path: str, drop_not_kept: bool = True, logger=None):
+    """Add ``ea_text``, ``as_text``, ``ter_text`` columns to ``ds`` from a rationale JSONL.
+
+    Rows marked ``keep: false`` are dropped (the paper's best-rationale selection) unless
+    ``drop_not_kept`` is False. Examples with no rationale row, or a failed one, keep their
+    document and get no rationale texts: their alignment losses are masked. A rationale file whose
+    ids match no example is an error (almost always the wrong file or id column).
+    """
+    rows = load_rationales(path)
+    ids = set(ds["id"])
+    unmatched = [i for i in rows if i not in ids]
+    if rows and len(unmatched) == len(rows):
+        first = next(iter(rows.values()))
+        raise InputError(
+            f"{path}:{first['_line']}: rationale id {first['id']!r} (and all {len(rows)} others) match no "
+            f"example id; check --id_column and that the file belongs to this dataset/split"
+        )
+    dropped = {i for i, r in rows.items() if drop_not_kept and r.get("keep") is False}
+
+    def add(batch):
+        out = {"ea_text": [], "as_text": [], "ter_text": []}
+        for i in batch["id"]:
+            r = rows.get(i)
+            texts = rationale_texts(r.get("rationales") if r and not r.get("error") else [])
+            out["ea_text"].append(texts.ea)
+            out["as_text"].append(texts.as_)
+            out["ter_text"].append(texts.ter)
+        return out
+
+    n_before = len(ds)
+    if dropped:
+        ds = ds.filter(lambda b: [i not in dropped for i in b["id"]], batched=True, desc="dropping keep=false")
+    ds = ds.map(add, batched=True, desc="joining rationales")
+    stats = {
+        "examples": n_before,
+        "with_rationales": sum(1 for i in ids if i in rows and not rows[i].get("error")),
+        "dropped_keep_false": n_before - len(ds),
+        "unmatched_rationale_rows": len(unmatched),
+    }
+    if logger is not None:
+        logger.info("rationales from %s: %s", path, json.dumps(stats))
+    return ds, stats

@@ -1,0 +1,80 @@
+"""JSONL reading and writing shared by the rationale pipeline, training and evaluation."""
+
+import json
+import os
+from typing import Iterator, Tuple
+
+
+class InputError(ValueError):
+    """Bad user input; the message names the file, row and field."""
+
+
+def iter_jsonl(path: str, tolerate_torn_tail: bool = False) -> Iterator[Tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-empty line (1-based line numbers).
+
+    With ``tolerate_torn_tail`` a last line that is not valid JSON and has no trailing newline (a
+    write cut short by a crash) is skipped; any other bad line raises :class:`InputError`.
+    """
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    with f:
+        lines = f.read().split(b"\n")
+    last = len(lines)
+    for i, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{path}:{i}: not valid UTF-8 ({e})") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            if tolerate_torn_tail and i == last:
+                continue  # torn final write: the row was never finished
+            raise InputError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise InputError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
+        yield i, obj
+
+
+def repair_torn_tail(path: str) -> bool:
+    """Cut a torn (newline-less, unparsable) last line off ``path`` so appends start on a fresh line.
+
+    Returns True if something was cut.
+    """
+    if not os.path.exists(path):
+        return False
+    with open(path, "rb+") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return False
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        try:
+            json.loads(tail.decode("utf-8"))
+            f.seek(0, os.SEEK_END)
+            f.write(b"\n")  # complete row that only lacks its newline
+            return False
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            f.truncate(cut)
+            return True
+
+
+def write_jsonl_atomic(path: str, rows) -> None:
+    """Write ``rows`` to ``path`` through a temporary file so a crash never leaves half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: str, obj) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
