@@ -1,0 +1,144 @@
+"""Command-line arguments of ``train.py`` (model and data); the training ones live in
+:class:`lsrmwf.trainer.LsrMwfTrainingArguments`.
+
+``None`` means "not given": :func:`lsrmwf.presets.fill_from_preset` fills those from
+``--preset cnndm|xsum`` and never overwrites an explicit value.
+"""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .data import VIEWS
+from .presets import PRESETS
+
+TARGETS = ("gold", "llm_summary", "both")
+STAGES = ("summarization", "basic_reading")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "A BART or LSR-MWF checkpoint (hub name or local directory), e.g. facebook/bart-large. "
+                          "Leave unset to train a BART built from --config_overrides with a BPE tokenizer trained "
+                          "on the training text."},
+    )
+    config_overrides: Optional[str] = field(
+        default=None,
+        metadata={"help": "From-scratch model only: BartConfig values as 'd_model=256,encoder_layers=2,...'."},
+    )
+    tokenizer_name: Optional[str] = field(
+        default=None, metadata={"help": "Tokenizer to use instead of the checkpoint's (or of training one)."}
+    )
+    tokenizer_vocab_size: int = field(
+        default=8000, metadata={"help": "Vocabulary size of the BPE tokenizer trained for a from-scratch model."}
+    )
+    baseline: bool = field(
+        default=False,
+        metadata={"help": "Train plain BartForConditionalGeneration (no views, no gates, loss = token loss)."},
+    )
+    views: Optional[List[str]] = field(
+        default=None,
+        metadata={"help": "LSR-MWF views to build (ablations): any of ea as ter. Default: all three, or the "
+                          "checkpoint's own views for an LSR-MWF checkpoint."},
+    )
+    gate_init: Optional[float] = field(default=None, metadata={"help": "Initial gate value (preset: 0.02 cnndm, 0.01 xsum)."})
+    freeze_gates: bool = field(default=False, metadata={"help": "Keep the gates fixed at --gate_init (Table 4 ablation)."})
+    cache_rationale_targets: bool = field(
+        default=True,
+        metadata={"help": "Encode the rationale texts once with the initial model before training (the paper's "
+                          "'previously encoded' targets, cached by datasets) instead of in every step."},
+    )
+    teacher_model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Logit KD: a frozen seq2seq teacher sharing the student's vocabulary "
+                          "(loss = kd_alpha*CE + (1-kd_alpha)*T^2*KL)."},
+    )
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
+
+    def __post_init__(self):
+        if self.views is not None:
+            bad = [v for v in self.views if v not in VIEWS]
+            if bad or not self.views:
+                raise ValueError(f"--views must be a non-empty subset of {list(VIEWS)}, got {self.views}")
+            if len(set(self.views)) != len(self.views):
+                raise ValueError(f"--views lists a view twice: {self.views}")
+            self.views = [v for v in VIEWS if v in self.views]  # the hierarchy's order
+        if self.model_name_or_path and self.config_overrides:
+            raise ValueError("--config_overrides builds a model from scratch; it cannot be combined with --model_name_or_path")
+        if self.gate_init is not None and not 0.0 < self.gate_init < 1.0:
+            raise ValueError(f"--gate_init must lie strictly between 0 and 1, got {self.gate_init}")
+
+
+@dataclass
+class DataArguments:
+    preset: Optional[str] = field(
+        default=None,
+        metadata={"help": "The paper's settings for a dataset family (lengths, generation, gates, gammas); explicit "
+                          "values win. Default: the one the hub dataset implies, else cnndm.",
+                  "choices": sorted(PRESETS)},
+    )
+    stage: str = field(
+        default="summarization",
+        metadata={"help": "summarization, or basic_reading: BRD pre-education on --basic_reading_file, whose "
+                          "checkpoint the summarization stage then starts from.", "choices": list(STAGES)},
+    )
+    dataset_name: Optional[str] = field(
+        default=None, metadata={"help": "Hub dataset (cnn_dailymail, EdinburghNLP/xsum) or 'aclsum' (offline)."}
+    )
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "e.g. 3.0.0 for cnn_dailymail."})
+    train_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet training file."})
+    validation_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_eval."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_predict."})
+    train_split: str = field(default="train", metadata={"help": "Split of --dataset_name for training."})
+    validation_split: str = field(default="validation", metadata={"help": "Split of --dataset_name for --do_eval."})
+    test_split: str = field(default="test", metadata={"help": "Split of --dataset_name for --do_predict."})
+    text_column: Optional[str] = field(default=None, metadata={"help": "Document column (default per dataset)."})
+    summary_column: Optional[str] = field(default=None, metadata={"help": "Summary column (default per dataset)."})
+    id_column: Optional[str] = field(default=None, metadata={"help": "Id column; must match the rationale file's ids."})
+    rationale_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "Rationale JSONL from generate_rationales.py for the training split; keep=false rows are "
+                          "dropped. Without it the alignment losses are off."},
+    )
+    target: str = field(
+        default="gold",
+        metadata={"help": "Training targets: gold summaries, the LLM's total summaries from --rationale_file "
+                          "(sequence-level distillation), or both (each document once with each).",
+                  "choices": list(TARGETS)},
+    )
+    basic_reading_file: Optional[str] = field(
+        default=None, metadata={"help": "--stage basic_reading: the JSONL of generate_rationales.py --task basic_reading."}
+    )
+    brd_mix_original: bool = field(
+        default=True,
+        metadata={"help": "BRD: mix in denoising examples built from the original passages so the model does not forget."},
+    )
+    brd_passage_sentences: int = field(default=3, metadata={"help": "BRD: sentences per original passage."})
+    brd_mask_ratio: float = field(default=0.3, metadata={"help": "BRD: fraction of a passage's words masked out (text infilling)."})
+    max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens (preset: 1024 / 512)."})
+    max_target_length: Optional[int] = field(default=None, metadata={"help": "Summary tokens (preset: 120 / 80)."})
+    max_rationale_length: int = field(default=256, metadata={"help": "Tokens per rationale view text."})
+    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N training examples."})
+    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation examples."})
+    max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N test examples."})
+    num_beams: Optional[int] = field(default=None, metadata={"help": "Beam size (preset: 4 / 8)."})
+    length_penalty: Optional[float] = field(default=None, metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
+    min_length: Optional[int] = field(default=None, metadata={"help": "Minimum summary tokens (preset: 55 / 11)."})
+    max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
+    no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
+    preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
+
+    def __post_init__(self):
+        if self.stage == "basic_reading":
+            if not self.basic_reading_file:
+                raise ValueError("--stage basic_reading needs --basic_reading_file (from generate_rationales.py --task basic_reading)")
+        elif self.basic_reading_file:
+            raise ValueError("--basic_reading_file is only read by --stage basic_reading")
+        if self.target != "gold" and not self.rationale_file:
+            raise ValueError(f"--target {self.target} trains on the LLM summaries of --rationale_file; give that file")
+        if not 0.0 <= self.brd_mask_ratio < 1.0:
+            raise ValueError(f"--brd_mask_ratio must lie in [0, 1), got {self.brd_mask_ratio}")
+        if self.brd_passage_sentences < 1:
+            raise ValueError(f"--brd_passage_sentences must be >= 1, got {self.brd_passage_sentences}")

@@ -1,0 +1,277 @@
+"""Two distillation methods beside LSR-MWF, usable alone or with it in the same trainer.
+
+* Task-specific logit KD: ``alpha * CE + (1 - alpha) * T^2 * KL(teacher_T || student_T)`` over the
+  summary tokens, with a frozen white-box teacher (:func:`kd_loss`, :func:`load_teacher`).
+* Basic Reading Distillation (BRD) pre-education data: per sentence, the LLM's entities and
+  question/answer pairs as a seq2seq target, mixed with denoising examples built from the original
+  passages (:func:`build_basic_reading_dataset`).
+"""
+
+import contextlib
+import logging
+import random
+import re
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .io import InputError, iter_jsonl
+
+logger = logging.getLogger(__name__)
+
+BART_MODEL_TYPES = ("bart", "lsrmwf")
+
+
+# ----------------------------------------------------------------------------------------------
+# Logit KD
+# ----------------------------------------------------------------------------------------------
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float,
+    temperature: float,
+    ce: Optional[torch.Tensor] = None,
+    ignore_index: int = -100,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``alpha * CE + (1 - alpha) * T^2 * KL(softmax(t/T) || softmax(s/T))``, mean over label tokens.
+
+    ``student_logits``/``teacher_logits``: ``[B, L, V]`` on the same decoder inputs; ``labels``:
+    ``[B, L]`` with ``ignore_index`` at padding, which is left out of both terms. ``ce`` may be
+    passed when the model already computed it (e.g. with label smoothing). Returns
+    ``(loss, ce, kl)``; the teacher side carries no gradient.
+    """
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ")
+    mask = labels.ne(ignore_index)
+    s = student_logits[mask].float()
+    t = teacher_logits[mask].detach().float()
+    if ce is None:
+        ce = F.cross_entropy(s, labels[mask])
+    if s.shape[0] == 0:
+        kl = s.sum() * 0.0
+    else:
+        kl = F.kl_div(
+            F.log_softmax(s / temperature, dim=-1), F.log_softmax(t / temperature, dim=-1), log_target=True, reduction="batchmean"
+        )
+    loss = alpha * ce + (1.0 - alpha) * temperature**2 * kl
+    return loss, ce, kl
+
+
+@contextlib.contextmanager
+def _outside_zero3():
+    """Load a model normally even when a ZeRO-3 training config is active.
+
+    transformers partitions every model created while a ZeRO-3 ``TrainingArguments`` is alive
+    (``zero.Init``); the teacher is not a trainee and must stay whole on its device.
+    """
+    from transformers.integrations import deepspeed as hf_ds
+
+    ref = hf_ds._hf_deepspeed_config_weak_ref
+    hf_ds.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_ds._hf_deepspeed_config_weak_ref = ref
+
+
+def check_bart_checkpoint(path: str, config, what: str = "--model_name_or_path") -> None:
+    if config.model_type not in BART_MODEL_TYPES:
+        raise InputError(
+            f"{what} {path}: model_type {config.model_type!r} is not BART; LSR-MWF, --baseline and the KD student/"
+            f"teacher need a BART-family seq2seq checkpoint (model_type 'bart' or 'lsrmwf', e.g. facebook/bart-large)"
+        )
+
+
+def load_teacher(path: str, student, tokenizer=None, device=None, cache_dir: Optional[str] = None, revision: str = "main"):
+    """Load a frozen KD teacher (eval mode, no gradient) and check it shares the student's vocabulary.
+
+    The teacher must be a BART-family checkpoint whose vocabulary size, special ids and (when it ships
+    a tokenizer) token-to-id mapping equal the student's; anything else is refused here, before
+    training, with both sides named.
+    """
+    import lsrmwf  # noqa: F401  (registers model_type "lsrmwf" with the Auto classes)
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(path, cache_dir=cache_dir, revision=revision)
+    check_bart_checkpoint(path, config, "--teacher_model_name_or_path")
+    sc = student.config
+    if config.vocab_size != sc.vocab_size:
+        raise InputError(
+            f"--teacher_model_name_or_path {path}: vocabulary size {config.vocab_size} differs from the student's "
+            f"{sc.vocab_size}; logit KD needs teacher and student to share one tokenizer (use the teacher's tokenizer "
+            f"for the student: --tokenizer_name {path})"
+        )
+    for key in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
+        if getattr(config, key, None) != getattr(sc, key, None):
+            raise InputError(
+                f"--teacher_model_name_or_path {path}: {key} is {getattr(config, key, None)} in the teacher but "
+                f"{getattr(sc, key, None)} in the student; they must share one tokenizer"
+            )
+    if tokenizer is not None:
+        try:
+            teacher_tok = AutoTokenizer.from_pretrained(path, cache_dir=cache_dir, revision=revision)
+        except (OSError, ValueError):
+            teacher_tok = None
+            logger.info("teacher %s ships no tokenizer; checked vocabulary size and special ids only", path)
+        if teacher_tok is not None and teacher_tok.get_vocab() != tokenizer.get_vocab():
+            tv, sv = teacher_tok.get_vocab(), tokenizer.get_vocab()
+            diff = next((t for t in sorted(set(tv) | set(sv)) if tv.get(t) != sv.get(t)), None)
+            raise InputError(
+                f"--teacher_model_name_or_path {path}: the teacher's tokenizer differs from the student's (token "
+                f"{diff!r}: id {tv.get(diff)} in the teacher, {sv.get(diff)} in the student); logit KD compares "
+                f"distributions over the same vocabulary (use --tokenizer_name {path} for the student)"
+            )
+    with _outside_zero3():
+        teacher = AutoModelForSeq2SeqLM.from_pretrained(path, cache_dir=cache_dir, revision=revision)
+    teacher.eval()
+    teacher.requires_grad_(False)
+    if device is not None:
+        teacher.to(device)
+    return teacher
+
+
+# ----------------------------------------------------------------------------------------------
+# Basic Reading Distillation data
+# ----------------------------------------------------------------------------------------------
+
+
+def linearize_reading(entities: List[dict], qa: List[dict]) -> str:
+    """The seq2seq target for one sentence's basic reading.
+
+    ``Entities: Apple (organization: maker of the MacBook Pro) ; MacBook Pro (product) Questions: What
+    did I buy? Answer: A new MacBook Pro.``  Either part is left out when empty.
+    """
+    parts = []
+    ents = []
+    for e in entities:
+        name = str(e.get("name") or "").strip()
+        if not name:
+            continue
+        typ = str(e.get("type") or "").strip()
+        detail = str(e.get("detail") or "").strip()
+        inner = ": ".join(x for x in (typ, detail) if x)
+        ents.append(f"{name} ({inner})" if inner else name)
+    if ents:
+        parts.append("Entities: " + " ; ".join(ents))
+    pairs = []
+    for p in qa:
+        q = str(p.get("question") or "").strip()
+        a = str(p.get("answer") or "").strip()
+        if q and a:
+            pairs.append(f"{q} Answer: {a}")
+    if pairs:
+        parts.append("Questions: " + " ; ".join(pairs))
+    return " ".join(parts)
+
+
+def mask_spans(text: str, ratio: float, rng: random.Random, mask_token: str) -> str:
+    """BART-style text infilling on words: spans (1-3 words) covering ~``ratio`` of the words become one mask each."""
+    words = text.split()
+    if ratio <= 0 or len(words) < 2:
+        return text
+    budget = max(1, round(len(words) * ratio))
+    masked = [False] * len(words)
+    tries = 0
+    while budget > 0 and tries < 10 * len(words):
+        tries += 1
+        span = min(rng.randint(1, 3), budget)
+        start = rng.randrange(0, len(words) - span + 1)
+        if any(masked[start : start + span]):
+            continue
+        for k in range(start, start + span):
+            masked[k] = True
+        budget -= span
+    out = []
+    for w, m in zip(words, masked):
+        if m:
+            if not out or out[-1] != mask_token:
+                out.append(mask_token)
+        else:
+            out.append(w)
+    return " ".join(out)
+
+
+_SENT_INDEX = re.compile(r":(\d+)$")
+
+
+def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
+    """Validate and read the basic-reading JSONL (one row per sentence; see the shared contract).
+
+    Rows whose ``error`` is set are skipped and counted; malformed rows raise :class:`InputError`
+    naming the file, line and field.
+    """
+    rows, stats = [], {"rows": 0, "failed_rows": 0, "empty_readings": 0}
+    for line, obj in iter_jsonl(path, tolerate_torn_tail=True):
+        stats["rows"] += 1
+        where = f"{path}:{line}"
+        if obj.get("error"):
+            stats["failed_rows"] += 1
+            continue
+        for key in ("id", "doc_id", "sentence"):
+            if key not in obj:
+                raise InputError(f"{where}: field {key!r} is missing")
+        if not isinstance(obj["sentence"], str) or not obj["sentence"].strip():
+            raise InputError(f"{where}: field 'sentence' is empty or not a string")
+        for key, subkeys in (("entities", ("name",)), ("qa", ("question", "answer"))):
+            value = obj.get(key) or []
+            if not isinstance(value, list):
+                raise InputError(f"{where}: field {key!r} must be a list, got {type(value).__name__}")
+            for k, item in enumerate(value):
+                if not isinstance(item, dict) or any(s not in item for s in subkeys):
+                    raise InputError(f"{where}: {key}[{k}] must be an object with {list(subkeys)}")
+        obj["_line"] = line
+        rows.append(obj)
+    return rows, stats
+
+
+def build_basic_reading_dataset(
+    path: str,
+    mix_original: bool = True,
+    passage_sentences: int = 3,
+    mask_ratio: float = 0.3,
+    seed: int = 42,
+    mask_token: str = "<mask>",
+):
+    """BRD pre-education examples as a Dataset with ``id``, ``document`` (input), ``summary`` (target).
+
+    * one reading example per sentence: input = the sentence, target = :func:`linearize_reading`;
+    * with ``mix_original``, one denoising example per passage of ``passage_sentences`` consecutive
+      sentences of a document (in sentence order): input = the passage with word spans masked,
+      target = the passage, so the pre-trained model keeps reconstructing ordinary text.
+    """
+    import datasets
+
+    rows, stats = read_basic_reading_file(path)
+    out = {"id": [], "document": [], "summary": []}
+    docs: "OrderedDict[str, List[Tuple[int, int, str]]]" = OrderedDict()
+    for r in rows:
+        target = linearize_reading(r.get("entities") or [], r.get("qa") or [])
+        m = _SENT_INDEX.search(str(r["id"]))
+        order = int(m.group(1)) if m else r["_line"]
+        docs.setdefault(str(r["doc_id"]), []).append((order, r["_line"], r["sentence"].strip()))
+        if not target:
+            stats["empty_readings"] += 1
+            continue
+        out["id"].append(f"reading:{r['id']}")
+        out["document"].append(r["sentence"].strip())
+        out["summary"].append(target)
+    n_reading = len(out["id"])
+    if n_reading == 0:
+        raise InputError(f"{path}: no usable basic-reading row ({stats}); every row failed or has no entities/questions")
+    if mix_original:
+        for doc_id, sents in docs.items():
+            sents = [s for _, _, s in sorted(sents)]
+            for k in range(0, len(sents), passage_sentences):
+                passage = " ".join(sents[k : k + passage_sentences])
+                rng = random.Random(f"{seed}:{doc_id}:{k}")
+                out["id"].append(f"passage:{doc_id}:{k // passage_sentences}")
+                out["document"].append(mask_spans(passage, mask_ratio, rng, mask_token))
+                out["summary"].append(passage)
+    stats.update(reading_examples=n_reading, passage_examples=len(out["id"]) - n_reading)
+    logger.info("basic reading data from %s: %s", path, stats)
+    return datasets.Dataset.from_dict(out), stats

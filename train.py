@@ -1,0 +1,18 @@
+#!/usr/bin/env python
+"""Train LSR-MWF (or plain BART with --baseline, logit KD with --teacher_model_name_or_path, or the
+Basic Reading Distillation stage with --stage basic_reading). Run ``python train.py --help``.
+
+    accelerate launch train.py        # small built-in run on aclsum; see lsrmwf/training.py
+"""
+
+import sys
+
+from lsrmwf.io import InputError
+from lsrmwf.training import main
+
+if __name__ == "__main__":
+    try:
+        main()
+    except InputError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        sys.exit(2)
