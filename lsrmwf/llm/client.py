@@ -1,0 +1,159 @@
+"""Async chat requests to one or more OpenAI-compatible endpoints (vLLM, llama.cpp, cloud APIs).
+
+Retries and timeouts are the ``openai`` client's own (``max_retries``, ``timeout``): 429 waits for
+``Retry-After`` (up to two minutes), 408/409/5xx and connection errors/timeouts back off
+exponentially. Nothing here retries a failed request again on top of that. The only retry this
+module adds is *semantic* (:func:`ask`): an answer that was cut off or does not parse is sent back
+once with the problem stated.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+from . import prompts
+from .parsing import AnswerError
+
+
+class RequestError(RuntimeError):
+    """The endpoint did not produce an answer (after the client's own retries)."""
+
+
+@dataclass
+class Usage:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: "Usage") -> None:
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> Dict[str, int]:
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+
+@dataclass
+class GenerationParams:
+    """What decides the answers (all of it goes into the cache key)."""
+
+    model: str
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    top_p: Optional[float] = None
+    seed: Optional[int] = None
+    response_format: str = "json_schema"  # json_schema | json_object | text
+    extra_body: Dict = field(default_factory=dict)
+
+    @property
+    def json_mode(self) -> bool:
+        return self.response_format != "text"
+
+    def as_dict(self) -> Dict:
+        out = {"temperature": self.temperature, "max_tokens": self.max_tokens, "response_format": self.response_format}
+        if self.top_p is not None:
+            out["top_p"] = self.top_p
+        if self.seed is not None:
+            out["seed"] = self.seed
+        if self.extra_body:
+            out["extra_body"] = self.extra_body
+        return out
+
+
+@dataclass
+class Answer:
+    text: str
+    finish_reason: Optional[str]
+    usage: Usage
+
+
+class LLMClient:
+    """One ``AsyncOpenAI`` per base URL; each call goes to the endpoint with the fewest requests in flight."""
+
+    def __init__(self, base_urls: List[str], api_key: Optional[str], params: GenerationParams,
+                 timeout: float = 600.0, max_retries: int = 5):
+        from openai import AsyncOpenAI
+
+        if not base_urls:
+            raise ValueError("at least one --base_url is needed")
+        self.base_urls = list(base_urls)
+        self.params = params
+        # Local servers ignore the key, but the client refuses to start without one.
+        key = api_key or "not-needed"
+        self._clients = [AsyncOpenAI(base_url=u, api_key=key, timeout=timeout, max_retries=max_retries) for u in self.base_urls]
+        self._in_flight = [0] * len(self._clients)
+
+    def pick_endpoint(self) -> int:
+        return min(range(len(self._clients)), key=lambda i: self._in_flight[i])
+
+    async def chat(self, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict]) -> Answer:
+        import openai
+
+        p = self.params
+        kwargs = dict(model=p.model, messages=messages, temperature=p.temperature, max_tokens=p.max_tokens)
+        if p.top_p is not None:
+            kwargs["top_p"] = p.top_p
+        if p.seed is not None:
+            kwargs["seed"] = p.seed
+        if response_format is not None:
+            kwargs["response_format"] = response_format
+        if p.extra_body:
+            kwargs["extra_body"] = p.extra_body
+        url = self.base_urls[endpoint]
+        self._in_flight[endpoint] += 1
+        try:
+            resp = await self._clients[endpoint].chat.completions.create(**kwargs)
+        except openai.APIStatusError as e:
+            raise RequestError(f"{url}: HTTP {e.status_code} after the client's retries: {_short(e.message)}") from None
+        except openai.APITimeoutError:
+            raise RequestError(f"{url}: request timed out after the client's retries") from None
+        except openai.APIConnectionError as e:
+            raise RequestError(f"{url}: connection failed after the client's retries: {_short(str(e.__cause__ or e))}") from None
+        except openai.APIError as e:  # malformed bodies and the like
+            raise RequestError(f"{url}: unusable response: {_short(str(e))}") from None
+        finally:
+            self._in_flight[endpoint] -= 1
+        choices = getattr(resp, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise RequestError(f"{url}: response is not a chat completion: {_short(repr(resp))}")
+        u = getattr(resp, "usage", None)
+        usage = Usage(1, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        return Answer(choices[0].message.content or "", choices[0].finish_reason, usage)
+
+    async def close(self) -> None:
+        for c in self._clients:
+            await c.close()
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict],
+              parse: Callable[[str], object], usage: Usage) -> Tuple[object, int]:
+    """Send ``messages``; parse the answer; on a cut-off or unparsable answer retry once with the problem.
+
+    Returns ``(parsed, attempts)``. Raises :class:`RequestError` (endpoint failed) or
+    :class:`AnswerError` (both answers unusable; the message names both problems).
+    """
+    problems = []
+    for attempt in (1, 2):
+        answer = await client.chat(endpoint, messages, response_format)
+        usage.add(answer.usage)
+        truncated = answer.finish_reason == "length"
+        if truncated:
+            problem = f"it was cut off at max_tokens={client.params.max_tokens} before it was complete"
+        else:
+            try:
+                return parse(answer.text), attempt
+            except AnswerError as e:
+                problem = str(e)
+        problems.append(problem)
+        if attempt == 1:
+            messages = prompts.retry_messages(messages, answer.text, problem, truncated)
+    raise AnswerError(f"unusable answer twice: first {problems[0]}; then {problems[1]}")

@@ -1,0 +1,286 @@
+"""The resumable, concurrent generation loop and its two tasks.
+
+* :class:`RationaleTask` (paper steps 1-2): per document, a *dig* request (Tasks 1-3) and a
+  *summarize* request (Tasks 4-5), then ROUGE-based selection (:mod:`lsrmwf.llm.selection`).
+* :class:`ReadingTask` (Basic Reading Distillation): per sentence, entities and questions+answers.
+
+:func:`run_task` drives either: it skips ids the output file already holds (same cache key),
+keeps at most ``concurrency`` examples in flight, appends and flushes each row as it finishes,
+shows a progress bar (rows/s, tokens/s, ETA) and returns a summary. A request or answer that fails
+becomes a row with ``error`` set and ``keep: false``; it is retried on the next run.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional
+
+from . import prompts
+from .client import GenerationParams, LLMClient, RequestError, Usage, ask
+from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
+from .selection import select
+from .sentences import split_sentences
+from .store import ResultStore, cache_key
+
+logger = logging.getLogger(__name__)
+
+
+def truncate_words(text: str, max_words: Optional[int]) -> str:
+    if max_words is None:
+        return text
+    words = text.split()
+    return text if len(words) <= max_words else " ".join(words[:max_words])
+
+
+@dataclass
+class Selection:
+    score: str
+    score_threshold: float
+    score_on: str = "total"
+    rouge_measure: str = "fmeasure"
+
+    def as_dict(self) -> dict:
+        return {"score": self.score, "threshold": self.score_threshold, "score_on": self.score_on, "rouge_measure": self.rouge_measure}
+
+
+# ------------------------------------------------------------------------------------------------
+# Tasks
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RationaleTask:
+    """Rationale digging and selection for documents with gold summaries."""
+
+    selection: Selection
+    rationales: str = "per_sentence"  # per_sentence | one
+    max_rationales: int = 8
+    max_document_words: Optional[int] = None
+    name: str = "rationales"
+
+    def settings(self) -> dict:
+        return {"rationales": self.rationales, "max_rationales": self.max_rationales,
+                "max_document_words": self.max_document_words, "schemas": prompts.schema_fingerprint()}
+
+    def summary_units(self, summary: str) -> List[str]:
+        """What one rationale is asked for: each gold summary sentence, or the whole summary."""
+        if self.rationales == "one":
+            return [" ".join(summary.split())]
+        if self.rationales != "per_sentence":
+            raise ValueError(f"rationales must be 'per_sentence' or 'one', not {self.rationales!r}")
+        units = split_sentences(summary) or [" ".join(summary.split())]
+        if len(units) > self.max_rationales:  # keep every word: the tail joins the last unit
+            units = units[: self.max_rationales - 1] + [" ".join(units[self.max_rationales - 1:])]
+        return units
+
+    def items(self, ds) -> Iterable[dict]:
+        for i, doc, summ in zip(ds["id"], ds["document"], ds["summary"]):
+            yield {"id": i, "document": doc, "summary": summ}
+
+    async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
+        params = client.params
+        document = truncate_words(item["document"], self.max_document_words)
+        units = self.summary_units(item["summary"])
+        n = len(units)
+        row = {"id": item["id"], "rationales": [], "sub_summaries": [], "summary": "", "rouge": None,
+               "score": None, "keep": False}
+        stage = "dig (tasks 1-3)"
+        try:
+            rationales, _ = await ask(
+                client, endpoint, prompts.dig_messages(document, units, params.json_mode),
+                prompts.response_format(params.response_format, "rationales", prompts.dig_schema(n)),
+                lambda text: parse_rationales(text, n), usage)
+            stage = "summarize (tasks 4-5)"
+            (subs, total), _ = await ask(
+                client, endpoint, prompts.summarize_messages(document, rationales, params.json_mode),
+                prompts.response_format(params.response_format, "summaries", prompts.summarize_schema(n)),
+                lambda text: parse_summaries(text, n), usage)
+        except (RequestError, AnswerError) as e:
+            row["error"] = f"{stage}: {e}"
+            return row
+        flags = verbatim_flags(rationales, document)
+        row.update(rationales=rationales, sub_summaries=subs, summary=total, as_verbatim=sum(flags), error=None)
+        row.update(self.select(row, item["summary"]))
+        return row
+
+    def select(self, row: dict, reference: str) -> dict:
+        s = self.selection
+        out = select(row["sub_summaries"], row["summary"], reference, s.score, s.score_threshold, s.score_on, s.rouge_measure)
+        out["selection"] = s.as_dict()
+        return out
+
+    def reselect(self, store: ResultStore, ds) -> int:
+        """Re-score finished rows whose selection settings differ from this run's (no LLM calls)."""
+        current = self.selection.as_dict()
+        stale = [r for r in store.done.values() if r.get("selection") != current]
+        if not stale:
+            return 0
+        refs = dict(zip(ds["id"], ds["summary"]))
+        changed = 0
+        rows = []
+        for r in store.done.values():
+            if r.get("selection") != current and r["id"] in refs:
+                r = dict(r, **self.select(r, refs[r["id"]]))
+                changed += 1
+            rows.append(r)
+        missing = len(stale) - changed
+        if missing:
+            logger.warning("%d finished rows are not in this dataset split and keep their old selection settings", missing)
+        store.rewrite_done(rows)
+        return changed
+
+    def file_summary(self, store: ResultStore) -> dict:
+        rows = list(store.done.values())
+        kept = sum(1 for r in rows if r.get("keep"))
+        n_rationales = sum(len(r.get("rationales") or []) for r in rows)
+        verbatim = sum(r.get("as_verbatim") or 0 for r in rows)
+        return {
+            "rows_done": len(rows), "kept": kept, "kept_fraction": round(kept / len(rows), 4) if rows else None,
+            "rationales": n_rationales, "as_verbatim": verbatim,
+            "as_verbatim_fraction": round(verbatim / n_rationales, 4) if n_rationales else None,
+        }
+
+
+@dataclass
+class ReadingTask:
+    """Basic reading (BRD): for each sentence, named entities and questions with answers."""
+
+    context: str = "sentence"  # sentence | passage: what the prompt shows around the sentence
+    max_document_words: Optional[int] = None
+    name: str = "basic_reading"
+
+    def settings(self) -> dict:
+        return {"context": self.context, "max_document_words": self.max_document_words, "schemas": prompts.schema_fingerprint()}
+
+    def items(self, ds) -> Iterable[dict]:
+        if self.context not in ("sentence", "passage"):
+            raise ValueError(f"context must be 'sentence' or 'passage', not {self.context!r}")
+        for doc_id, doc in zip(ds["id"], ds["document"]):
+            for k, sentence in enumerate(split_sentences(doc)):
+                yield {"id": f"{doc_id}:{k}", "doc_id": doc_id, "sentence": sentence, "passage": doc}
+
+    async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
+        params = client.params
+        context = item["sentence"] if self.context == "sentence" else truncate_words(item["passage"], self.max_document_words)
+        row = {"id": item["id"], "doc_id": item["doc_id"], "sentence": item["sentence"], "entities": [], "qa": []}
+        try:
+            (entities, qa), _ = await ask(
+                client, endpoint, prompts.read_messages(context, item["sentence"], params.json_mode),
+                prompts.response_format(params.response_format, "basic_reading", prompts.read_schema()),
+                parse_reading, usage)
+        except (RequestError, AnswerError) as e:
+            row["error"] = f"basic reading: {e}"
+            return row
+        row.update(entities=entities, qa=qa, error=None)
+        return row
+
+    def reselect(self, store, ds) -> int:
+        return 0
+
+    def file_summary(self, store: ResultStore) -> dict:
+        rows = list(store.done.values())
+        return {"rows_done": len(rows), "entities": sum(len(r.get("entities") or []) for r in rows),
+                "qa": sum(len(r.get("qa") or []) for r in rows)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Runner
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunStats:
+    pending: int = 0
+    finished: int = 0
+    failed: int = 0
+    usage: Usage = field(default_factory=Usage)
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    requested_ids: List[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        el = max(self.elapsed_s, 1e-9)
+        return {
+            "this_run": {
+                "pending": self.pending, "finished": self.finished, "failed": self.failed,
+                "interrupted": self.interrupted, **self.usage.as_dict(), "total_tokens": self.usage.total_tokens,
+                "elapsed_s": round(self.elapsed_s, 2), "rows_per_s": round(self.finished / el, 4),
+                "tokens_per_s": round(self.usage.total_tokens / el, 2),
+            }
+        }
+
+
+def run_settings(task, params: GenerationParams) -> dict:
+    """What every row records and its cache key hashes (endpoint and concurrency excluded)."""
+    return {"task": task.name, "model": params.model, "prompt_version": prompts.PROMPT_VERSION,
+            "params": {**params.as_dict(), **task.settings()}}
+
+
+async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore, concurrency: int,
+                 stats: RunStats, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(items), unit="row", desc=task.name, disable=not progress, dynamic_ncols=True)
+    start = time.perf_counter()
+    queue = iter(items)
+
+    async def worker():
+        for item in queue:  # a shared iterator: each item goes to exactly one worker
+            endpoint = client.pick_endpoint()
+            usage = Usage()
+            stats.requested_ids.append(item["id"])
+            t0 = time.perf_counter()
+            row = await task.process(item, client, endpoint, usage)
+            row.update(endpoint=client.base_urls[endpoint], usage=usage.as_dict(),
+                       latency_s=round(time.perf_counter() - t0, 3))
+            store.append(row)
+            stats.usage.add(usage)
+            stats.finished += 1
+            stats.failed += row["error"] is not None
+            el = time.perf_counter() - start
+            bar.set_postfix(tok_s=f"{stats.usage.total_tokens / el:.0f}", failed=stats.failed, refresh=False)
+            bar.update(1)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+    finally:
+        stats.elapsed_s = time.perf_counter() - start
+        bar.close()
+
+
+def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, progress: bool = True,
+             stats: Optional[RunStats] = None) -> dict:
+    """Generate ``task`` rows for every example of ``ds`` not yet in ``output``; return the summary.
+
+    Ctrl-C stops after saving what finished (the summary says ``interrupted``); rerun to resume.
+    Pass ``stats`` to inspect the run afterwards (e.g. ``stats.requested_ids``).
+    """
+    settings = run_settings(task, client.params)
+    store = ResultStore(output, cache_key(settings), settings)
+    stats = stats if stats is not None else RunStats()
+    with store:
+        if store.cut_torn_tail:
+            logger.warning("%s: cut off a torn last line left by an interrupted run", output)
+        if store.dropped_failed:
+            logger.info("%s: %d failed rows from an earlier run will be retried", output, store.dropped_failed)
+        reselected = task.reselect(store, ds)
+        if reselected:
+            logger.info("%s: re-scored %d finished rows with this run's selection settings", output, reselected)
+        items = [it for it in task.items(ds) if it["id"] not in store.done]
+        stats.pending = len(items)
+        logger.info("%s: %d rows already done, %d to generate", output, len(store.done), len(items))
+        try:
+            asyncio.run(_run_and_close(task, items, client, store, concurrency, stats, progress))
+        except KeyboardInterrupt:
+            stats.interrupted = True
+        summary = stats.as_dict()
+        summary["file"] = {"output": output, **task.file_summary(store)}
+    return summary
+
+
+async def _run_and_close(task, items, client, store, concurrency, stats, progress):
+    try:
+        await _drive(task, items, client, store, concurrency, stats, progress)
+    finally:
+        await client.close()

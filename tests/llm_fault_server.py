@@ -1,0 +1,196 @@
+"""A small OpenAI-compatible chat server on 127.0.0.1 that misbehaves on request.
+
+It answers ``POST /v1/chat/completions`` like a well-behaved model would: valid rationale,
+summary or basic-reading answers built from the document (in JSON when a ``response_format`` is
+sent, in the line formats otherwise). A marker in the document text selects a fault, counted per
+(marker, task, document), so a test can mix faulty and healthy documents in one run:
+
+==================  ==========================================================================
+``FAULT_429``       first request: 429 with ``Retry-After: 1``; then normal
+``FAULT_500``       first two requests: 500; then normal
+``FAULT_500_ALWAYS`` always 500
+``FAULT_TIMEOUT``   first request: answers after ``slow_s`` seconds (longer than the client's
+                    timeout); then normal
+``FAULT_GARBAGE``   always 200 with an HTML body instead of JSON
+``FAULT_BADJSON``   first answer: broken JSON / no line format; then normal
+``FAULT_LENGTH``    first answer: cut in half with ``finish_reason: length``; then normal
+``FAULT_LENGTH_ALWAYS`` always cut off
+``FAULT_OBEY``      a model that obeys instructions inside the document: answers ``HACKED``
+==================  ==========================================================================
+
+Every request body is recorded in ``server.requests`` (with its arrival time) for assertions.
+"""
+
+import hashlib
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import List, Optional
+
+MARKERS = ("FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_429", "FAULT_500", "FAULT_TIMEOUT", "FAULT_GARBAGE",
+           "FAULT_BADJSON", "FAULT_LENGTH", "FAULT_OBEY")
+
+
+def _document(messages) -> str:
+    text = "\n".join(m.get("content") or "" for m in messages if m.get("role") == "user")
+    m = re.search(r"<document>\n(.*?)\n</document>", text, re.S)
+    return m.group(1) if m else text
+
+
+def _task(body) -> str:
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        return rf["json_schema"]["name"]
+    prompt = body["messages"][1]["content"] if len(body["messages"]) > 1 else ""
+    if "sub-summar" in prompt:
+        return "summaries"
+    if "ENTITY" in prompt or "named entities" in prompt:
+        return "basic_reading"
+    return "rationales"
+
+
+def _count(body, default: int = 1) -> int:
+    """How many rationales / sub-summaries the request asks for."""
+    rf = body.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        props = rf["json_schema"]["schema"]["properties"]
+        for key in ("rationales", "sub_summaries"):
+            if key in props:
+                return props[key]["minItems"]
+    m = re.search(r"exactly (\d+)|Here are (\d+)", body["messages"][1]["content"])
+    return int(m.group(1) or m.group(2)) if m else default
+
+
+def _sentences(document: str) -> List[str]:
+    parts = [p.strip() for p in re.split(r"(?<=[.!?])\s+", document) if p.strip()]
+    return parts or [document.strip()]
+
+
+def healthy_answer(body) -> str:
+    """A correct answer for the request, in JSON if a response_format was sent, else line format."""
+    task, doc = _task(body), _document(body["messages"])
+    json_mode = body.get("response_format") is not None
+    sents = _sentences(doc)
+    if task == "rationales":
+        n = _count(body)
+        rats = []
+        for i in range(n):
+            s = sents[i % len(sents)]
+            words = s.rstrip(".").split()
+            rats.append({"aspect": " ".join(words[:3]), "sentence": s,
+                         "triples": [[words[0], words[1] if len(words) > 1 else "is", " ".join(words[2:]) or "it"]]})
+        if json_mode:
+            return json.dumps({"rationales": rats})
+        return "\n".join(f"{r['aspect']} | {r['sentence']} | {' # '.join(r['triples'][0])}" for r in rats)
+    if task == "summaries":
+        n = _count(body)
+        subs = [sents[i % len(sents)] for i in range(n)]
+        if json_mode:
+            return json.dumps({"sub_summaries": subs, "summary": sents[0]})
+        return "\n".join([f"SUB: {s}" for s in subs] + [f"SUMMARY: {sents[0]}"])
+    sentence = re.search(r"Sentence: (.*)", body["messages"][1]["content"]).group(1)
+    names = re.findall(r"\b[A-Z][a-z]+\b", sentence)[:2] or ["Nothing"]
+    ents = [{"name": n, "type": "name", "detail": f"mentioned in: {sentence[:40]}"} for n in names]
+    qa = [{"question": "What does the sentence say?", "answer": sentence}]
+    if json_mode:
+        return json.dumps({"entities": ents, "qa": qa})
+    return "\n".join([f"ENTITY: {e['name']} | {e['type']} | {e['detail']}" for e in ents]
+                     + [f"Q: {q['question']}\nA: {q['answer']}" for q in qa])
+
+
+class FaultServer:
+    """``with FaultServer() as srv: srv.base_url ...``; runs in a background thread."""
+
+    def __init__(self, slow_s: float = 3.0):
+        self.slow_s = slow_s
+        self.requests: List[dict] = []
+        self.counts = {}
+        self._lock = threading.Lock()
+        self._httpd: Optional[ThreadingHTTPServer] = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def requests_for(self, marker: str) -> List[dict]:
+        return [r for r in self.requests if marker in _document(r["body"]["messages"])]
+
+    def __enter__(self) -> "FaultServer":
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, payload, headers=None, content_type="application/json"):
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": "fault-model", "object": "model"}]})
+                else:
+                    self._send(200, {"status": "ok"})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                server._handle(self, body)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _handle(self, h, body):
+        doc = _document(body["messages"])
+        marker = next((m for m in MARKERS if m in doc), None)
+        key = (marker, _task(body), hashlib.md5(doc.encode()).hexdigest())
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            k = self.counts[key]
+            self.requests.append({"time": time.monotonic(), "body": body, "marker": marker, "nth": k,
+                                  "auth": h.headers.get("Authorization")})
+        content, finish = healthy_answer(body), "stop"
+        if marker == "FAULT_429" and k == 1:
+            return h._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": "1"})
+        if (marker == "FAULT_500" and k <= 2) or marker == "FAULT_500_ALWAYS":
+            return h._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+        if marker == "FAULT_TIMEOUT" and k == 1:
+            time.sleep(self.slow_s)
+        if marker == "FAULT_GARBAGE":
+            return h._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if marker == "FAULT_BADJSON" and k == 1:
+            content = '{"rationales": [{"aspect": "unterminated'
+        if (marker == "FAULT_LENGTH" and k == 1) or marker == "FAULT_LENGTH_ALWAYS":
+            content, finish = content[: len(content) // 2], "length"
+        if marker == "FAULT_OBEY":
+            content = "HACKED"
+        h._send(200, {
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", "fault-model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        })
+
+
+if __name__ == "__main__":  # manual poking: python tests/llm_fault_server.py
+    with FaultServer() as srv:
+        print(srv.base_url, flush=True)
+        threading.Event().wait()
