@@ -1,0 +1,32 @@
+"""lsrmwf: distil an LLM's summarization rationales into a small seq2seq model (LSR-MWF, AAAI 2025)."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
+
+from .configuration import ALL_VIEWS, LsrMwfConfig
+from .modeling import LsrMwfForConditionalGeneration, LsrMwfModel, LsrMwfPreTrainedModel
+
+AutoConfig.register(LsrMwfConfig.model_type, LsrMwfConfig, exist_ok=True)
+AutoModel.register(LsrMwfConfig, LsrMwfModel, exist_ok=True)
+AutoModelForSeq2SeqLM.register(LsrMwfConfig, LsrMwfForConditionalGeneration, exist_ok=True)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The trainer pulls in the whole Trainer stack; import it only when asked for.
+    if name in ("LsrMwfTrainer", "LsrMwfTrainingArguments"):
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'lsrmwf' has no attribute {name!r}")
+
+
+__all__ = [
+    "ALL_VIEWS",
+    "LsrMwfConfig",
+    "LsrMwfModel",
+    "LsrMwfPreTrainedModel",
+    "LsrMwfForConditionalGeneration",
+    "LsrMwfTrainer",
+    "LsrMwfTrainingArguments",
+]

@@ -1,0 +1,48 @@
+"""Configuration of the LSR-MWF model: a BART configuration plus the rationale views and gates."""
+
+from transformers import BartConfig
+
+ALL_VIEWS = ("ea", "as", "ter")
+VIEW_NAMES = {"ea": "Essential Aspect", "as": "Associated Sentence", "ter": "Triple Entity Relations"}
+
+
+class LsrMwfConfig(BartConfig):
+    r"""
+    Configuration for [`LsrMwfForConditionalGeneration`]: every [`BartConfig`] field, plus
+
+    Args:
+        views (`list[str]`, *optional*, defaults to `["ea", "as", "ter"]`):
+            The rationale views to build, any non-empty subset of `("ea", "as", "ter")` (the paper's
+            ablations). Views are stacked hierarchically in this canonical order whatever order is
+            given: the first active view reads the document embeddings, each next one also reads
+            the previous view's output.
+        gate_init (`float`, *optional*, defaults to 0.02):
+            Initial value of every fusion gate (paper: 0.02 for CNN/DM, 0.01 for XSum).
+        freeze_gates (`bool`, *optional*, defaults to `False`):
+            Keep the gates at `gate_init` (the fixed-gate ablation, paper Table 4).
+        view_dropout (`float`, *optional*):
+            Dropout inside the view modules; `None` means the model's `dropout`.
+
+    Gates are stored as logits and read through a sigmoid, so they stay strictly inside (0, 1)
+    whatever the optimizer does.
+    """
+
+    model_type = "lsrmwf"
+
+    views: list[str] | tuple[str, ...] = ALL_VIEWS
+    gate_init: float = 0.02
+    freeze_gates: bool = False
+    view_dropout: float | None = None
+
+    def __post_init__(self, **kwargs):
+        views = tuple(self.views)
+        unknown = [v for v in views if v not in ALL_VIEWS]
+        if not views or unknown or len(set(views)) != len(views):
+            raise ValueError(f"views must be a non-empty subset of {ALL_VIEWS} without repeats, got {list(views)}")
+        if not 0.0 < float(self.gate_init) < 1.0:
+            raise ValueError(f"gate_init must lie strictly between 0 and 1, got {self.gate_init}")
+        self.views = [v for v in ALL_VIEWS if v in views]
+        self.gate_init = float(self.gate_init)
+        kwargs.pop("model_type", None)  # a BART config.json says "bart"; this config is always "lsrmwf"
+        super().__post_init__(**kwargs)
+        self.__dict__.pop("model_type", None)

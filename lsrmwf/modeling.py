@@ -1,0 +1,383 @@
+"""LSR-MWF: BART with three rationale views and multi-view weak-gated fusion (AAAI 2025).
+
+The encoder pass computes, besides BART's encoding ``X`` of the document, one output per rationale
+view (EA: essential aspects, AS: associated sentences, TER: triple entity relations). Each view is a
+single Transformer layer over the document's shared token embeddings, with its own positions and
+LayerNorm, stacked hierarchically (EA reads the document, AS also reads EA's output, TER also reads
+AS's). Decoder layer ``i`` cross-attends to its own fusion
+
+    X + g_i^EA * A + g_i^AS * S + g_i^TER * R,        g_i^v = sigmoid(gate logit) in (0, 1)
+
+During training each view's masked-mean output is pulled toward the masked-mean encoding of that
+view's rationale text by a cosine loss (``view_losses``); the target encoding carries no gradient,
+the view modules and gates do. At inference only the document is needed, and the views are
+computed once per input in the encoder pass, so beam search reuses them at every step.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+from torch import nn
+from transformers import BartForConditionalGeneration, BartModel, PretrainedConfig
+from transformers import initialization as init
+from transformers.cache_utils import EncoderDecoderCache
+from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.models.bart.modeling_bart import (
+    BartDecoder,
+    BartDecoderLayer,
+    BartEncoder,
+    BartEncoderLayer,
+    BartLearnedPositionalEmbedding,
+    BartPreTrainedModel,
+    shift_tokens_right,
+)
+
+from .configuration import LsrMwfConfig
+
+COMPATIBLE_MODEL_TYPES = ("bart", "lsrmwf")
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` [B, T, D] over positions where ``mask`` [B, T] is non-zero; zeros if none."""
+    mask = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def alignment_loss(pooled: torch.Tensor, target: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Mean of ``1 - cos(pooled, target)`` over rows where ``present``; an exact zero (still attached
+    to the graph, so every rank has the same parameters in its backward) when no row has a target."""
+    target = target.to(pooled.dtype)
+    cos = nn.functional.cosine_similarity(pooled, target, dim=-1, eps=1e-6)
+    weight = present.to(pooled.dtype)
+    return ((1.0 - cos) * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+@dataclass
+class LsrMwfEncoderOutput(BaseModelOutput):
+    """BART's encoder output plus the rationale views.
+
+    Args:
+        view_states (`torch.FloatTensor` of shape `(batch_size, num_views, sequence_length, d_model)`):
+            Each view module's output, in `config.views` order; same length as the document.
+    """
+
+    view_states: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class LsrMwfSeq2SeqModelOutput(Seq2SeqModelOutput):
+    view_states: Optional[torch.FloatTensor] = None
+
+
+@dataclass
+class LsrMwfSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """`Seq2SeqLMOutput` (``loss`` is the token cross-entropy) plus
+
+    Args:
+        view_losses (`dict[str, torch.FloatTensor]`, *optional*):
+            For each view, the mean over examples that have that view's rationale of
+            `1 - cos(masked-mean(view output), masked-mean(encoding of the rationale))`.
+            Returned when any rationale input or target is given.
+    """
+
+    view_losses: Optional[Dict[str, torch.FloatTensor]] = None
+
+
+class LsrMwfViewModule(nn.Module):
+    """One rationale view: own positions + LayerNorm + a single Transformer layer over the shared
+    token embeddings of the document (plus, for hierarchical views, the previous view's output)."""
+
+    def __init__(self, config: LsrMwfConfig):
+        super().__init__()
+        view_config = copy.deepcopy(config)
+        if config.view_dropout is not None:
+            view_config.dropout = config.view_dropout
+        self.dropout = view_config.dropout
+        self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
+        self.layernorm_embedding = nn.LayerNorm(config.d_model)
+        self.layer = BartEncoderLayer(view_config)
+
+    def forward(self, token_embeds, attention_mask_4d, previous: Optional[torch.Tensor] = None):
+        hidden = token_embeds + self.embed_positions(token_embeds[:, :, -1]).to(token_embeds.device)
+        if previous is not None:
+            hidden = hidden + previous
+        hidden = self.layernorm_embedding(hidden)
+        hidden = nn.functional.dropout(hidden, p=self.dropout, training=self.training)
+        return self.layer(hidden, attention_mask_4d)
+
+
+class LsrMwfPreTrainedModel(BartPreTrainedModel):
+    config_class = LsrMwfConfig
+    config: LsrMwfConfig
+    _no_split_modules = [r"BartEncoderLayer", r"LsrMwfDecoderLayer", r"LsrMwfViewModule"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LsrMwfDecoderLayer):
+            init.constant_(module.gate_logits, math.log(self.config.gate_init / (1.0 - self.config.gate_init)))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load an LSR-MWF checkpoint, or a BART one whose views and gates are then initialised.
+
+        LSR-MWF options (``views``, ``gate_init``, ``freeze_gates``, ``view_dropout``) may be given as
+        keyword arguments. Checkpoints of other architectures are refused with a clear message.
+        """
+        config = kwargs.get("config")
+        if not isinstance(config, PretrainedConfig):
+            config_dict, _ = PretrainedConfig.get_config_dict(
+                pretrained_model_name_or_path,
+                **{k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs},
+            )
+            model_type = config_dict.get("model_type")
+            if model_type not in COMPATIBLE_MODEL_TYPES:
+                raise ValueError(
+                    f"{pretrained_model_name_or_path}: model_type {model_type!r} is not a BART checkpoint; "
+                    f"LSR-MWF extends BART and can start from model types {COMPATIBLE_MODEL_TYPES} only"
+                )
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+
+class LsrMwfEncoder(LsrMwfPreTrainedModel, BartEncoder):
+    """BART's encoder plus the view modules, computed in the same (single) encoder pass."""
+
+    def __init__(self, config: LsrMwfConfig):
+        BartEncoder.__init__(self, config)
+        self.views = nn.ModuleDict({v: LsrMwfViewModule(config) for v in config.views})
+        self.post_init()
+
+    def encode(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs) -> BaseModelOutput:
+        """BART's encoding only (no views): used for documents and for rationale targets."""
+        return BartEncoder.forward(self, input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs) -> LsrMwfEncoderOutput:
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        base = self.encode(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask_4d = create_bidirectional_mask(config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        outputs, previous = [], None
+        for view in self.config.views:
+            previous = self.views[view](inputs_embeds, mask_4d, previous)
+            outputs.append(previous)
+        return LsrMwfEncoderOutput(
+            last_hidden_state=base.last_hidden_state,
+            hidden_states=base.hidden_states,
+            attentions=base.attentions,
+            view_states=torch.stack(outputs, dim=1),
+        )
+
+
+class LsrMwfDecoderLayer(BartDecoderLayer):
+    """A BART decoder layer whose cross-attention reads its own gated fusion of the views."""
+
+    def __init__(self, config: LsrMwfConfig, layer_idx: Optional[int] = None):
+        super().__init__(config, layer_idx=layer_idx)
+        self.layer_idx = layer_idx
+        logit = math.log(config.gate_init / (1.0 - config.gate_init))
+        self.gate_logits = nn.Parameter(torch.full((len(config.views),), logit), requires_grad=not config.freeze_gates)
+
+    def gates(self) -> torch.Tensor:
+        return torch.sigmoid(self.gate_logits)
+
+    def fuse(self, encoder_hidden_states: torch.Tensor, view_states: torch.Tensor) -> torch.Tensor:
+        g = self.gates().to(view_states.dtype)
+        return encoder_hidden_states + torch.einsum("v,bvtd->btd", g, view_states)
+
+    def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
+                past_key_values=None, use_cache=True, view_states=None, **kwargs):
+        if encoder_hidden_states is not None and view_states is not None:
+            cached = (
+                isinstance(past_key_values, EncoderDecoderCache)
+                and past_key_values.is_updated.get(self.layer_idx, False)
+            )
+            # After the first decoding step the cross-attention keys/values come from the cache,
+            # so the fusion is computed once per input, not once per generated token.
+            if not cached:
+                encoder_hidden_states = self.fuse(encoder_hidden_states, view_states)
+        return super().forward(
+            hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
+            past_key_values=past_key_values, use_cache=use_cache, **kwargs,
+        )
+
+
+class LsrMwfDecoder(LsrMwfPreTrainedModel, BartDecoder):
+    def __init__(self, config: LsrMwfConfig):
+        BartDecoder.__init__(self, config)
+        self.layers = nn.ModuleList([LsrMwfDecoderLayer(config, layer_idx=i) for i in range(config.decoder_layers)])
+        self.post_init()
+
+
+class LsrMwfModel(LsrMwfPreTrainedModel, BartModel):
+    def __init__(self, config: LsrMwfConfig):
+        LsrMwfPreTrainedModel.__init__(self, config)
+        padding_idx, vocab_size = config.pad_token_id, config.vocab_size
+        embed_scale = math.sqrt(config.d_model) if config.scale_embedding else 1.0
+        from transformers.models.bart.modeling_bart import BartScaledWordEmbedding
+
+        self.shared = BartScaledWordEmbedding(vocab_size, config.d_model, padding_idx, embed_scale=embed_scale)
+        self.encoder = LsrMwfEncoder(config)
+        self.decoder = LsrMwfDecoder(config)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                use_cache=None, **kwargs) -> LsrMwfSeq2SeqModelOutput:
+        if decoder_input_ids is None and decoder_inputs_embeds is None:
+            if input_ids is None:
+                raise ValueError("pass decoder_input_ids, decoder_inputs_embeds, or input_ids to shift")
+            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        view_states = getattr(encoder_outputs, "view_states", None)
+        if view_states is None:
+            raise ValueError(
+                "encoder_outputs carry no view_states: pass the output of model.get_encoder() "
+                "(an LsrMwfEncoderOutput), not a plain BART encoding"
+            )
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            inputs_embeds=decoder_inputs_embeds,
+            use_cache=use_cache,
+            view_states=view_states,
+            **kwargs,
+        )
+        return LsrMwfSeq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            past_key_values=decoder_outputs.past_key_values,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+            view_states=view_states,
+        )
+
+
+class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGeneration):
+    """BART for summarization with LSR-MWF's rationale views and weak-gated fusion.
+
+    Example::
+
+        model = LsrMwfForConditionalGeneration.from_pretrained("facebook/bart-large", gate_init=0.02)
+        out = model(input_ids, attention_mask, labels=labels,
+                    ea_input_ids=..., ea_attention_mask=..., as_input_ids=..., ...)
+        loss = 0.6 * out.loss + 0.4 * sum(out.view_losses.values())
+        summary_ids = model.generate(input_ids, attention_mask=attention_mask, num_beams=4)
+    """
+
+    def __init__(self, config: LsrMwfConfig):
+        LsrMwfPreTrainedModel.__init__(self, config)
+        self.model = LsrMwfModel(config)
+        self.final_logits_bias = nn.Buffer(torch.zeros((1, self.model.shared.num_embeddings)))
+        self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
+        self.post_init()
+
+    # ------------------------------------------------------------------------------------------
+    def gates(self) -> torch.Tensor:
+        """Current gate values, shape ``[decoder_layers, len(config.views)]``, detached."""
+        return torch.stack([layer.gates() for layer in self.model.decoder.layers]).detach()
+
+    @torch.no_grad()
+    def encode_rationale(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Masked-mean BART encoding of rationale texts, ``[B, d_model]``, without gradient.
+
+        The encoder runs in eval mode (no dropout) so a target does not change from one call to the
+        next except through training. Rows whose mask is all zero give a zero vector ("no rationale").
+        """
+        encoder = self.model.encoder
+        was_training = encoder.training
+        encoder.eval()
+        try:
+            hidden = encoder.encode(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        finally:
+            encoder.train(was_training)
+        return masked_mean(hidden, attention_mask)
+
+    def _view_losses(self, view_states, attention_mask, rationale_inputs):
+        losses = {}
+        batch, _, length, _ = view_states.shape
+        doc_mask = attention_mask if attention_mask is not None else view_states.new_ones(batch, length)
+        for k, view in enumerate(self.config.views):
+            ids, mask, target = rationale_inputs[view]
+            if target is None and ids is None:
+                continue
+            if target is None:
+                if mask is None:
+                    mask = ids.ne(self.config.pad_token_id).long()
+                target = self.encode_rationale(ids, mask)
+                present = mask.sum(-1) > 0
+            else:
+                target = target.detach()
+                present = target.abs().sum(-1) > 0
+            pooled = masked_mean(view_states[:, k], doc_mask)
+            losses[view] = alignment_loss(pooled, target, present.to(pooled.device))
+        return losses or None
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                labels=None, use_cache=None,
+                ea_input_ids=None, ea_attention_mask=None, ea_target=None,
+                as_input_ids=None, as_attention_mask=None, as_target=None,
+                ter_input_ids=None, ter_attention_mask=None, ter_target=None,
+                **kwargs) -> LsrMwfSeq2SeqLMOutput:
+        r"""
+        Besides BART's arguments:
+
+        ea_input_ids / as_input_ids / ter_input_ids (`torch.LongTensor` of shape `(batch_size, rationale_length)`):
+            Token ids of each view's rationale text (training only). A row whose attention mask is
+            all zeros has no rationale for that view and is left out of its loss.
+        ea_attention_mask / as_attention_mask / ter_attention_mask: masks of the above.
+        ea_target / as_target / ter_target (`torch.FloatTensor` of shape `(batch_size, d_model)`):
+            Pre-computed rationale encodings (see `encode_rationale`), instead of the ids; an all-zero
+            row means "no rationale". Saves the three extra encoder passes per step.
+        """
+        if labels is not None:
+            use_cache = False
+            if decoder_input_ids is None and decoder_inputs_embeds is None:
+                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+        outputs = self.model(
+            input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+            encoder_outputs=encoder_outputs, decoder_attention_mask=decoder_attention_mask,
+            past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+            decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, **kwargs,
+        )
+        lm_logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias.to(outputs.last_hidden_state.device)
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(lm_logits.device)
+            loss = nn.functional.cross_entropy(lm_logits.view(-1, self.config.vocab_size), labels.view(-1))
+
+        rationale_inputs = {
+            "ea": (ea_input_ids, ea_attention_mask, ea_target),
+            "as": (as_input_ids, as_attention_mask, as_target),
+            "ter": (ter_input_ids, ter_attention_mask, ter_target),
+        }
+        view_losses = self._view_losses(outputs.view_states, attention_mask, rationale_inputs)
+
+        return LsrMwfSeq2SeqLMOutput(
+            loss=loss,
+            logits=lm_logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+            view_losses=view_losses,
+        )

@@ -1,0 +1,223 @@
+"""The LSR-MWF model: what must train trains, gates stay gates, generation survives save/load."""
+
+import itertools
+
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, BartConfig, BartForConditionalGeneration, T5Config
+
+import lsrmwf  # noqa: F401  (registers the Auto classes)
+from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
+
+TINY = dict(
+    vocab_size=120, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=2,
+    decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+    dropout=0.0,
+)
+
+
+def tiny_model(**overrides):
+    torch.manual_seed(0)
+    return LsrMwfForConditionalGeneration(LsrMwfConfig(**{**TINY, **overrides}))
+
+
+def batch(b=3, t=12, r=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(4, TINY["vocab_size"], (b, t), generator=g)
+    mask = torch.ones_like(ids)
+    mask[-1, t - 4:] = 0
+    ids[-1, t - 4:] = 1
+    labels = torch.randint(4, TINY["vocab_size"], (b, 7), generator=g)
+    views = {}
+    for v in ("ea", "as", "ter"):
+        views[f"{v}_input_ids"] = torch.randint(4, TINY["vocab_size"], (b, r), generator=g)
+        views[f"{v}_attention_mask"] = torch.ones(b, r, dtype=torch.long)
+    return dict(input_ids=ids, attention_mask=mask, labels=labels, **views)
+
+
+def grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_view_losses_train_the_view_modules_but_not_the_target_encoder():
+    model = tiny_model()
+    out = model(**batch())
+    assert set(out.view_losses) == {"ea", "as", "ter"}
+    for loss in out.view_losses.values():
+        assert loss.requires_grad and 0.0 < loss.item() < 2.0
+    sum(out.view_losses.values()).backward()
+    for view, module in model.model.encoder.views.items():
+        for name, p in module.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{view}.{name} got no gradient from the view losses"
+    # the rationale targets carry no gradient: BART's encoder layers are untouched by the alignment
+    assert all(g is None or g.abs().sum() == 0 for g in grads(model.model.encoder.layers))
+
+
+def test_each_view_loss_reaches_its_module_and_those_below_it_in_the_hierarchy():
+    model = tiny_model()
+    out = model(**batch())
+    out.view_losses["as"].backward()
+    views = model.model.encoder.views
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in views["as"].parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in views["ea"].layer.parameters())  # AS reads EA
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in views["ter"].parameters())  # TER is above AS
+
+
+def test_combined_loss_trains_every_gate_and_view():
+    model = tiny_model()
+    out = model(**batch())
+    (0.6 * out.loss + 0.4 * sum(out.view_losses.values())).backward()
+    for i, layer in enumerate(model.model.decoder.layers):
+        assert layer.gate_logits.grad is not None and (layer.gate_logits.grad != 0).all(), f"layer {i} gates got no gradient"
+    for view, module in model.model.encoder.views.items():
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters()), view
+
+
+def test_gates_start_at_gate_init_and_stay_in_unit_interval_under_huge_learning_rate():
+    model = tiny_model(gate_init=0.01)
+    assert model.gates().shape == (3, 3)
+    torch.testing.assert_close(model.gates(), torch.full((3, 3), 0.01))
+    gate_params = [layer.gate_logits for layer in model.model.decoder.layers]
+    # Adam moves each gate parameter by ~lr per step: 100 is far past any sane learning rate
+    opt = torch.optim.Adam(gate_params, lr=100.0)
+    for step in range(4):
+        out = model(**batch(seed=step))
+        (out.loss + sum(out.view_losses.values())).backward()
+        opt.step()
+        opt.zero_grad()
+        g = model.gates()
+        assert torch.isfinite(g).all() and (g >= 0).all() and (g <= 1).all(), g
+    assert not torch.allclose(model.gates(), torch.full((3, 3), 0.01)), "gates never moved"
+
+
+def test_frozen_gates_do_not_move():
+    model = tiny_model(freeze_gates=True)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    out = model(**batch())
+    (out.loss + sum(out.view_losses.values())).backward()
+    opt.step()
+    torch.testing.assert_close(model.gates(), torch.full((3, 3), 0.02))
+
+
+def test_each_decoder_layer_reads_its_own_fusion_once_gates_differ():
+    model = tiny_model().eval()
+    seen = {}
+    hooks = [
+        layer.encoder_attn.k_proj.register_forward_hook(lambda m, args, out, i=i: seen.__setitem__(i, args[0].detach().clone()))
+        for i, layer in enumerate(model.model.decoder.layers)
+    ]
+    b = batch()
+    with torch.no_grad():
+        model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
+        assert torch.equal(seen[0], seen[1])  # equal gates -> equal fused states
+        for i, layer in enumerate(model.model.decoder.layers):
+            layer.gate_logits.fill_(-3.0 + 2.0 * i)
+        model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
+    for h in hooks:
+        h.remove()
+    for i, j in itertools.combinations(range(3), 2):
+        assert not torch.allclose(seen[i], seen[j]), f"decoder layers {i} and {j} read the same states"
+    # and the fusion is X + sum_v g_v * view_v, exactly
+    enc = model.get_encoder()(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+    layer = model.model.decoder.layers[2]
+    expected = enc.last_hidden_state + sum(layer.gates()[k] * enc.view_states[:, k] for k in range(3))
+    torch.testing.assert_close(seen[2], expected)
+
+
+def test_missing_rationales_are_masked_out_of_their_view_loss():
+    model = tiny_model().eval()
+    b = batch()
+    b["ea_attention_mask"][1:] = 0  # only the first example has an EA rationale
+    b["ter_attention_mask"][:] = 0  # nobody has TER
+    with torch.no_grad():
+        full = model(**b).view_losses
+        first = model(**{k: v[:1] for k, v in b.items()}).view_losses
+    torch.testing.assert_close(full["ea"], first["ea"])
+    assert full["ter"].item() == 0.0
+
+
+def test_precomputed_targets_give_the_same_losses_as_rationale_ids():
+    model = tiny_model().eval()
+    b = batch()
+    b["as_attention_mask"][0] = 0
+    targets = {f"{v}_target": model.encode_rationale(b[f"{v}_input_ids"], b[f"{v}_attention_mask"]) for v in ("ea", "as", "ter")}
+    assert targets["as_target"][0].abs().sum() == 0  # no rationale -> zero row
+    plain = {k: v for k, v in b.items() if not k.startswith(("ea_", "as_", "ter_"))}
+    with torch.no_grad():
+        from_ids = model(**b).view_losses
+        from_targets = model(**plain, **targets).view_losses
+    for v in from_ids:
+        torch.testing.assert_close(from_ids[v], from_targets[v])
+
+
+def test_inference_needs_the_document_only_and_no_rationale_means_no_view_losses():
+    model = tiny_model().eval()
+    b = batch()
+    out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
+    assert out.view_losses is None and out.loss is not None
+
+
+def test_beam_search_computes_the_fusion_once_per_input():
+    model = tiny_model().eval()
+    calls = []
+    for layer in model.model.decoder.layers:
+        original = layer.fuse
+        layer.fuse = lambda *a, _orig=original: calls.append(1) or _orig(*a)
+    b = batch()
+    model.generate(b["input_ids"], attention_mask=b["attention_mask"], num_beams=4, max_length=10, min_length=8)
+    assert len(calls) == len(model.model.decoder.layers)
+
+
+def test_generate_with_beams_survives_save_and_load(tmp_path):
+    model = tiny_model(gate_init=0.05).eval()
+    with torch.no_grad():
+        model.model.decoder.layers[1].gate_logits.add_(1.5)  # trained-looking, non-initial gates
+    b = batch()
+    kwargs = dict(attention_mask=b["attention_mask"], num_beams=4, max_length=12, min_length=5, no_repeat_ngram_size=2, length_penalty=2.0)
+    before = model.generate(b["input_ids"], **kwargs)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert type(loaded) is LsrMwfForConditionalGeneration
+    assert loaded.config.views == ["ea", "as", "ter"] and loaded.config.gate_init == 0.05
+    for (name, p), (name2, q) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert name == name2 and torch.equal(p, q), name
+    assert torch.equal(loaded.generate(b["input_ids"], **kwargs), before)
+
+
+@pytest.mark.parametrize("views", [("ea",), ("as",), ("ter",), ("ea", "as"), ("as", "ter"), ("ter", "ea")])
+def test_ablation_views(views):
+    model = tiny_model(views=list(views))
+    assert list(model.config.views) == [v for v in ("ea", "as", "ter") if v in views]
+    assert model.gates().shape == (3, len(views))
+    assert set(model.model.encoder.views) == set(views)
+    out = model(**batch())
+    assert set(out.view_losses) == set(views)
+    (out.loss + sum(out.view_losses.values())).backward()
+    model.eval()
+    b = batch()
+    assert model.generate(b["input_ids"], attention_mask=b["attention_mask"], num_beams=2, max_length=6).shape[0] == 3
+
+
+def test_starts_from_a_bart_checkpoint_and_refuses_other_architectures(tmp_path):
+    torch.manual_seed(0)
+    bart = BartForConditionalGeneration(BartConfig(**TINY))
+    bart.save_pretrained(tmp_path / "bart")
+    model = LsrMwfForConditionalGeneration.from_pretrained(tmp_path / "bart", gate_init=0.01, views=["ea", "ter"])
+    assert model.config.model_type == "lsrmwf" and model.config.views == ["ea", "ter"]
+    torch.testing.assert_close(model.gates(), torch.full((3, 2), 0.01))
+    bart_state = bart.state_dict()
+    for name, p in model.state_dict().items():
+        if name in bart_state:
+            assert torch.equal(p, bart_state[name]), f"{name} was not loaded from the BART checkpoint"
+    T5Config(d_model=16, num_layers=1, num_heads=1, d_kv=8, d_ff=16, vocab_size=50).save_pretrained(tmp_path / "t5")
+    with pytest.raises(ValueError, match=r"model_type 't5' is not a BART checkpoint"):
+        LsrMwfForConditionalGeneration.from_pretrained(tmp_path / "t5")
+
+
+def test_config_rejects_bad_views_and_gates():
+    with pytest.raises(ValueError, match="views"):
+        LsrMwfConfig(views=["ea", "xx"])
+    with pytest.raises(ValueError, match="views"):
+        LsrMwfConfig(views=[])
+    with pytest.raises(ValueError, match="gate_init"):
+        LsrMwfConfig(gate_init=1.5)
