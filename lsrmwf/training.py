@@ -97,6 +97,23 @@ def _has_tokenizer(path: Optional[str]) -> bool:
     return bool(path) and any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json"))
 
 
+def _train_tokenizer_once(texts, vocab_size):
+    """Train the BPE on the main process only and hand the same tokenizer to every other process."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    from .tokenization import train_bpe_tokenizer
+
+    state = PartialState()
+    box = [None]
+    if state.is_main_process:
+        box[0] = train_bpe_tokenizer(texts, vocab_size=vocab_size)
+        logger.info("trained a BPE tokenizer with %d tokens on %d training texts", len(box[0]), len(texts))
+    if state.num_processes > 1:
+        broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
 def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoint: Optional[str] = None):
     """The student (LSR-MWF, or plain BART with ``--baseline``) and its tokenizer.
 
@@ -133,13 +150,10 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             logger.info("resuming: tokenizer from %s", checkpoint)
         else:
-            from .tokenization import train_bpe_tokenizer
-
             if not train_texts:
                 raise InputError("a model built from scratch trains its tokenizer on the training text; give training data "
                                  "(--do_train) or --tokenizer_name / --model_name_or_path")
-            tokenizer = train_bpe_tokenizer(train_texts, vocab_size=model_args.tokenizer_vocab_size)
-            logger.info("trained a BPE tokenizer with %d tokens on %d training texts", len(tokenizer), len(train_texts))
+            tokenizer = _train_tokenizer_once(train_texts, model_args.tokenizer_vocab_size)
         config = BartConfig(
             vocab_size=len(tokenizer),
             pad_token_id=tokenizer.pad_token_id,
