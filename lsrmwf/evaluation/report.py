@@ -78,7 +78,7 @@ def score_systems(
     scorer = None
     if options.bertscore:
         model = resolve_model(options.bertscore_model, options.bertscore_num_layers)
-        log(f"BERTScore model: {model.model} — {model.source}; layer {model.num_layers} ({model.layer_choice})")
+        log(f"BERTScore model: {model.source}; layer {model.num_layers} ({model.layer_choice})")
         scorer = BertScorer(
             model,
             batch_size=options.bertscore_batch_size,
@@ -101,6 +101,11 @@ def score_systems(
         ci = bootstrap_ci(scores, options.confidence, options.bootstrap_resamples, options.seed)
         results.append(SystemResult(name, list(ids), list(predictions), list(references), scores, ci, dict((sources or {}).get(name, {})), info))
     return results
+
+
+def _p(p: float, resamples: int) -> str:
+    # A p-value of 0 only says that no resample crossed zero.
+    return f"<{1 / resamples:.2g}" if p == 0 else f"{p:.3f}"
 
 
 def _fmt(key: str, value: float) -> str:
@@ -158,14 +163,14 @@ def markdown_table(table: dict) -> str:
         lines += ["", *notes, "", f"| System vs {table['baseline']} | " + " | ".join(f"Δ{COLUMNS[k]} (p)" for k in keys) + " |",
                   "|---|" + "---:|" * len(keys)]
         for s in compared:
-            cells = [f"{s['vs_baseline'][k]['delta']:+.{4 if k.startswith('bertscore') else 2}f} ({s['vs_baseline'][k]['p_value']:.3f})" for k in keys]
+            cells = [f"{s['vs_baseline'][k]['delta']:+.{4 if k.startswith('bertscore') else 2}f} ({_p(s['vs_baseline'][k]['p_value'], table['bootstrap_resamples'])})" for k in keys]
             lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
     else:
         lines += ["", *notes]
     scoring = table.get("scoring", {})
     if "bertscore" in scoring:
         bs = scoring["bertscore"]
-        lines += ["", f"BERTScore: {bs['model']}, layer {bs['num_layers']} ({bs['source']})."]
+        lines += ["", f"BERTScore: {bs['source']}, layer {bs['num_layers']}."]
     if "rouge" in scoring:
         lines += ["", f"ROUGE-Lsum sentences: {scoring['rouge']['lsum_sentence_splitter']}."]
     return "\n".join(lines) + "\n"
@@ -207,7 +212,7 @@ def _safe(name: str) -> str:
 def system_name(path: str) -> str:
     """A short name for a prediction file: its stem, or its directory for ``predictions.*``."""
     stem = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
-    if stem in ("predictions", "generated_predictions", "preds") and os.path.dirname(os.path.abspath(path)):
+    if stem in ("predictions", "generated_predictions") and os.path.dirname(os.path.abspath(path)):
         return os.path.basename(os.path.dirname(os.path.abspath(path)))
     return stem
 
