@@ -26,7 +26,8 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] 
   "$PY" -m pip install -q "torch==2.13.0"
 fi
 stamp="$VENV/.lsrmwf-installed-$(cat setup.cfg setup.py | md5sum | cut -c1-12)"
-if [ ! -f "$stamp" ] || ! "$PY" -c "import lsrmwf" 2>/dev/null; then
+installed_at=$(cd / && "$PY" -c "import lsrmwf; print(lsrmwf.__file__)" 2>/dev/null || true)
+if [ ! -f "$stamp" ] || [ "$installed_at" != "$PWD/lsrmwf/__init__.py" ]; then
   step "installing lsrmwf with its demo and test extras"
   "$PY" -m pip install -q -e ".[dev]"
   touch "$stamp"
