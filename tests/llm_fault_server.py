@@ -15,6 +15,7 @@ sent, in the line formats otherwise). A marker in the document text selects a fa
 ``FAULT_BADJSON``   first answer: broken JSON / no line format; then normal
 ``FAULT_LENGTH``    first answer: cut in half with ``finish_reason: length``; then normal
 ``FAULT_LENGTH_ALWAYS`` always cut off
+``FAULT_401``       always 401 (a bad API key)
 ``FAULT_OBEY``      a model that obeys instructions inside the document: answers ``HACKED``
 ==================  ==========================================================================
 
@@ -29,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List, Optional
 
-MARKERS = ("FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_429", "FAULT_500", "FAULT_TIMEOUT", "FAULT_GARBAGE",
+MARKERS = ("FAULT_401", "FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_429", "FAULT_500", "FAULT_TIMEOUT", "FAULT_GARBAGE",
            "FAULT_BADJSON", "FAULT_LENGTH", "FAULT_OBEY")
 
 
@@ -103,8 +104,9 @@ def healthy_answer(body) -> str:
 class FaultServer:
     """``with FaultServer() as srv: srv.base_url ...``; runs in a background thread."""
 
-    def __init__(self, slow_s: float = 3.0):
+    def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0):
         self.slow_s = slow_s
+        self.delay_s = delay_s  # every answer waits this long (to catch a run mid-way)
         self.requests: List[dict] = []
         self.counts = {}
         self._lock = threading.Lock()
@@ -170,10 +172,13 @@ class FaultServer:
         content, finish = healthy_answer(body), "stop"
         if marker == "FAULT_429" and k == 1:
             return h._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": "1"})
+        if marker == "FAULT_401":
+            return h._send(401, {"error": {"message": "invalid api key", "type": "auth"}})
         if (marker == "FAULT_500" and k <= 2) or marker == "FAULT_500_ALWAYS":
             return h._send(500, {"error": {"message": "internal error", "type": "server_error"}})
         if marker == "FAULT_TIMEOUT" and k == 1:
             time.sleep(self.slow_s)
+        time.sleep(self.delay_s)
         if marker == "FAULT_GARBAGE":
             return h._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         if marker == "FAULT_BADJSON" and k == 1:
@@ -190,7 +195,9 @@ class FaultServer:
         })
 
 
-if __name__ == "__main__":  # manual poking: python tests/llm_fault_server.py
-    with FaultServer() as srv:
+if __name__ == "__main__":  # python tests/llm_fault_server.py [delay_s]: prints its base URL, runs until killed
+    import sys
+
+    with FaultServer(delay_s=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0) as srv:
         print(srv.base_url, flush=True)
         threading.Event().wait()

@@ -154,12 +154,16 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpx2", "openai", "openai._base_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .client import EndpointError
     from .pipeline import run_task
 
     try:
         task, client = build(endpoint, pipe, data)
         ds = load_passages(data, pipe.task)
         summary = run_task(task, ds, client, pipe.output, concurrency=endpoint.concurrency, progress=pipe.progress)
+    except EndpointError as e:
+        print(f"error: {e}\nrows finished before this are saved in {pipe.output}; rerun to resume", file=sys.stderr)
+        return 2
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,15 +7,25 @@ module adds is *semantic* (:func:`ask`): an answer that was cut off or does not 
 once with the problem stated.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
+from ..io import InputError
 from . import prompts
 from .parsing import AnswerError
 
 
 class RequestError(RuntimeError):
-    """The endpoint did not produce an answer (after the client's own retries)."""
+    """The endpoint did not produce an answer for this request (after the client's own retries)."""
+
+
+class EndpointError(InputError):
+    """The endpoint refuses every request (bad key, wrong URL or model): stop the run, keep finished rows."""
+
+
+FATAL_STATUS = {401: "check --api_key / OPENAI_API_KEY", 403: "check --api_key / OPENAI_API_KEY and its permissions",
+                404: "check --base_url (it usually ends in /v1) and --model"}
 
 
 @dataclass
@@ -108,7 +118,10 @@ class LLMClient:
         try:
             resp = await self._clients[endpoint].chat.completions.create(**kwargs)
         except openai.APIStatusError as e:
-            raise RequestError(f"{url}: HTTP {e.status_code} after the client's retries: {_short(e.message)}") from None
+            if e.status_code in FATAL_STATUS:
+                raise EndpointError(f"{url}: HTTP {e.status_code}: {_short(e.message)}; {FATAL_STATUS[e.status_code]}") from None
+            retried = " after the client's retries" if e.status_code in (408, 409, 429) or e.status_code >= 500 else ""
+            raise RequestError(f"{url}: HTTP {e.status_code}{retried}: {_short(e.message)}") from None
         except openai.APITimeoutError:
             raise RequestError(f"{url}: request timed out after the client's retries") from None
         except openai.APIConnectionError as e:
@@ -130,7 +143,7 @@ class LLMClient:
 
 
 def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(str(text).split())
+    text = re.sub(r"^Error code: \d+ - ", "", " ".join(str(text).split()))
     return text if len(text) <= limit else text[:limit] + "..."
 
 
