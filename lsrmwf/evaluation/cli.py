@@ -210,6 +210,9 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     names = list(inp.system_names or [system_name(p) for p in inp.predictions or []])
     model_name = None
     if inp.model_name_or_path:
+        from .generation import check_model_path
+
+        check_model_path(inp.model_name_or_path)
         model_name = inp.model_system_name or system_name(inp.model_name_or_path.rstrip("/"))
         names = [model_name] + names
     if len(set(names)) != len(names):
