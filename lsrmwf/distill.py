@@ -202,15 +202,22 @@ _SENT_INDEX = re.compile(r":(\d+)$")
 def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
     """Validate and read the basic-reading JSONL (one row per sentence; see the shared contract).
 
-    Rows whose ``error`` is set are skipped and counted; malformed rows raise :class:`InputError`
-    naming the file, line and field.
+    Rows whose ``error`` is set are counted and marked ``_failed`` (their sentence still belongs to
+    the original passage); malformed rows raise :class:`InputError` naming the file, line and field.
     """
-    rows, stats = [], {"rows": 0, "failed_rows": 0, "empty_readings": 0}
+    rows: Dict[str, dict] = {}  # id -> row; a later row for the same id (a retry) replaces an earlier one
+    stats = {"rows": 0, "failed_rows": 0, "empty_readings": 0}
+    failed = set()
     for line, obj in iter_jsonl(path, tolerate_torn_tail=True):
         stats["rows"] += 1
         where = f"{path}:{line}"
         if obj.get("error"):
-            stats["failed_rows"] += 1
+            # the LLM failed on this sentence: no reading, but its text still belongs to the original passage
+            key = str(obj.get("id", f"line {line}"))
+            failed.add(key)
+            rows.pop(key, None)
+            if "doc_id" in obj and isinstance(obj.get("sentence"), str) and obj["sentence"].strip():
+                rows[key] = {"id": key, "doc_id": obj["doc_id"], "sentence": obj["sentence"], "_line": line, "_failed": True}
             continue
         for key in ("id", "doc_id", "sentence"):
             if key not in obj:
@@ -225,8 +232,10 @@ def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
                 if not isinstance(item, dict) or any(s not in item for s in subkeys):
                     raise InputError(f"{where}: {key}[{k}] must be an object with {list(subkeys)}")
         obj["_line"] = line
-        rows.append(obj)
-    return rows, stats
+        rows[str(obj["id"])] = obj
+        failed.discard(str(obj["id"]))
+    stats["failed_rows"] = len(failed)
+    return list(rows.values()), stats
 
 
 def build_basic_reading_dataset(
@@ -250,10 +259,12 @@ def build_basic_reading_dataset(
     out = {"id": [], "document": [], "summary": []}
     docs: "OrderedDict[str, List[Tuple[int, int, str]]]" = OrderedDict()
     for r in rows:
-        target = linearize_reading(r.get("entities") or [], r.get("qa") or [])
+        target = "" if r.get("_failed") else linearize_reading(r.get("entities") or [], r.get("qa") or [])
         m = _SENT_INDEX.search(str(r["id"]))
         order = int(m.group(1)) if m else r["_line"]
         docs.setdefault(str(r["doc_id"]), []).append((order, r["_line"], r["sentence"].strip()))
+        if r.get("_failed"):
+            continue
         if not target:
             stats["empty_readings"] += 1
             continue
