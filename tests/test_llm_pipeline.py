@@ -14,7 +14,7 @@ from lsrmwf.io import InputError
 from lsrmwf.llm import prompts
 from lsrmwf.llm.cli import main as cli_main
 from lsrmwf.llm.client import EndpointError, GenerationParams, LLMClient
-from lsrmwf.llm.pipeline import RationaleTask, ReadingTask, RunStats, Selection, run_task
+from lsrmwf.llm.pipeline import RationaleTask, RunStats, Selection, run_task
 
 sys.path.insert(0, os.path.dirname(__file__))
 from llm_fault_server import FaultServer  # noqa: E402
@@ -275,3 +275,13 @@ def test_kill_9_loses_only_in_flight_rows_and_resume_resends_none(tmp_path):
     assert set(stats.requested_ids) | done_before == {f"d{i}" for i in range(12)}
     ids = [r["id"] for r in read_rows(out)]
     assert len(ids) == len(set(ids)) == 12
+
+
+def test_base_url_can_be_repeated():
+    from transformers import HfArgumentParser
+
+    from lsrmwf.llm.cli import EndpointArguments
+
+    (args,) = HfArgumentParser(EndpointArguments).parse_args_into_dataclasses(
+        ["--base_url", "http://a/v1", "--base_url", "http://b/v1", "http://c/v1"])
+    assert args.base_url == ["http://a/v1", "http://b/v1", "http://c/v1"]

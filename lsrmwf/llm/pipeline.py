@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable, List, Optional
 
 from . import prompts
 from .client import GenerationParams, LLMClient, RequestError, Usage, ask

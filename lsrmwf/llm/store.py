@@ -12,7 +12,7 @@ silently mixed.
 import hashlib
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from ..io import InputError, iter_jsonl, repair_torn_tail, write_jsonl_atomic
 
