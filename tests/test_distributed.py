@@ -1,0 +1,106 @@
+"""train.py under `accelerate launch`: two processes on CPU (gloo), and DeepSpeed ZeRO-2/3 on CPU.
+
+Accelerate only runs DeepSpeed with several processes on GPUs (on CPU it sees one process per
+rank), so the DeepSpeed runs here use one process; configs/accelerate/2gpu_zero*.yaml are the
+two-GPU setups.
+"""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from test_train_script import read_jsonl, write_rationales
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACCELERATE = os.path.join(os.path.dirname(sys.executable), "accelerate")
+
+TINY = [
+    "--dataset_name", "aclsum", "--max_train_samples", "8", "--max_predict_samples", "5", "--do_train", "--do_predict",
+    "--config_overrides", "d_model=32,encoder_layers=1,decoder_layers=2,encoder_attention_heads=2,decoder_attention_heads=2,"
+                          "encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings=256",
+    "--tokenizer_vocab_size", "400", "--max_source_length", "128", "--max_target_length", "32", "--max_rationale_length", "32",
+    "--num_beams", "2", "--min_length", "2", "--max_length", "16", "--per_device_train_batch_size", "2",
+    "--per_device_eval_batch_size", "2", "--logging_steps", "1", "--report_to", "none", "--disable_tqdm", "true",
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
+def launch(launcher_args, train_args, extra_env=None):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", PYTHONPATH=ROOT, **(extra_env or {}))
+    cmd = [ACCELERATE, "launch", "--main_process_port", free_port(), *launcher_args, os.path.join(ROOT, "train.py"), *train_args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=570)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def expected_test_ids():
+    from lsrmwf.data import load_documents
+
+    return load_documents("aclsum", split="test", max_examples=5)["id"]
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+def test_two_processes_one_prediction_per_example(aclsum_train, tmp_path):
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 8)
+    out = tmp_path / "ddp"
+    # 5 test examples, 2 per process and batch: the last round is padded with repeated examples
+    launch(["--multi_gpu", "--num_processes", "2"],
+           [*TINY, "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no", "--output_dir", str(out)])
+    preds = read_jsonl(out / "predictions.jsonl")
+    assert [p["id"] for p in preds] == expected_test_ids()  # exactly one each, in order
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["train_batch_size"] == 2 and state["global_step"] == 2
+    logged = [h for h in state["log_history"] if "loss" in h]
+    assert logged and all("loss_ea" in h and "gate/ter/layer01" in h for h in logged)
+    assert [g["step"] for g in read_jsonl(out / "gates.jsonl")] == [0, 1, 2]  # written by the main process only
+
+
+needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed")
+
+
+@needs_deepspeed
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_deepspeed_zero2_on_cpu_with_resume(aclsum_train, tmp_path):
+    out = tmp_path / "zero2"
+    ds = ["--use_deepspeed", "--deepspeed_config_file", os.path.join(ROOT, "ds_configs", "zero2.json"), "--num_processes", "1"]
+    launch(ds, [*TINY, "--max_steps", "2", "--save_steps", "2", "--output_dir", str(out)], {"DS_ACCELERATOR": "cpu"})
+    assert (out / "checkpoint-2" / "global_step2").is_dir()  # a DeepSpeed (ZeRO) checkpoint
+    assert len(read_jsonl(out / "predictions.jsonl")) == 5
+    launch(ds, [*TINY, "--max_steps", "3", "--save_steps", "3", "--output_dir", str(out)], {"DS_ACCELERATOR": "cpu"})
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
+
+
+@needs_deepspeed
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_deepspeed_zero3_on_cpu_generates_and_reads_gates(aclsum_train, tmp_path):
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    import lsrmwf  # noqa: F401
+
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 8)
+    out = tmp_path / "zero3"
+    launch(["--use_deepspeed", "--deepspeed_config_file", os.path.join(ROOT, "ds_configs", "zero3.json"), "--zero3_init_flag",
+            "true", "--num_processes", "1"],
+           [*TINY, "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no", "--output_dir", str(out)],
+           {"DS_ACCELERATOR": "cpu"})
+    assert [p["id"] for p in read_jsonl(out / "predictions.jsonl")] == expected_test_ids()
+    trajectory = read_jsonl(out / "gates.jsonl")
+    model = AutoModelForSeq2SeqLM.from_pretrained(out)  # full (gathered) weights were saved
+    torch.testing.assert_close(model.gates(), torch.tensor(trajectory[-1]["gates"]))
