@@ -22,6 +22,10 @@ class LsrMwfConfig(BartConfig):
             Keep the gates at `gate_init` (the fixed-gate ablation, paper Table 4).
         view_dropout (`float`, *optional*):
             Dropout inside the view modules; `None` means the model's `dropout`.
+        view_checkpointing (`bool`, *optional*, defaults to `True`):
+            In training, recompute the view modules during the backward pass instead of keeping
+            their activations (same numbers; about three layers' forward more compute, a third
+            less activation memory for the views).
 
     Gates are stored as logits and read through a sigmoid, so they stay strictly inside (0, 1)
     whatever the optimizer does.
@@ -33,6 +37,7 @@ class LsrMwfConfig(BartConfig):
     gate_init: float = 0.02
     freeze_gates: bool = False
     view_dropout: float | None = None
+    view_checkpointing: bool = True
 
     def __post_init__(self, **kwargs):
         views = tuple(self.views)

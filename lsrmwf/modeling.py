@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from transformers import BartForConditionalGeneration, BartModel, PretrainedConfig
 from transformers import initialization as init
@@ -96,11 +97,17 @@ class LsrMwfViewModule(nn.Module):
         if config.view_dropout is not None:
             view_config.dropout = config.view_dropout
         self.dropout = view_config.dropout
+        self.checkpointing = config.view_checkpointing
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
         self.layernorm_embedding = nn.LayerNorm(config.d_model)
         self.layer = BartEncoderLayer(view_config)
 
     def forward(self, token_embeds, attention_mask_4d, previous: Optional[torch.Tensor] = None):
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(self._forward, token_embeds, attention_mask_4d, previous, use_reentrant=False)
+        return self._forward(token_embeds, attention_mask_4d, previous)
+
+    def _forward(self, token_embeds, attention_mask_4d, previous):
         hidden = token_embeds + self.embed_positions(token_embeds[:, :, -1]).to(token_embeds.device)
         if previous is not None:
             hidden = hidden + previous

@@ -221,3 +221,13 @@ def test_config_rejects_bad_views_and_gates():
         LsrMwfConfig(views=[])
     with pytest.raises(ValueError, match="gate_init"):
         LsrMwfConfig(gate_init=1.5)
+
+
+def test_view_checkpointing_changes_memory_not_numbers():
+    plain, ckpt = tiny_model(view_checkpointing=False), tiny_model(view_checkpointing=True)
+    ckpt.load_state_dict(plain.state_dict())
+    for model in (plain, ckpt):
+        out = model(**batch())
+        (out.loss + sum(out.view_losses.values())).backward()
+    for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
