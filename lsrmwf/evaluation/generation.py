@@ -105,6 +105,8 @@ def generate_summaries(
 
     device = next(model.parameters()).device
     config = effective_generation_config(model, settings)
+    if config.min_length is not None and config.max_length is not None and config.min_length > config.max_length:
+        raise InputError(f"min_length {config.min_length} is larger than max_length {config.max_length} (a preset fills whichever is not given)")
     max_source_length = settings.max_source_length or getattr(tokenizer, "model_max_length", None)
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if max_positions and (not max_source_length or max_source_length > max_positions):
@@ -126,7 +128,7 @@ def generate_summaries(
         enc = tokenizer([documents[k] for k in idx], max_length=max_source_length, truncation=True, padding=True, return_tensors="pt").to(device)
         with torch.inference_mode():
             out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=config)
-        texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=True)]
+        texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
         sync()
         seconds = time.perf_counter() - t0
         total += seconds
