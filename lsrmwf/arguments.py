@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .data import VIEWS
+from .io import InputError
 from .presets import PRESETS
 
 TARGETS = ("gold", "llm_summary", "both")
@@ -61,14 +62,14 @@ class ModelArguments:
         if self.views is not None:
             bad = [v for v in self.views if v not in VIEWS]
             if bad or not self.views:
-                raise ValueError(f"--views must be a non-empty subset of {list(VIEWS)}, got {self.views}")
+                raise InputError(f"--views must be a non-empty subset of {list(VIEWS)}, got {self.views}")
             if len(set(self.views)) != len(self.views):
-                raise ValueError(f"--views lists a view twice: {self.views}")
+                raise InputError(f"--views lists a view twice: {self.views}")
             self.views = [v for v in VIEWS if v in self.views]  # the hierarchy's order
         if self.model_name_or_path and self.config_overrides:
-            raise ValueError("--config_overrides builds a model from scratch; it cannot be combined with --model_name_or_path")
+            raise InputError("--config_overrides builds a model from scratch; it cannot be combined with --model_name_or_path")
         if self.gate_init is not None and not 0.0 < self.gate_init < 1.0:
-            raise ValueError(f"--gate_init must lie strictly between 0 and 1, got {self.gate_init}")
+            raise InputError(f"--gate_init must lie strictly between 0 and 1, got {self.gate_init}")
 
 
 @dataclass
@@ -133,12 +134,12 @@ class DataArguments:
     def __post_init__(self):
         if self.stage == "basic_reading":
             if not self.basic_reading_file:
-                raise ValueError("--stage basic_reading needs --basic_reading_file (from generate_rationales.py --task basic_reading)")
+                raise InputError("--stage basic_reading needs --basic_reading_file (from generate_rationales.py --task basic_reading)")
         elif self.basic_reading_file:
-            raise ValueError("--basic_reading_file is only read by --stage basic_reading")
+            raise InputError("--basic_reading_file is only read by --stage basic_reading")
         if self.target != "gold" and not self.rationale_file:
-            raise ValueError(f"--target {self.target} trains on the LLM summaries of --rationale_file; give that file")
+            raise InputError(f"--target {self.target} trains on the LLM summaries of --rationale_file; give that file")
         if not 0.0 <= self.brd_mask_ratio < 1.0:
-            raise ValueError(f"--brd_mask_ratio must lie in [0, 1), got {self.brd_mask_ratio}")
+            raise InputError(f"--brd_mask_ratio must lie in [0, 1), got {self.brd_mask_ratio}")
         if self.brd_passage_sentences < 1:
-            raise ValueError(f"--brd_passage_sentences must be >= 1, got {self.brd_passage_sentences}")
+            raise InputError(f"--brd_passage_sentences must be >= 1, got {self.brd_passage_sentences}")

@@ -20,6 +20,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 
 from .collator import view_present
 from .distill import kd_loss
+from .io import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -58,17 +59,17 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
     def __post_init__(self):
         super().__post_init__()
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"--lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+            raise InputError(f"--lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr_schedule == "noam" and self.warmup_steps < 1:
-            raise ValueError("--lr_schedule noam needs --warmup_steps >= 1 (a step count; the paper uses 10000)")
+            raise InputError("--lr_schedule noam needs --warmup_steps >= 1 (a step count; the paper uses 10000)")
         if not 0.0 <= self.kd_alpha <= 1.0:
-            raise ValueError(f"--kd_alpha must lie in [0, 1], got {self.kd_alpha}")
+            raise InputError(f"--kd_alpha must lie in [0, 1], got {self.kd_alpha}")
         if self.kd_temperature <= 0:
-            raise ValueError(f"--kd_temperature must be > 0, got {self.kd_temperature}")
+            raise InputError(f"--kd_temperature must be > 0, got {self.kd_temperature}")
         for name in ("gamma_ce", "gamma_views"):
             value = getattr(self, name)
             if value is not None and value < 0:
-                raise ValueError(f"--{name} must be >= 0, got {value}")
+                raise InputError(f"--{name} must be >= 0, got {value}")
 
 
 class NoamLambda:
@@ -196,6 +197,8 @@ class LsrMwfTrainer(Seq2SeqTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get("labels")
+        if labels is None:
+            raise ValueError("LsrMwfTrainer needs 'labels' in every batch")
         training = model.training
         teacher = self.teacher if training else None
         model_inputs = dict(inputs)
@@ -205,8 +208,6 @@ class LsrMwfTrainer(Seq2SeqTrainer):
             cfg = self.model.config
             model_inputs["decoder_input_ids"] = shift_tokens_right(labels, cfg.pad_token_id, cfg.decoder_start_token_id)
         outputs = model(**model_inputs)
-        if labels is None:
-            raise ValueError("LsrMwfTrainer needs 'labels' in every batch")
         if self.label_smoother is not None:
             ce = self.label_smoother(outputs, labels)
         else:

@@ -191,6 +191,8 @@ def configure_generation(model, data_args) -> None:
                     no_repeat_ngram_size=data_args.no_repeat_ngram_size)
     if beams > 1:
         settings.update(length_penalty=data_args.length_penalty, early_stopping=True)
+    else:  # greedy: beam-only settings (e.g. from a hub generation config) would fail validation
+        settings.update(length_penalty=1.0, early_stopping=False)
     gen = model.generation_config
     gen.update(**settings)
     for key in ("decoder_start_token_id", "pad_token_id", "eos_token_id", "bos_token_id", "forced_eos_token_id"):
@@ -409,6 +411,9 @@ def run(model_args, data_args, training_args):
         texts = list(train_raw["document"]) + list(train_raw["summary"])
     model, tokenizer = build_model_and_tokenizer(model_args, data_args, texts, checkpoint)
     configure_generation(model, data_args)
+    if brd and data_args.brd_mix_original and tokenizer.mask_token != "<mask>":
+        raise InputError(f"--brd_mix_original masks passages with '<mask>', but the tokenizer's mask token is "
+                         f"{tokenizer.mask_token!r}; use a BART tokenizer or --brd_mix_original false")
     views = model_views(model)
     logger.info("model: %s, %.1fM parameters, views %s", type(model).__name__, model.num_parameters() / 1e6, list(views) or "none")
     if views and training_args.do_train and not brd and not data_args.rationale_file:

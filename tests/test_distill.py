@@ -170,3 +170,27 @@ def test_llm_summary_targets(aclsum_train, tmp_path):
     assert apply_target(joined, DataArguments()) is joined
     with pytest.raises(ValueError, match="--target llm_summary trains on the LLM summaries of --rationale_file"):
         DataArguments(target="llm_summary")
+
+
+def test_train_script_with_teacher_and_llm_summaries(tiny_tokenizer, aclsum_train, tmp_path):
+    from lsrmwf.training import main
+    from test_train_script import TINY, write_rationales
+
+    tok = tiny_tokenizer
+    teacher_dir = tmp_path / "teacher"
+    teacher(tok, max_position_embeddings=256).save_pretrained(teacher_dir)
+    tok.save_pretrained(teacher_dir)
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 6)
+    common = ["--dataset_name", "aclsum", "--max_train_samples", "6", "--rationale_file", rationales, "--do_train",
+              "--max_steps", "2", "--save_strategy", "no", "--teacher_model_name_or_path", str(teacher_dir),
+              "--kd_alpha", "0.5", "--kd_temperature", "2", *TINY]
+    # the student's own BPE vocabulary is not the teacher's: refused before any training step
+    with pytest.raises(InputError, match="vocabulary size .* differs from the student's|tokenizer differs"):
+        main(common + ["--output_dir", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad" / "trainer_state.json").exists()
+
+    out = tmp_path / "kd"
+    results = main(common + ["--output_dir", str(out), "--tokenizer_name", str(teacher_dir), "--target", "both"])
+    assert results["train_samples"] == 12  # each document with its gold and its LLM summary
+    logged = [h for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert logged and all("kd_kl" in h and "loss_ea" in h for h in logged)
