@@ -206,3 +206,52 @@ def test_mismatched_counts_and_ids_are_errors(tmp_path):
     with pytest.raises(InputError, match="empty"):
         (tmp_path / "e.jsonl").write_text('{"id": "1", "reference": " "}\n', encoding="utf-8")
         rd("e.jsonl", "reference", "reference")
+
+
+# ----------------------------------------------------------------------------------------------
+# The comparison API the demo uses
+# ----------------------------------------------------------------------------------------------
+
+
+def test_compare_api_writes_table_and_metrics(tmp_path, aclsum_train):
+    import json
+
+    from lsrmwf.evaluation import ScoringOptions, compare
+
+    refs = list(aclsum_train["summary"][:12])
+    ids = list(aclsum_train["id"][:12])
+    good = [" ".join(r.split()[:25]) for r in refs]  # half of each reference
+    bad = [" ".join(d.split()[:25]) for d in aclsum_train["document"][:12]]
+    path = tmp_path / "good.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "prediction": p, "reference": r}) + "\n" for i, p, r in zip(ids, good, refs)))
+    printed = []
+    table = compare({"first-words": bad, "good": str(path)}, references=refs, baseline="first-words", output_dir=str(tmp_path / "out"),
+                    options=ScoringOptions(bertscore=False, progress=False), log=printed.append)
+    assert [s["name"] for s in table["systems"]] == ["first-words", "good"]
+    vs = table["systems"][1]["vs_baseline"]["rouge2"]
+    assert vs["delta"] > 10 and vs["p_value"] < 0.05
+    assert "| good | 12 |" in table["markdown"] and "▲" in table["markdown"] and table["markdown"] in printed
+    metrics = json.loads((tmp_path / "out" / "good" / "metrics.json").read_text())
+    assert sorted(metrics) == ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+    assert metrics["rouge2"] == pytest.approx(table["systems"][1]["metrics"]["rouge2"])
+    rows = [json.loads(line) for line in (tmp_path / "out" / "good" / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and set(rows[0]) == {"id", "rouge1", "rouge2", "rougeL", "rougeLsum"}
+    assert (tmp_path / "out" / "results.md").read_text(encoding="utf-8") == table["markdown"]
+
+    # a predictions.jsonl that carries its references is enough on its own
+    alone = compare({"good": str(path)}, options=ScoringOptions(bertscore=False, progress=False), print_table=False)
+    assert alone["systems"][0]["metrics"] == table["systems"][1]["metrics"]
+
+
+def test_systems_paired_by_position_must_list_their_ids_in_the_same_order(tmp_path):
+    from lsrmwf.evaluation.inputs import pair_all
+
+    (tmp_path / "r.txt").write_text("ref a\nref b\n", encoding="utf-8")
+    (tmp_path / "x.jsonl").write_text('{"id": "a", "prediction": "x a"}\n{"id": "b", "prediction": "x b"}\n', encoding="utf-8")
+    (tmp_path / "y.jsonl").write_text('{"id": "b", "prediction": "y b"}\n{"id": "a", "prediction": "y a"}\n', encoding="utf-8")
+    refs = read_examples(str(tmp_path / "r.txt"), "reference", "reference")
+    x = read_examples(str(tmp_path / "x.jsonl"), "prediction", "prediction")
+    y = read_examples(str(tmp_path / "y.jsonl"), "prediction", "prediction")
+    assert pair_all({"x": x}, refs) == (["a", "b"], {"x": ["x a", "x b"]}, ["ref a", "ref b"])
+    with pytest.raises(InputError, match=r"y.jsonl:1: id 'b' where .*x.jsonl:1 has 'a'"):
+        pair_all({"x": x, "y": y}, refs)

@@ -184,7 +184,7 @@ def _preset_name(inp: InputArguments, gen: GenerationArguments) -> Optional[str]
 
 def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> Dict[str, object]:
     """Everything ``evaluate.py`` does; returns the comparison table (or {} with only --gates_file)."""
-    from .inputs import Examples, from_dataset, pair, read_examples
+    from .inputs import Examples, from_dataset, pair_all, read_examples
     from .report import results_table, score_systems, system_name, write_outputs
 
     _check_arguments(inp, gen, sc, view)
@@ -228,16 +228,17 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         refs = files[0].own_references()
     else:
         refs = None
-    systems, sources, ids, ref_texts = {}, {}, None, None
-    for name, ex, path in zip(names[1:] if model_name else names, files, inp.predictions or []):
-        ids, systems[name], ref_texts = pair(ex, refs)
-        sources[name] = {"predictions": os.path.abspath(path)}
+    files = dict(zip(names[1:] if model_name else names, files))
+    sources = {name: {"predictions": os.path.abspath(ex.source)} for name, ex in files.items()}
+    systems, ids, ref_texts = {}, None, None
+    if files:
+        ids, systems, ref_texts = pair_all(files, refs)  # checks counts/ids now, before any generation
     rationales = None
     if view.rationale_file:
         from ..data import load_rationales
 
         rationales = load_rationales(view.rationale_file)
-    documents = _documents(ds, files)
+    documents = _documents(ds, files.values())
     if view.case_ids:
         if documents is None:
             raise InputError("--case_ids needs the documents: give --dataset_name or --data_file (or .jsonl predictions with a 'document' field)")
@@ -251,11 +252,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     if model_name:
         predictions, latencies, generation = _generate(inp, gen, ds, progress)
         generated = Examples(os.path.join(inp.output_dir, "predictions.jsonl"), predictions, list(ds["id"]), list(range(1, len(ds) + 1)))
-        gen_ids, gen_preds, gen_ref_texts = pair(generated, refs)
-        if ids is not None and gen_ids != ids:
-            raise InputError(f"the generated summaries cover {len(gen_ids)} examples but {names[1]}'s predictions cover {len(ids)}")
-        ids, ref_texts = gen_ids, gen_ref_texts
-        systems = {model_name: gen_preds, **systems}
+        ids, systems, ref_texts = pair_all({model_name: generated, **files}, refs)
         sources[model_name] = {"model": inp.model_name_or_path, "predictions": generated.source}
         latencies = [latencies[i] for i in ids] if latencies else None
 
@@ -321,7 +318,7 @@ def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optiona
         "preset": preset,
         "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype")},
         "data": {"dataset_name": inp.dataset_name, "dataset_config_name": inp.dataset_config_name, "data_file": inp.data_file and os.path.abspath(inp.data_file),
-                 "split": inp.split, "text_column": inp.text_column, "max_examples": inp.max_examples},
+                 "split": inp.split, "text_column": inp.text_column, "id_column": inp.id_column, "max_examples": inp.max_examples},
     }
 
 

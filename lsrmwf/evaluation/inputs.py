@@ -11,7 +11,7 @@ Two formats:
 
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..io import InputError, iter_jsonl
 
@@ -160,6 +160,27 @@ def pair(predictions: Examples, references: Examples) -> Tuple[List[str], List[s
         )
     ids = references.ids or predictions.ids or [str(k) for k in range(len(references.texts))]
     return list(ids), list(predictions.texts), list(references.texts)
+
+
+def pair_all(systems: Mapping[str, Examples], references: Examples) -> Tuple[List[str], Dict[str, List[str]], List[str]]:
+    """Pair every system with the same references: ``(ids, {system: predictions}, references)``.
+
+    When the references have no ids, pairing is by position; systems that carry ids must then
+    list them in the same order, or one of them is misaligned.
+    """
+    ids, aligned, ref_texts, claimed = None, {}, None, None
+    for name, ex in systems.items():
+        row_ids, aligned[name], ref_texts = pair(ex, references)
+        ids = row_ids if ids is None else ids
+        if references.ids is None and ex.ids is not None:
+            if claimed is not None and claimed[1] != row_ids:
+                k = next((k for k, (a, b) in enumerate(zip(claimed[1], row_ids)) if a != b), 0)
+                raise InputError(
+                    f"{ex.where(k)}: id {row_ids[k]!r} where {claimed[0].where(k)} has {claimed[1][k]!r}; without ids in "
+                    f"{references.source} the systems are paired with it line by line, so their rows must be in the same order"
+                )
+            claimed = (ex, row_ids)
+    return (claimed[1] if claimed else ids), aligned, ref_texts
 
 
 def check_same_ids(systems: Sequence[Tuple[str, List[str]]]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from .bertscore import BERTSCORE_KEYS, BertScorer, resolve_model
-from .inputs import Examples, check_same_ids, from_dataset, pair, read_examples
+from .inputs import Examples, check_same_ids, from_dataset, pair_all, read_examples
 from .rouge import ROUGE_KEYS, rouge_scores, rouge_settings
 from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, paired_bootstrap
 
@@ -252,10 +252,7 @@ def compare(
         refs = read_examples(references, reference_field, "reference")
     else:
         refs = Examples("<references>", list(references), None, list(range(1, len(references) + 1)))
-    aligned, ids = {}, None
-    for name, ex in loaded.items():
-        ids, preds, ref_texts = pair(ex, refs)
-        aligned[name] = preds
+    ids, aligned, ref_texts = pair_all(loaded, refs)
     results = score_systems(aligned, ids, ref_texts, options, log=log)
     table = results_table(results, baseline, options)
     md = markdown_table(table)
