@@ -185,7 +185,7 @@ def _preset_name(inp: InputArguments, gen: GenerationArguments) -> Optional[str]
 def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> Dict[str, object]:
     """Everything ``evaluate.py`` does; returns the comparison table (or {} with only --gates_file)."""
     from .inputs import Examples, from_dataset, pair_all, read_examples
-    from .report import results_table, score_systems, system_name, write_outputs
+    from .report import markdown_table, results_table, score_systems, system_name, write_outputs
 
     _check_arguments(inp, gen, sc, view)
     progress = not view.no_progress
@@ -245,6 +245,13 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         missing = [i for i in view.case_ids if i not in documents]
         if missing:
             raise InputError(f"--case_ids: {missing[0]!r} is not an example id ({len(missing)} of {len(view.case_ids)} unknown)")
+        unscored = [i for i in view.case_ids if ids is not None and i not in set(ids)]
+        if unscored:
+            raise InputError(f"--case_ids: {unscored[0]!r} has no prediction in {next(iter(files.values())).source}")
+    if sc.bertscore and (files or model_name):
+        from .bertscore import resolve_model
+
+        resolve_model(sc.bertscore_model, sc.bertscore_num_layers)  # a bad model or layer fails before generation
     os.makedirs(inp.output_dir, exist_ok=True)
 
     # 2. Generate (finished batches are saved as they come, and reused after a crash).
@@ -275,8 +282,6 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         baseline = inp.baseline or (names[0] if len(names) > 1 else None)
         table = results_table(results, baseline, options)
         write_outputs(results, table, inp.output_dir)
-        from .report import markdown_table
-
         print(markdown_table(table))
         if generation is not None:
             speed = generation["speed"]

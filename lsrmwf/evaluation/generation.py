@@ -14,7 +14,7 @@ time.
 import copy
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
 
 from ..io import InputError
@@ -161,6 +161,3 @@ def latency_summary(latencies: Sequence[float]) -> dict:
     a = np.asarray(latencies, dtype=np.float64)
     return {"mean_s": float(a.mean()), "p50_s": float(np.median(a)), "p90_s": float(np.quantile(a, 0.9))}
 
-
-def settings_dict(settings: GenerationSettings) -> dict:
-    return asdict(settings)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from .bertscore import BERTSCORE_KEYS, BertScorer, resolve_model
-from .inputs import Examples, check_same_ids, from_dataset, pair_all, read_examples
+from .inputs import Examples, check_same_ids, pair_all, read_examples
 from .rouge import ROUGE_KEYS, rouge_scores, rouge_settings
 from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, paired_bootstrap
 
@@ -262,15 +262,3 @@ def compare(
         log(md)
     return {**table, "markdown": md}
 
-
-__all__ = [
-    "ScoringOptions",
-    "SystemResult",
-    "compare",
-    "from_dataset",
-    "markdown_table",
-    "results_table",
-    "score_systems",
-    "write_outputs",
-    "system_name",
-]

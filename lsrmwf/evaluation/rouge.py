@@ -4,7 +4,8 @@ Each number is exactly what ``rouge_score.rouge_scorer.RougeScorer(..., use_stem
 returns for the same pair: ROUGE-1/2/L on the texts as given, ROUGE-Lsum on the texts split into
 sentences by NLTK's Punkt (see :mod:`.sentences`) and joined with newlines. Corpus scores are the
 mean of the per-example F1 values, times 100. (The ``evaluate`` library's ``rouge`` metric wraps the
-same scorer; with ``use_aggregator=False`` its per-example values are these divided by 100.)
+same scorer: called with ``use_stemmer=True``, ``use_aggregator=False`` and newline-joined Punkt
+sentences, as the Hugging Face summarization examples do, its per-example values are these / 100.)
 
 Work is split into chunks scored by a process pool; chunk order is kept, so the numbers do not
 depend on the number of workers.
