@@ -88,19 +88,36 @@ def test_deepspeed_zero2_on_cpu_with_resume(aclsum_train, tmp_path):
 @needs_deepspeed
 @pytest.mark.deepspeed
 @pytest.mark.slow
-def test_deepspeed_zero3_on_cpu_generates_and_reads_gates(aclsum_train, tmp_path):
+def test_deepspeed_zero3_on_cpu_with_teacher_generates_and_reads_gates(aclsum_train, tiny_tokenizer, tmp_path):
+    """ZeRO-3 partitions the student at load time; the KD teacher must stay whole and frozen."""
     import torch
-    from transformers import AutoModelForSeq2SeqLM
+    from transformers import AutoModelForSeq2SeqLM, BartConfig, BartForConditionalGeneration
 
     import lsrmwf  # noqa: F401
 
+    tok = tiny_tokenizer
+    for name, d_model, layers in (("teacher", 48, 2), ("bart", 32, 1)):
+        torch.manual_seed(len(name))
+        BartForConditionalGeneration(BartConfig(
+            vocab_size=len(tok), d_model=d_model, encoder_layers=layers, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
+            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            decoder_start_token_id=tok.eos_token_id, forced_eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
     rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 8)
     out = tmp_path / "zero3"
+    args = [a for a in TINY]
+    cut = args.index("--config_overrides")
+    del args[cut : cut + 2]
+    # the student is an LSR-MWF built on a BART checkpoint, partitioned while it loads (zero3_init_flag)
     launch(["--use_deepspeed", "--deepspeed_config_file", os.path.join(ROOT, "ds_configs", "zero3.json"), "--zero3_init_flag",
             "true", "--num_processes", "1"],
-           [*TINY, "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no", "--output_dir", str(out)],
+           [*args, "--model_name_or_path", str(tmp_path / "bart"), "--rationale_file", rationales, "--max_steps", "2",
+            "--save_strategy", "no", "--output_dir", str(out), "--teacher_model_name_or_path", str(tmp_path / "teacher")],
            {"DS_ACCELERATOR": "cpu"})
     assert [p["id"] for p in read_jsonl(out / "predictions.jsonl")] == expected_test_ids()
+    logged = [h for h in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in h]
+    assert logged and all(h["kd_kl"] > 0 and "loss_ea" in h for h in logged)
     trajectory = read_jsonl(out / "gates.jsonl")
     model = AutoModelForSeq2SeqLM.from_pretrained(out)  # full (gathered) weights were saved
     torch.testing.assert_close(model.gates(), torch.tensor(trajectory[-1]["gates"]))

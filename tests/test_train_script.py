@@ -189,3 +189,38 @@ def test_cli_prints_a_clear_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().endswith(f"train.py: error: {tmp_path / 'nope.jsonl'}: file not found")
     assert "Traceback" not in proc.stderr
+
+
+def test_rationale_targets_are_encoded_once_and_cached(tiny_tokenizer, aclsum_train, tmp_path):
+    import torch
+
+    from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
+    from lsrmwf.arguments import DataArguments
+    from lsrmwf.data import load_documents
+    from lsrmwf.training import add_rationale_targets, tokenize_dataset
+
+    tok = tiny_tokenizer
+    f = _local(tmp_path, [{"id": aclsum_train[k]["id"], "document": aclsum_train[k]["document"], "summary": "s"} for k in range(4)])
+    ds = load_documents(data_file=f, id_column="id", cache_dir=str(tmp_path / "cache"))  # file-backed: map results are cached
+    ds = ds.map(lambda b: {"ea_text": [d[:80] if i % 2 == 0 else None for i, d in enumerate(b["document"])]}, batched=True)
+    ds = tokenize_dataset(ds, tok, DataArguments(max_source_length=64, max_target_length=16, max_rationale_length=24), ("ea",))
+    model = LsrMwfForConditionalGeneration(LsrMwfConfig(
+        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128, pad_token_id=tok.pad_token_id, views=["ea"]))
+    calls = []
+    encode = model.encode_rationale
+    model.encode_rationale = lambda ids, mask: calls.append(len(ids)) or encode(ids, mask)
+
+    first = add_rationale_targets(ds, model, ["ea"], "cpu", identity="initial weights A")
+    assert calls and "ea_input_ids" not in first.column_names
+    targets = torch.tensor(first["ea_target"])
+    assert targets.shape == (4, 16)
+    assert bool((targets[1] == 0).all()) and bool((targets[3] == 0).all())  # no rationale: zero target (masked)
+    ids = torch.tensor([ds[0]["ea_input_ids"]])
+    torch.testing.assert_close(targets[0], encode(ids, torch.ones_like(ids))[0])
+
+    calls.clear()
+    again = add_rationale_targets(ds, model, ["ea"], "cpu", identity="initial weights A")
+    assert calls == [] and again["ea_target"] == first["ea_target"]  # loaded from datasets' cache
+    add_rationale_targets(ds, model, ["ea"], "cpu", identity="initial weights B")
+    assert calls  # other initial weights: encoded anew
