@@ -7,7 +7,9 @@ English); pass ``--bertscore_model roberta-large`` for those. The report always 
 and layer produced the numbers.
 """
 
+import contextlib
 import os
+import sys
 from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -115,5 +117,6 @@ class BertScorer:
 
     def __call__(self, predictions: Sequence[str], references: Sequence[str], progress: bool = True) -> Dict[str, np.ndarray]:
         """Per-example precision/recall/F1 (fractions, as ``bert_score`` returns them)."""
-        p, r, f = self._scorer.score(list(predictions), list(references), verbose=progress, batch_size=self.batch_size)
+        with contextlib.redirect_stdout(sys.stderr):  # bert_score prints its progress; stdout is for results
+            p, r, f = self._scorer.score(list(predictions), list(references), verbose=progress, batch_size=self.batch_size)
         return {k: v.numpy().astype(np.float64) for k, v in zip(BERTSCORE_KEYS, (p, r, f))}
