@@ -66,7 +66,8 @@ def parse_args(argv: Optional[List[str]] = None):
     if len(argv) == 1 and argv[0].endswith(".json"):
         model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     else:
-        if not any(a.split("=")[0] in DATA_SOURCE_FLAGS for a in argv):
+        flags = {"--" + a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        if not flags & set(DATA_SOURCE_FLAGS):
             logger.warning("no data source given: running the built-in default (aclsum, small BART from config); "
                            "see lsrmwf/training.py DEFAULT_RUN_ARGS")
             argv = DEFAULT_RUN_ARGS + argv

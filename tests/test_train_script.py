@@ -138,6 +138,8 @@ def test_no_arguments_runs_the_builtin_default():
     assert t.max_steps == int(DEFAULT_RUN_ARGS[DEFAULT_RUN_ARGS.index("--max_steps") + 1])
     m, d, t = parse_args(["--max_steps", "5", "--rationale_file", "r.jsonl"])  # defaults plus the user's values
     assert t.max_steps == 5 and d.rationale_file == "r.jsonl" and d.dataset_name == "aclsum"
+    m, d, t = parse_args(["--train-file=x.jsonl", "--output_dir", "o"])  # a data source: no defaults mixed in
+    assert d.train_file == "x.jsonl" and d.dataset_name is None and m.config_overrides is None and not t.do_train
 
 
 # -- errors -----------------------------------------------------------------------------------------
