@@ -215,7 +215,7 @@ class LsrMwfTrainer(Seq2SeqTrainer):
         if not training:
             return (ce, outputs) if return_outputs else ce
 
-        terms: Dict[str, torch.Tensor] = {"ce": ce}
+        terms: Dict[str, object] = {"ce": ce}
         token_loss = ce
         if teacher is not None:
             with torch.no_grad():
@@ -234,21 +234,24 @@ class LsrMwfTrainer(Seq2SeqTrainer):
                 # a view without any rationale in this batch contributes the model's exact (attached) zero
                 loss = loss + self.args.gamma_views * torch.stack([view_losses[v] for v in self.views if v in view_losses]).sum()
             for v in self.views:
-                if v in view_losses and bool(view_present(inputs, v).any()):
-                    terms[f"loss_{v}"] = view_losses[v]  # logged as the mean over batches that had this view
+                if v in view_losses:  # logged as the mean over the batches that had this view (no host sync here)
+                    terms[f"loss_{v}"] = (view_losses[v], view_present(inputs, v).any())
         else:
             loss = token_loss
         self._record(terms, loss.device)
         return (loss, outputs) if return_outputs else loss
 
-    def _record(self, terms: Dict[str, torch.Tensor], device):
+    def _record(self, terms: Dict[str, object], device):
+        """Accumulate each term (a tensor, or ``(tensor, counts_or_not)``) on the device until the next log."""
         if self._term_sum is None:
             self._term_sum = torch.zeros(len(self._term_names), device=device)
             self._term_count = torch.zeros(len(self._term_names), device=device)
         for k, name in enumerate(self._term_names):
             if name in terms:
-                self._term_sum[k] += terms[name].detach().float()
-                self._term_count[k] += 1
+                value, weight = terms[name] if isinstance(terms[name], tuple) else (terms[name], 1.0)
+                weight = torch.as_tensor(weight, dtype=torch.float32, device=device)
+                self._term_sum[k] += value.detach().float() * weight
+                self._term_count[k] += weight
 
     # -- logging ---------------------------------------------------------------------------------
 

@@ -481,7 +481,9 @@ def run(model_args, data_args, training_args):
         trainer.compute_metrics = None  # scored below against the untruncated references
         out = trainer.predict(predict_ds, metric_key_prefix="predict")
         metrics = dict(out.metrics, predict_samples=len(predict_ds))
-        if training_args.predict_with_generate:
+        if not training_args.predict_with_generate:
+            logger.warning("--predict_with_generate false: predict computed the loss only; no predictions.jsonl written")
+        else:
             _check_alignment(out.label_ids, predict_ds, "predict")
             preds = _decode(tokenizer, out.predictions)
             refs = list(predict_raw["summary"])
