@@ -73,13 +73,15 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
 
 
 class NoamLambda:
-    """``min(step^-0.5, step * warmup^-1.5)`` (step counted from 1); a class so checkpoints can pickle it."""
+    """LambdaLR factor ``min(step^-0.5, step * warmup^-1.5)`` where ``step`` is the 1-based number of the
+    update about to happen (LambdaLR passes the count of updates done, so ``step = done + 1``).
+    A class rather than a closure so the scheduler's state can be saved in checkpoints."""
 
     def __init__(self, warmup_steps: int):
         self.warmup_steps = warmup_steps
 
-    def __call__(self, step: int) -> float:
-        step = max(step, 1)
+    def __call__(self, done: int) -> float:
+        step = done + 1
         return min(step**-0.5, step * self.warmup_steps**-1.5)
 
 
@@ -300,8 +302,8 @@ class LsrMwfTrainer(Seq2SeqTrainer):
 
 
 def noam_lr(step: int, learning_rate: float, warmup_steps: int) -> float:
-    """The paper's learning rate at update ``step`` (for plots and checks)."""
-    return learning_rate * NoamLambda(warmup_steps)(step)
+    """The paper's learning rate for update number ``step`` (1-based)."""
+    return learning_rate * NoamLambda(warmup_steps)(step - 1)
 
 
 __all__ = [

@@ -226,3 +226,18 @@ def test_rationale_targets_are_encoded_once_and_cached(tiny_tokenizer, aclsum_tr
     assert calls == [] and again["ea_target"] == first["ea_target"]  # loaded from datasets' cache
     add_rationale_targets(ds, model, ["ea"], "cpu", identity="initial weights B")
     assert calls  # other initial weights: encoded anew
+
+
+def test_ablation_view_on_the_fly_targets_and_noam(aclsum_train, tmp_path):
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 6)
+    out = tmp_path / "ter"
+    main(["--dataset_name", "aclsum", "--max_train_samples", "6", "--rationale_file", rationales, "--output_dir", str(out),
+          "--do_train", "--max_steps", "3", "--save_strategy", "no", *TINY, "--views", "ter", "--cache_rationale_targets", "false",
+          "--lr_schedule", "noam", "--learning_rate", "2e-3", "--warmup_steps", "2", "--gate_init", "0.05"])
+    state = json.loads((out / "trainer_state.json").read_text())
+    logged = [h for h in state["log_history"] if "loss" in h]
+    assert all("loss_ter" in h and "loss_ea" not in h and "gate/ter/layer01" in h for h in logged)
+    # the paper's schedule: update s runs with 2e-3 * min(s^-0.5, s * 2^-1.5) (the Trainer logs that rate)
+    assert [h["learning_rate"] for h in logged] == pytest.approx([2e-3 * min(s**-0.5, s * 2**-1.5) for s in (1, 2, 3)])
+    gates = read_jsonl(out / "gates.jsonl")
+    assert gates[0]["views"] == ["ter"] and gates[0]["gates"] == [[pytest.approx(0.05)], [pytest.approx(0.05)]]

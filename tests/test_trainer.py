@@ -14,6 +14,7 @@ from lsrmwf.trainer import (
     LsrMwfTrainer,
     LsrMwfTrainingArguments,
     NoamLambda,
+    noam_lr,
     read_gates,
 )
 
@@ -171,15 +172,16 @@ def test_noam_schedule_matches_the_paper(tiny_tokenizer, tmp_path):
     trainer = make_trainer(model, tiny_tokenizer, tmp_path, lr_schedule="noam", learning_rate=2e-3, warmup_steps=100)
     trainer.create_optimizer_and_scheduler(num_training_steps=1000)
     sched, opt = trainer.lr_scheduler, trainer.optimizer
-    seen = {}
+    used = {}  # the learning rate each update (1-based) runs with
     for step in range(1, 401):
+        used[step] = opt.param_groups[0]["lr"]
         opt.step()
         sched.step()
-        seen[step] = opt.param_groups[0]["lr"]
     for step in (1, 50, 100, 101, 400):
-        assert seen[step] == pytest.approx(2e-3 * min(step**-0.5, step * 100**-1.5))
-    assert max(seen, key=seen.get) == 100  # peak at the end of warmup
-    assert NoamLambda(10000)(10000) == pytest.approx(0.01)
+        assert used[step] == pytest.approx(2e-3 * min(step**-0.5, step * 100**-1.5))
+        assert used[step] == pytest.approx(noam_lr(step, 2e-3, 100))
+    assert max(used, key=used.get) == 100  # peak at the end of warmup: 2e-3 * 100^-0.5
+    assert noam_lr(10000, 2e-3, 10000) == pytest.approx(2e-5)  # the paper's peak
     with pytest.raises(ValueError, match="warmup_steps"):
         LsrMwfTrainingArguments(output_dir=str(tmp_path), lr_schedule="noam", warmup_steps=0, report_to="none")
 
