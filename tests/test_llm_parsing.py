@@ -120,3 +120,9 @@ def test_select_keeps_iff_score_at_most_threshold():
 def test_sentence_splitting_uses_punkt_abbreviations_offline():
     text = "Dr. Smith arrived in Washington on Jan. 5. He met Mr. Jones.\nA headline without a period"
     assert split_sentences(text) == ["Dr. Smith arrived in Washington on Jan. 5.", "He met Mr. Jones.", "A headline without a period"]
+
+
+def test_placeholder_answers_are_rejected_and_never_verbatim():
+    with pytest.raises(AnswerError, match="aspect has no words"):
+        parse_rationales('{"rationales": [{"aspect": "...", "sentence": "S.", "triples": [["a", "b", "c"]]}]}', 1)
+    assert verbatim_flags([{"sentence": "..."}], "Any document. With text.") == [False]

@@ -39,6 +39,7 @@ class EndpointArguments:
     max_tokens: int = field(default=1024, metadata={"help": "Answer length limit per request."})
     top_p: Optional[float] = field(default=None, metadata={"help": "Nucleus sampling (default: the server's)."})
     seed: Optional[int] = field(default=None, metadata={"help": "Sampling seed, where the server supports it."})
+    extra_body: Optional[str] = field(default=None, metadata={"help": 'Extra request fields as JSON, e.g. \'{"repeat_penalty": 1.1}\' for llama.cpp (part of the cache key).'})
     response_format: str = field(default="json_schema", metadata={"help": "json_schema (structured output), json_object, or text (line format, for servers without response_format).", "choices": ["json_schema", "json_object", "text"]})
 
 
@@ -118,8 +119,17 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
                              max_document_words=args_pipe.max_document_words)
     else:
         task = ReadingTask(context=args_pipe.brd_context, max_document_words=args_pipe.max_document_words)
+    extra_body = {}
+    if args_endpoint.extra_body:
+        try:
+            extra_body = json.loads(args_endpoint.extra_body)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--extra_body is not valid JSON ({e.msg} at column {e.colno}): {args_endpoint.extra_body!r}") from None
+        if not isinstance(extra_body, dict):
+            raise InputError(f"--extra_body must be a JSON object, got {args_endpoint.extra_body!r}")
     params = GenerationParams(model=args_endpoint.model, temperature=args_endpoint.temperature, max_tokens=args_endpoint.max_tokens,
-                              top_p=args_endpoint.top_p, seed=args_endpoint.seed, response_format=args_endpoint.response_format)
+                              top_p=args_endpoint.top_p, seed=args_endpoint.seed, response_format=args_endpoint.response_format,
+                              extra_body=extra_body)
     api_key = args_endpoint.api_key or os.environ.get("OPENAI_API_KEY")
     client = LLMClient(args_endpoint.base_url, api_key, params, timeout=args_endpoint.timeout, max_retries=args_endpoint.max_retries)
     return task, client

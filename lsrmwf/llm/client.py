@@ -155,6 +155,7 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
     :class:`AnswerError` (both answers unusable; the message names both problems).
     """
     problems = []
+    answer = None
     for attempt in (1, 2):
         answer = await client.chat(endpoint, messages, response_format)
         usage.add(answer.usage)
@@ -169,4 +170,4 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
         problems.append(problem)
         if attempt == 1:
             messages = prompts.retry_messages(messages, answer.text, problem, truncated)
-    raise AnswerError(f"unusable answer twice: first {problems[0]}; then {problems[1]}")
+    raise AnswerError(f"unusable answer twice: first {problems[0]}; then {problems[1]}", raw_answer=answer.text)

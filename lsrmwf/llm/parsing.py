@@ -18,7 +18,11 @@ from typing import List, Optional, Tuple
 
 
 class AnswerError(ValueError):
-    """The model's answer is unusable; the message says why."""
+    """The model's answer is unusable; the message says why. ``raw_answer``: the rejected text, if any."""
+
+    def __init__(self, message: str, raw_answer: Optional[str] = None):
+        super().__init__(message)
+        self.raw_answer = raw_answer
 
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
@@ -52,6 +56,8 @@ def _clean(value, what: str) -> str:
     value = " ".join(value.split())
     if not value:
         raise AnswerError(f"{what} is empty")
+    if not any(ch.isalnum() for ch in value):
+        raise AnswerError(f"{what} has no words ({value!r}); write real content, not a placeholder")
     return value
 
 
@@ -165,7 +171,11 @@ def parse_rationales(text: str, n: int) -> List[dict]:
 def verbatim_flags(rationales: List[dict], document: str) -> List[bool]:
     """Whether each associated sentence occurs in the document (whitespace-normalised, case-sensitive)."""
     doc = normalize_space(document)
-    return [normalize_space(r["sentence"]).rstrip(".") in doc for r in rationales]
+    flags = []
+    for r in rationales:
+        sentence = normalize_space(r["sentence"]).rstrip(".")
+        flags.append(any(ch.isalnum() for ch in sentence) and sentence in doc)
+    return flags
 
 
 # ------------------------------------------------------------------------------------------------

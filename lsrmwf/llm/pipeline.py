@@ -33,6 +33,18 @@ def truncate_words(text: str, max_words: Optional[int]) -> str:
     return text if len(words) <= max_words else " ".join(words[:max_words])
 
 
+RAW_ANSWER_MAX_CHARS = 2000
+
+
+def failed(row: dict, message: str, exc: Exception) -> dict:
+    """Mark ``row`` failed; keep the model's last rejected answer (cut) for diagnosis."""
+    row["error"] = message
+    raw = getattr(exc, "raw_answer", None)
+    if raw is not None:
+        row["raw_answer"] = raw[:RAW_ANSWER_MAX_CHARS]
+    return row
+
+
 @dataclass
 class Selection:
     score: str
@@ -97,8 +109,7 @@ class RationaleTask:
                 prompts.response_format(params.response_format, "summaries", prompts.summarize_schema(n)),
                 lambda text: parse_summaries(text, n), usage)
         except (RequestError, AnswerError) as e:
-            row["error"] = f"{stage}: {e}"
-            return row
+            return failed(row, f"{stage}: {e}", e)
         flags = verbatim_flags(rationales, document)
         row.update(rationales=rationales, sub_summaries=subs, summary=total, as_verbatim=sum(flags), error=None)
         row.update(self.select(row, item["summary"]))
@@ -170,8 +181,7 @@ class ReadingTask:
                 prompts.response_format(params.response_format, "basic_reading", prompts.read_schema()),
                 parse_reading, usage)
         except (RequestError, AnswerError) as e:
-            row["error"] = f"basic reading: {e}"
-            return row
+            return failed(row, f"basic reading: {e}", e)
         row.update(entities=entities, qa=qa, error=None)
         return row
 

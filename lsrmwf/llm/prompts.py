@@ -52,8 +52,9 @@ DIG_JSON = (
     "is about;\n"
     "- sentence: the one sentence of the document most associated with that aspect, copied exactly;\n"
     "- triples: 1 to {max_triples} [subject, relation, object] triples taken from that sentence.\n"
-    'Answer with JSON only: {{"rationales": [{{"aspect": "...", "sentence": "...", '
-    '"triples": [["subject", "relation", "object"]]}}]}} with exactly {n} rationale(s).'
+    'Answer with JSON only: an object with the key "rationales", a list of exactly {n} object(s), each '
+    'with the keys "aspect" (a string), "sentence" (a string) and "triples" (a list of 1 to {max_triples} '
+    "lists of three strings: subject, relation, object)."
 )
 
 DIG_TEXT = (
@@ -70,8 +71,8 @@ SUMMARIZE_JSON = (
     "triples):\n{rationales}\n\n"
     "First write one short sub-summary of the document for each rationale, in order. Then compress "
     "the sub-summaries into one shorter total summary.\n"
-    'Answer with JSON only: {{"sub_summaries": ["..."], "summary": "..."}} with exactly {n} '
-    "sub-summaries."
+    'Answer with JSON only: an object with the keys "sub_summaries" (a list of exactly {n} string(s)) '
+    'and "summary" (a string).'
 )
 
 SUMMARIZE_TEXT = (
@@ -90,8 +91,8 @@ READ_JSON = (
     "saying what the sentence tells about it.\n"
     "2. Ask 1 to {max_qa} questions about the content, structure or attitude of the sentence and "
     "answer each from the sentence.\n"
-    'Answer with JSON only: {{"entities": [{{"name": "...", "type": "...", "detail": "..."}}], '
-    '"qa": [{{"question": "...", "answer": "..."}}]}}'
+    'Answer with JSON only: an object with the keys "entities" (a list of objects with the keys "name", '
+    '"type" and "detail") and "qa" (a list of objects with the keys "question" and "answer").'
 )
 
 READ_TEXT = (

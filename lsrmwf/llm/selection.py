@@ -36,7 +36,7 @@ def rouge(prediction: str, reference: str, measure: str = "fmeasure") -> Dict[st
     if measure not in ROUGE_MEASURES:
         raise ValueError(f"rouge_measure must be one of {ROUGE_MEASURES}, not {measure!r}")
     scores = _scorer().score(reference, prediction)
-    return {k: round(getattr(v, measure), 6) for k, v in scores.items()}
+    return {k: round(float(getattr(v, measure)), 6) for k, v in scores.items()}
 
 
 def score1(r: Dict[str, float]) -> float:
