@@ -21,7 +21,7 @@ import numpy as np
 
 from .arguments import DataArguments, ModelArguments
 from .collator import LsrMwfCollator
-from .data import VIEWS, join_rationales, load_documents, load_rationales
+from .data import join_rationales, load_documents, load_rationales
 from .distill import build_basic_reading_dataset, check_bart_checkpoint, load_teacher
 from .io import InputError, write_jsonl_atomic
 from .presets import HUB_DATASETS, fill_from_preset
@@ -288,8 +288,6 @@ def add_rationale_targets(ds, model, views, device, identity: str, batch_size: i
 
     Runs once and is cached by datasets under a key made of the data, the model identity and the views.
     """
-    import torch
-
     from .collator import _pad
 
     pad = model.config.pad_token_id
@@ -417,6 +415,9 @@ def run(model_args, data_args, training_args):
                          f"{tokenizer.mask_token!r}; use a BART tokenizer or --brd_mix_original false")
     views = model_views(model)
     logger.info("model: %s, %.1fM parameters, views %s", type(model).__name__, model.num_parameters() / 1e6, list(views) or "none")
+    if not views and data_args.rationale_file and data_args.target == "gold":
+        logger.warning("--baseline has no views: the rationales in %s are not used (only --target llm_summary|both "
+                       "reads its summaries)", data_args.rationale_file)
     if views and training_args.do_train and not brd and not data_args.rationale_file:
         logger.warning("no --rationale_file: the LSR-MWF alignment losses are off; views and gates still train through "
                        "the token loss. Generate rationales with generate_rationales.py to train the paper's method.")
@@ -497,4 +498,4 @@ def run(model_args, data_args, training_args):
     return results
 
 
-__all__ = ["main", "run", "parse_args", "resolve_preset", "build_model_and_tokenizer", "DEFAULT_RUN_ARGS", "VIEWS"]
+__all__ = ["main", "run", "parse_args", "resolve_preset", "build_model_and_tokenizer", "DEFAULT_RUN_ARGS"]
