@@ -188,6 +188,9 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
 def configure_generation(model, data_args) -> None:
     """The preset's (or given) beam search settings become the model's generation config."""
     beams = data_args.num_beams
+    if data_args.max_length > model.config.max_position_embeddings:
+        raise InputError(f"--max_length {data_args.max_length} exceeds the model's max_position_embeddings "
+                         f"{model.config.max_position_embeddings}")
     settings = dict(num_beams=beams, max_length=data_args.max_length, min_length=data_args.min_length,
                     no_repeat_ngram_size=data_args.no_repeat_ngram_size)
     if beams > 1:
