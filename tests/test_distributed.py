@@ -57,7 +57,8 @@ def test_two_processes_one_prediction_per_example(aclsum_train, tmp_path):
     out = tmp_path / "ddp"
     # 5 test examples, 2 per process and batch: the last round is padded with repeated examples
     launch(["--multi_gpu", "--num_processes", "2"],
-           [*TINY, "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no", "--output_dir", str(out)])
+           [*TINY, "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no", "--output_dir", str(out),
+            "--do_eval", "--max_eval_samples", "3"])
     preds = read_jsonl(out / "predictions.jsonl")
     assert [p["id"] for p in preds] == expected_test_ids()  # exactly one each, in order
     state = json.loads((out / "trainer_state.json").read_text())
@@ -65,6 +66,8 @@ def test_two_processes_one_prediction_per_example(aclsum_train, tmp_path):
     logged = [h for h in state["log_history"] if "loss" in h]
     assert logged and all("loss_ea" in h and "gate/ter/layer01" in h for h in logged)
     assert [g["step"] for g in read_jsonl(out / "gates.jsonl")] == [0, 1, 2]  # written by the main process only
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["eval_samples"] == 3 and "eval_rouge1" in results and results["predict_samples"] == 5
 
 
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed")
