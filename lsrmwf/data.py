@@ -58,7 +58,8 @@ def load_documents(
 ):
     """Load one split as a Dataset with string columns ``id``, ``document``, ``summary``.
 
-    Local files without an id column get ids ``"<row index>"``. Ids must be unique, documents
+    Local files use their ``id`` column when they have one (or ``id_column``), else the row index
+    ``"<row index>"``. Ids must be unique, documents
     non-empty and (when ``require_summary``) summaries non-empty; otherwise :class:`InputError`
     names the source, row and field.
     """
@@ -96,10 +97,10 @@ def load_documents(
             f"{source}: missing column(s) {missing}; available columns are {ds.column_names} "
             f"(set --text_column/--summary_column/--id_column)"
         )
+    if id_column is None and data_file is not None and "id" in ds.column_names:
+        id_column = "id"  # a local file's own ids, so rationale rows keyed by them match
     if id_column is not None and id_column not in ds.column_names:
-        if data_file is None:
-            raise InputError(f"{source}: id column {id_column!r} not found; available columns are {ds.column_names}")
-        id_column = None
+        raise InputError(f"{source}: id column {id_column!r} not found; available columns are {ds.column_names}")
     if max_examples is not None:
         ds = ds.select(range(min(max_examples, len(ds))))
 

@@ -1,0 +1,61 @@
+"""Loading documents: ids, columns and the errors a user sees."""
+
+import json
+
+import pytest
+
+from lsrmwf.data import join_rationales, load_documents, rationale_texts
+from lsrmwf.io import InputError
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_local_file_uses_its_own_id_column_else_row_index(tmp_path):
+    with_ids = write_jsonl(tmp_path / "a.jsonl", [{"id": "x7", "document": "d1", "summary": "s1"}, {"id": "x9", "document": "d2", "summary": "s2"}])
+    assert load_documents(data_file=with_ids)["id"] == ["x7", "x9"]
+    no_ids = write_jsonl(tmp_path / "b.jsonl", [{"document": "d1", "summary": "s1"}, {"document": "d2", "summary": "s2"}])
+    assert load_documents(data_file=no_ids)["id"] == ["0", "1"]
+    custom = write_jsonl(tmp_path / "c.jsonl", [{"key": 5, "article": "d1", "highlights": "s1"}])
+    ds = load_documents(data_file=custom, text_column="article", summary_column="highlights", id_column="key")
+    assert ds[0] == {"id": "5", "document": "d1", "summary": "s1"}
+
+
+def test_errors_name_file_row_and_field(tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "document": "ok", "summary": "s"}, {"id": "b", "document": "  ", "summary": "s"}])
+    with pytest.raises(InputError, match=r"bad\.jsonl: row 2 \(id 'b'\): field 'document' is empty"):
+        load_documents(data_file=bad)
+    missing = write_jsonl(tmp_path / "cols.jsonl", [{"id": "a", "text": "t", "summary": "s"}])
+    with pytest.raises(InputError, match=r"cols\.jsonl: missing column\(s\) \['document'\]"):
+        load_documents(data_file=missing)
+    dup = write_jsonl(tmp_path / "dup.jsonl", [{"id": "a", "document": "t", "summary": "s"}] * 2)
+    with pytest.raises(InputError, match="row 2 .*duplicate id"):
+        load_documents(data_file=dup)
+
+
+def test_rationale_texts_and_join(tmp_path):
+    r = [{"aspect": "gates", "sentence": "Gates fuse views.", "triples": [["gates", "fuse", "views"], ["bad"]]},
+         {"aspect": "loss", "sentence": "", "triples": []}]
+    t = rationale_texts(r)
+    assert (t.ea, t.as_, t.ter) == ("gates | loss", "Gates fuse views.", "gates # fuse # views")
+    docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [
+        {"id": i, "document": f"doc {i}", "summary": "s"} for i in ("a", "b", "c")]))
+    rat = write_jsonl(tmp_path / "r.jsonl", [
+        {"id": "a", "rationales": r, "keep": True},
+        {"id": "b", "rationales": r, "keep": False},
+        {"id": "c", "rationales": None, "keep": False, "error": "timeout"},
+    ])
+    # a failed row is not kept (keep=false): its example is dropped like any unselected one
+    ds, stats = join_rationales(docs, rat)
+    assert ds["id"] == ["a"] and ds["ea_text"] == ["gates | loss"]
+    assert stats["dropped_keep_false"] == 2
+    with pytest.raises(InputError, match=r"r2\.jsonl:1: rationale id 'zz' .* match no example id"):
+        join_rationales(docs, write_jsonl(tmp_path / "r2.jsonl", [{"id": "zz", "rationales": []}]))
+
+
+def test_an_id_column_that_is_not_there_is_an_error_not_row_numbers(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", [{"document": "d", "summary": "s"}])
+    with pytest.raises(InputError, match=r"a\.jsonl: id column 'doc_id' not found"):
+        load_documents(data_file=path, id_column="doc_id")
