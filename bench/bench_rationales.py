@@ -1,9 +1,11 @@
 """Benchmark the rationale pipeline against a real local llama-server (Gemma 3 270M on CPU).
 
-1. Throughput: the pipeline (``run_task``: cache keys, parsing, selection, JSONL writes, progress)
-   vs a bare ``AsyncOpenAI`` loop sending the same two requests per document with the same
-   concurrency. Runs alternate (bare, pipeline, bare, pipeline, ...) so neither side always gets
-   a warmer server; the ratio of summed wall times is printed (target >= 0.95).
+1. Throughput: the pipeline (``run_task``: cache keys, parsing, retries of bad answers, selection,
+   JSONL writes, progress) vs a bare ``AsyncOpenAI`` loop replaying exactly the requests the
+   pipeline sent (recorded in a first run; temperature 0 on one server slot gives the same answers,
+   so both sides generate the same tokens) with the same concurrency. Runs alternate (bare,
+   pipeline, bare, ...) so neither side always meets a warmer server or a quieter machine; the
+   ratio of summed wall times is printed (target >= 0.95).
 2. Kill and resume: ``generate_rationales.py`` is started as a subprocess, killed with SIGKILL
    once some rows are written, and rerun; the number of requests the rerun sends for rows that
    were already finished is printed (target 0), with the rows lost in flight.
@@ -37,6 +39,7 @@ class BenchArguments:
     max_tokens: int = field(default=384, metadata={"help": "max_tokens per request."})
     max_document_words: int = field(default=120, metadata={"help": "Words of each document in the prompt."})
     base_url: Optional[str] = field(default=None, metadata={"help": "Use this server instead of starting llama-server."})
+    threads: Optional[int] = field(default=None, metadata={"help": "llama-server CPU threads when the bench starts it."})
     parallel: int = field(default=1, metadata={"help": "llama-server slots when the bench starts it (1: deterministic, so both sides do identical work)."})
     kill_after_rows: int = field(default=3, metadata={"help": "Kill the resumable run once this many rows are written."})
     resume_docs: int = field(default=10, metadata={"help": "Documents in the kill-and-resume run."})
@@ -50,51 +53,60 @@ def load_docs(n: int, max_words: int):
     return ds.map(lambda r: {"document": truncate_words(r["document"], max_words)})
 
 
-async def bare_loop(base_url: str, model: str, ds, task, concurrency: int, max_tokens: int) -> dict:
-    """The same two requests per document with a plain AsyncOpenAI client and a semaphore."""
-    from openai import AsyncOpenAI
+class RecordingClient:
+    """Wraps an ``LLMClient`` and records each document's requests in order (to replay them bare)."""
 
-    from lsrmwf.llm import prompts
-    from lsrmwf.llm.parsing import AnswerError, parse_rationales
+    def __init__(self, client, log):
+        self._client, self._log = client, log
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    async def chat(self, endpoint, messages, response_format):
+        import re
+
+        doc = re.search(r"<document>\n(.*?)\n</document>", messages[1]["content"], re.S).group(1)
+        self._log.setdefault(doc, []).append({"messages": messages, "response_format": response_format})
+        return await self._client.chat(endpoint, messages, response_format)
+
+
+async def bare_replay(base_url: str, model: str, requests_by_doc: dict, concurrency: int, max_tokens: int) -> dict:
+    """The pipeline's exact requests, each document's in order, documents ``concurrency`` at a time,
+    with a plain ``AsyncOpenAI`` client: no parsing, no selection, no JSONL, no progress bar."""
+    from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url, api_key="not-needed")
     sem = asyncio.Semaphore(concurrency)
     tokens = 0
 
-    async def one(doc, summary):
+    async def one(chain):
         nonlocal tokens
-        units = task.summary_units(summary)
-        n = len(units)
         async with sem:
-            r1 = await client.chat.completions.create(
-                model=model, messages=prompts.dig_messages(doc, units, True), temperature=0.0, max_tokens=max_tokens,
-                response_format=prompts.response_format("json_schema", "rationales", prompts.dig_schema(n)))
-            tokens += r1.usage.total_tokens
-            try:
-                rationales = parse_rationales(r1.choices[0].message.content, n)
-            except AnswerError:
-                return
-            r2 = await client.chat.completions.create(
-                model=model, messages=prompts.summarize_messages(doc, rationales, True), temperature=0.0, max_tokens=max_tokens,
-                response_format=prompts.response_format("json_schema", "summaries", prompts.summarize_schema(n)))
-            tokens += r2.usage.total_tokens
+            for req in chain:
+                kwargs = {"response_format": req["response_format"]} if req["response_format"] else {}
+                resp = await client.chat.completions.create(model=model, messages=req["messages"], temperature=0.0,
+                                                            max_tokens=max_tokens, **kwargs)
+                tokens += resp.usage.total_tokens
 
     start = time.perf_counter()
-    await asyncio.gather(*(one(d, s) for d, s in zip(ds["document"], ds["summary"])))
+    await asyncio.gather(*(one(chain) for chain in requests_by_doc.values()))
     elapsed = time.perf_counter() - start
     await client.close()
     return {"elapsed_s": elapsed, "tokens": tokens}
 
 
-def pipeline_run(base_url: str, model: str, ds, task, concurrency: int, max_tokens: int, output: str) -> dict:
+def pipeline_run(base_url: str, model: str, ds, task, concurrency: int, max_tokens: int, output: str,
+                 record: Optional[dict] = None) -> dict:
     from lsrmwf.llm.client import GenerationParams, LLMClient
     from lsrmwf.llm.pipeline import run_task
 
     client = LLMClient([base_url], None, GenerationParams(model=model, max_tokens=max_tokens))
+    if record is not None:
+        client = RecordingClient(client, record)
     start = time.perf_counter()
     summary = run_task(task, ds, client, output, concurrency=concurrency, progress=False)
     return {"elapsed_s": time.perf_counter() - start, "tokens": summary["this_run"]["total_tokens"],
-            "failed": summary["this_run"]["failed"], "kept": summary["file"]["kept"]}
+            "requests": summary["this_run"]["requests"], "failed": summary["this_run"]["failed"], "kept": summary["file"]["kept"]}
 
 
 def kill_and_resume(base_url: str, model: str, args: BenchArguments, workdir: str) -> dict:
@@ -138,20 +150,23 @@ def main():
     from lsrmwf.llm.server import LlamaServer
 
     (args,) = HfArgumentParser(BenchArguments).parse_args_into_dataclasses()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on kill, too
     model = "gemma-3-270m"
     server = None
     if args.base_url is None:
-        server = LlamaServer(parallel=args.parallel).start()
+        server = LlamaServer(parallel=args.parallel, threads=args.threads).start()
     base_url = args.base_url or server.base_url
     try:
         ds = load_docs(args.docs, args.max_document_words)
         task = RationaleTask(Selection("score1", 0.85))
         with tempfile.TemporaryDirectory() as tmp:
-            # warm-up: load weights into the page cache, compile the JSON grammars once
-            asyncio.run(bare_loop(base_url, model, ds.select(range(1)), task, 1, args.max_tokens))
+            # recording run (also the warm-up): the exact requests the pipeline sends per document
+            requests_by_doc = {}
+            first = pipeline_run(base_url, model, ds, task, args.concurrency, args.max_tokens, os.path.join(tmp, "rec.jsonl"), requests_by_doc)
+            print(f"recording run: {first}", file=sys.stderr, flush=True)
             bare, pipe = [], []
             for k in range(args.repeats):
-                bare.append(asyncio.run(bare_loop(base_url, model, ds, task, args.concurrency, args.max_tokens)))
+                bare.append(asyncio.run(bare_replay(base_url, model, requests_by_doc, args.concurrency, args.max_tokens)))
                 pipe.append(pipeline_run(base_url, model, ds, task, args.concurrency, args.max_tokens, os.path.join(tmp, f"p{k}.jsonl")))
                 print(f"pair {k}: bare {bare[-1]['elapsed_s']:.1f}s ({bare[-1]['tokens']} tokens), "
                       f"pipeline {pipe[-1]['elapsed_s']:.1f}s ({pipe[-1]['tokens']} tokens)", file=sys.stderr, flush=True)
@@ -162,12 +177,14 @@ def main():
         if server is not None:
             server.stop()
     result = {
-        "device": "CPU, llama-server (Gemma 3 270M Q4_K_M), -np %d" % args.parallel,
+        "device": f"CPU ({os.cpu_count()} cores), llama-server (Gemma 3 270M Q4_K_M), -np {args.parallel}, threads {args.threads or 'default'}",
         "docs": args.docs, "repeats": args.repeats, "concurrency": args.concurrency, "max_tokens": args.max_tokens,
         "bare_docs_per_s": round(args.docs * args.repeats / t_bare, 4),
         "pipeline_docs_per_s": round(args.docs * args.repeats / t_pipe, 4),
         "throughput_ratio_pipeline_over_bare": round(t_bare / t_pipe, 3),
-        "pipeline_failed_rows": sum(r["failed"] for r in pipe),
+        "requests_per_run": first["requests"],
+        "tokens_per_run_bare_vs_pipeline": [[b["tokens"], p["tokens"]] for b, p in zip(bare, pipe)],
+        "pipeline_failed_rows": pipe[-1]["failed"], "pipeline_kept_rows": pipe[-1]["kept"],
         "kill_and_resume": resume,
     }
     print(json.dumps(result, indent=2))

@@ -9,7 +9,7 @@ once with the problem stated.
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 from ..io import InputError
 from . import prompts
@@ -148,10 +148,10 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict],
-              parse: Callable[[str], object], usage: Usage) -> Tuple[object, int]:
+              parse: Callable[[str], object], usage: Usage) -> object:
     """Send ``messages``; parse the answer; on a cut-off or unparsable answer retry once with the problem.
 
-    Returns ``(parsed, attempts)``. Raises :class:`RequestError` (endpoint failed) or
+    Returns the parsed answer. Raises :class:`RequestError` (endpoint failed) or
     :class:`AnswerError` (both answers unusable; the message names both problems).
     """
     problems = []
@@ -164,7 +164,7 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
             problem = f"it was cut off at max_tokens={client.params.max_tokens} before it was complete"
         else:
             try:
-                return parse(answer.text), attempt
+                return parse(answer.text)
             except AnswerError as e:
                 problem = str(e)
         problems.append(problem)

@@ -99,12 +99,12 @@ class RationaleTask:
                "score": None, "keep": False}
         stage = "dig (tasks 1-3)"
         try:
-            rationales, _ = await ask(
+            rationales = await ask(
                 client, endpoint, prompts.dig_messages(document, units, params.json_mode),
                 prompts.response_format(params.response_format, "rationales", prompts.dig_schema(n)),
                 lambda text: parse_rationales(text, n), usage)
             stage = "summarize (tasks 4-5)"
-            (subs, total), _ = await ask(
+            subs, total = await ask(
                 client, endpoint, prompts.summarize_messages(document, rationales, params.json_mode),
                 prompts.response_format(params.response_format, "summaries", prompts.summarize_schema(n)),
                 lambda text: parse_summaries(text, n), usage)
@@ -176,7 +176,7 @@ class ReadingTask:
         context = item["sentence"] if self.context == "sentence" else truncate_words(item["passage"], self.max_document_words)
         row = {"id": item["id"], "doc_id": item["doc_id"], "sentence": item["sentence"], "entities": [], "qa": []}
         try:
-            (entities, qa), _ = await ask(
+            entities, qa = await ask(
                 client, endpoint, prompts.read_messages(context, item["sentence"], params.json_mode),
                 prompts.response_format(params.response_format, "basic_reading", prompts.read_schema()),
                 parse_reading, usage)
