@@ -20,7 +20,7 @@ from . import prompts
 from .client import GenerationParams, LLMClient, RequestError, Usage, ask
 from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
 from .selection import select
-from .sentences import split_sentences
+from ..sentences import split_lines_and_sentences as split_sentences
 from .store import ResultStore, cache_key
 
 logger = logging.getLogger(__name__)

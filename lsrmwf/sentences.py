@@ -1,4 +1,4 @@
-"""Sentence splitting for ROUGE-Lsum with NLTK's Punkt, offline.
+"""Sentence splitting with NLTK's Punkt, offline: for ROUGE-Lsum and for the LLM pipeline.
 
 ROUGE-Lsum scores the union LCS over sentences, and ``rouge_score`` finds sentences by newlines,
 so every summary is split with NLTK's Punkt (what ``nltk.sent_tokenize`` does) and re-joined with
@@ -56,3 +56,14 @@ def split_sentences(text: str, language: str = "english") -> List[str]:
 def lsum_text(text: str, language: str = "english") -> str:
     """The text as ROUGE-Lsum reads it: one sentence per line."""
     return "\n".join(split_sentences(text, language))
+
+
+def split_lines_and_sentences(text: str, language: str = "english") -> List[str]:
+    """Sentences of ``text`` where a line break always ends a sentence (CNN/DM highlights are one
+    per line); whitespace inside a sentence is collapsed."""
+    out = []
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            out.extend(s for s in split_sentences(line, language) if s.strip())
+    return out
