@@ -87,8 +87,13 @@ def count_rows(path):
     return done, kept
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None):
     args = parse(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C: the server is stopped
     from .llm.server import LlamaServer
 
     out = os.path.abspath(args.output_dir)
