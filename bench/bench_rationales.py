@@ -35,7 +35,7 @@ sys.path.insert(0, REPO)
 @dataclass
 class BenchArguments:
     docs: int = field(default=6, metadata={"help": "Documents per run."})
-    repeats: int = field(default=2, metadata={"help": "Alternating bare/pipeline run pairs."})
+    repeats: int = field(default=2, metadata={"help": "Alternating bare/pipeline run pairs (0: only the kill-and-resume run)."})
     concurrency: int = field(default=2, metadata={"help": "Documents in flight (both sides)."})
     max_tokens: int = field(default=384, metadata={"help": "max_tokens per request."})
     max_document_words: int = field(default=120, metadata={"help": "Words of each document in the prompt."})
@@ -162,6 +162,9 @@ def main():
         ds = load_docs(args.docs, args.max_document_words)
         task = RationaleTask(Selection("score1", 0.85))
         with tempfile.TemporaryDirectory() as tmp:
+            if args.repeats == 0:  # kill-and-resume only
+                print(json.dumps({"kill_and_resume": kill_and_resume(base_url, model, args, tmp)}, indent=2))
+                return
             # recording run (also the warm-up): the exact requests the pipeline sends per document
             requests_by_doc = {}
             first = pipeline_run(base_url, model, ds, task, args.concurrency, args.max_tokens, os.path.join(tmp, "rec.jsonl"), requests_by_doc)
