@@ -36,7 +36,7 @@ def parse(argv=None):
                    help="Time budget for live rationale generation (cached rows from earlier runs are kept and reused).")
     p.add_argument("--max_documents", type=int, default=100, help="Training papers to ask the LLM about (aclsum has 100).")
     p.add_argument("--max_document_words", type=int, default=300, help="Words of each paper shown to the LLM.")
-    p.add_argument("--train_steps", type=int, default=300)
+    p.add_argument("--train_steps", type=int, default=150)
     p.add_argument("--test_documents", type=int, default=40)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     return p.parse_args(argv)
@@ -124,7 +124,7 @@ def main(argv=None):
     common = ["--dataset_name", "aclsum", "--preset", "cnndm", "--config_overrides", SMALL_BART,
               "--tokenizer_vocab_size", "8000", "--max_source_length", "384", "--max_target_length", "96",
               "--max_rationale_length", "128", "--max_steps", str(args.train_steps), "--learning_rate", "5e-4",
-              "--warmup_steps", "30", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
+              "--warmup_steps", "15", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
               "--num_beams", "2", "--min_length", "20", "--max_length", "96",
               "--do_train", "--do_predict", "--max_predict_samples", str(args.test_documents),
               "--logging_steps", "10", "--save_steps", "100000", "--report_to", "none", "--seed", "42",
