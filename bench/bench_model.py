@@ -44,6 +44,7 @@ def parse():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--gen_repeats", type=int, default=2)
     p.add_argument("--rationale_ids", action="store_true", help="feed rationale token ids instead of cached targets")
+    p.add_argument("--no_view_checkpointing", action="store_true", help="keep view activations instead of recomputing them")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--output", default=None, help="also write the results as JSON here")
     return p.parse_args()
@@ -56,7 +57,7 @@ def build(args, lsrmwf: bool):
         decoder_ffn_dim=4 * args.d_model, max_position_embeddings=max(args.source_length, 128) + 2,
     )
     torch.manual_seed(0)
-    model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
+    model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_checkpointing=not args.no_view_checkpointing)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
     return model.to(args.device)
 
 
@@ -182,7 +183,8 @@ def main():
     targets = {"step_time": 1.25, "peak_memory": 1.20, "generation_time": 1.10}
     print(f"device={args.device} threads={torch.get_num_threads()} layers={args.layers}+{args.layers} d_model={args.d_model} "
           f"source={args.source_length} target={args.target_length} batch={args.batch_size} beams={args.num_beams} "
-          f"rationale targets={'token ids (uncached)' if args.rationale_ids else 'pre-encoded (cached)'}")
+          f"rationale targets={'token ids (uncached)' if args.rationale_ids else 'pre-encoded (cached)'} "
+          f"view recompute={'off' if args.no_view_checkpointing else 'on'}")
     print(f"{'':14}{'BART':>12}{'LSR-MWF':>12}{'ratio':>9}{'target':>9}")
     print(f"{'params (M)':14}{b['params'] / 1e6:12.2f}{l['params'] / 1e6:12.2f}{l['params'] / b['params']:9.3f}")
     rows = [("step (s)", "step_s", "step_time"), ("peak mem (MB)", "peak_memory_mb", "peak_memory"), ("generate (s)", "generate_s", "generation_time")]
