@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 import torch
-import torch.utils.checkpoint
 from torch import nn
 from transformers import BartForConditionalGeneration, BartModel, PretrainedConfig
 from transformers import initialization as init
@@ -54,6 +53,34 @@ def alignment_loss(pooled: torch.Tensor, target: torch.Tensor, present: torch.Te
     cos = nn.functional.cosine_similarity(pooled, target, dim=-1, eps=1e-6)
     weight = present.to(pooled.dtype)
     return ((1.0 - cos) * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+class GatedFusion(torch.autograd.Function):
+    """``X + sum_v g[v] * views[:, v]`` for ``X`` [B, T, D], ``views`` [B, V, T, D], ``g`` [V].
+
+    Every decoder layer fuses the same ``views`` with its own gates. Autograd through a plain
+    expression keeps a permuted copy of ``views`` per layer (einsum) or builds [B, V, T, D]
+    temporaries in forward and backward (broadcast multiply-sum); this keeps only the shared
+    ``views`` storage and computes the gate gradient as one batched matrix product.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, views, gates):
+        ctx.save_for_backward(views, gates)
+        b, v = views.shape[:2]
+        return hidden + torch.matmul(gates, views.reshape(b, v, -1)).view_as(hidden)
+
+    @staticmethod
+    def backward(ctx, grad):
+        views, gates = ctx.saved_tensors
+        b, v = views.shape[:2]
+        grad_views = grad_gates = None
+        if ctx.needs_input_grad[1]:
+            grad_views = gates.view(1, v, 1, 1) * grad.unsqueeze(1)
+        if ctx.needs_input_grad[2]:
+            # [B, 1, N] @ [B, N, V]: on CPU about 8x faster than the [B, V, N] @ [B, N, 1] form
+            grad_gates = torch.matmul(grad.reshape(b, 1, -1), views.reshape(b, v, -1).transpose(1, 2)).sum(0).view(v)
+        return grad, grad_views, grad_gates
 
 
 @dataclass
@@ -96,18 +123,14 @@ class LsrMwfViewModule(nn.Module):
         view_config = copy.deepcopy(config)
         if config.view_dropout is not None:
             view_config.dropout = config.view_dropout
+        view_config.encoder_ffn_dim = config.view_ffn_dim
         self.dropout = view_config.dropout
-        self.checkpointing = config.view_checkpointing
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
         self.layernorm_embedding = nn.LayerNorm(config.d_model)
+        # A BartEncoderLayer, so `model.gradient_checkpointing_enable()` recomputes it like BART's own.
         self.layer = BartEncoderLayer(view_config)
 
     def forward(self, token_embeds, attention_mask_4d, previous: Optional[torch.Tensor] = None):
-        if self.checkpointing and self.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(self._forward, token_embeds, attention_mask_4d, previous, use_reentrant=False)
-        return self._forward(token_embeds, attention_mask_4d, previous)
-
-    def _forward(self, token_embeds, attention_mask_4d, previous):
         hidden = token_embeds + self.embed_positions(token_embeds[:, :, -1]).to(token_embeds.device)
         if previous is not None:
             hidden = hidden + previous
@@ -130,7 +153,7 @@ class LsrMwfPreTrainedModel(BartPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load an LSR-MWF checkpoint, or a BART one whose views and gates are then initialised.
 
-        LSR-MWF options (``views``, ``gate_init``, ``freeze_gates``, ``view_dropout``) may be given as
+        LSR-MWF options (``views``, ``gate_init``, ``freeze_gates``, ``view_dropout``, ``view_ffn_dim``) may be given as
         keyword arguments. Checkpoints of other architectures are refused with a clear message.
         """
         config = kwargs.get("config")
@@ -195,8 +218,7 @@ class LsrMwfDecoderLayer(BartDecoderLayer):
         return torch.sigmoid(self.gate_logits)
 
     def fuse(self, encoder_hidden_states: torch.Tensor, view_states: torch.Tensor) -> torch.Tensor:
-        g = self.gates().to(view_states.dtype)
-        return encoder_hidden_states + torch.einsum("v,bvtd->btd", g, view_states)
+        return GatedFusion.apply(encoder_hidden_states, view_states, self.gates().to(view_states.dtype))
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
                 past_key_values=None, use_cache=True, view_states=None, **kwargs):

@@ -124,6 +124,17 @@ def test_each_decoder_layer_reads_its_own_fusion_once_gates_differ():
     torch.testing.assert_close(seen[2], expected)
 
 
+def test_fusion_gradients_match_the_plain_expression():
+    from lsrmwf.modeling import GatedFusion
+
+    g = torch.Generator().manual_seed(3)
+    hidden = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    views = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    gates = torch.rand(3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(GatedFusion.apply, (hidden, views, gates))
+    torch.testing.assert_close(GatedFusion.apply(hidden, views, gates), hidden + torch.einsum("v,bvtd->btd", gates, views))
+
+
 def test_missing_rationales_are_masked_out_of_their_view_loss():
     model = tiny_model().eval()
     b = batch()
@@ -214,6 +225,17 @@ def test_starts_from_a_bart_checkpoint_and_refuses_other_architectures(tmp_path)
         LsrMwfForConditionalGeneration.from_pretrained(tmp_path / "t5")
 
 
+def test_view_ffn_width_is_resolved_once_and_stored(tmp_path):
+    model = tiny_model()
+    assert model.config.view_ffn_dim == TINY["encoder_ffn_dim"]
+    model.save_pretrained(tmp_path)
+    # the saved number, not the default rule, decides the width when the checkpoint is read back
+    assert LsrMwfConfig.from_pretrained(tmp_path, encoder_ffn_dim=8).view_ffn_dim == TINY["encoder_ffn_dim"]
+    narrow = tiny_model(view_ffn_dim=16)
+    assert all(m.layer.fc1.out_features == 16 for m in narrow.model.encoder.views.values())
+    assert all(layer.fc1.out_features == TINY["encoder_ffn_dim"] for layer in narrow.model.encoder.layers)
+
+
 def test_config_rejects_bad_views_and_gates():
     with pytest.raises(ValueError, match="views"):
         LsrMwfConfig(views=["ea", "xx"])
@@ -223,11 +245,34 @@ def test_config_rejects_bad_views_and_gates():
         LsrMwfConfig(gate_init=1.5)
 
 
-def test_view_checkpointing_changes_memory_not_numbers():
-    plain, ckpt = tiny_model(view_checkpointing=False), tiny_model(view_checkpointing=True)
-    ckpt.load_state_dict(plain.state_dict())
+def test_gradient_checkpointing_recomputes_the_view_layers_with_the_same_gradients():
+    plain, ckpt = tiny_model(), tiny_model()
+    ckpt.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    assert all(module.layer.gradient_checkpointing for module in ckpt.model.encoder.views.values())
     for model in (plain, ckpt):
+        model.train()
         out = model(**batch())
         (out.loss + sum(out.view_losses.values())).backward()
     for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
         torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_fusion_keeps_no_per_layer_copy_of_the_views_for_backward():
+    """Every decoder layer fuses the same view states; what autograd keeps for the fusions must not
+    grow with the number of decoder layers (an einsum kept one permuted copy per layer)."""
+
+    def view_sized_storages(decoder_layers):
+        model = tiny_model(decoder_layers=decoder_layers)
+        sizes = []
+
+        def pack(t):
+            sizes.append((t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
+            return t
+
+        b = batch()
+        view_bytes = b["input_ids"].shape[0] * 3 * b["input_ids"].shape[1] * TINY["d_model"] * 4
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(**b)
+        return len({ptr for ptr, n in sizes if n == view_bytes})
+
+    assert view_sized_storages(2) == view_sized_storages(6) == 1
