@@ -45,6 +45,11 @@ class ModelArguments:
     )
     gate_init: Optional[float] = field(default=None, metadata={"help": "Initial gate value (preset: 0.02 cnndm, 0.01 xsum)."})
     freeze_gates: bool = field(default=False, metadata={"help": "Keep the gates fixed at --gate_init (Table 4 ablation)."})
+    view_ffn_dim: Optional[int] = field(
+        default=None,
+        metadata={"help": "Feed-forward width of the view layers. Default: the encoder's (full BART layers), or the "
+                          "checkpoint's own width for an LSR-MWF checkpoint."},
+    )
     cache_rationale_targets: bool = field(
         default=True,
         metadata={"help": "Encode the rationale texts once with the initial model before training (the paper's "
@@ -68,6 +73,8 @@ class ModelArguments:
             self.views = [v for v in VIEWS if v in self.views]  # the hierarchy's order
         if self.model_name_or_path and self.config_overrides:
             raise InputError("--config_overrides builds a model from scratch; it cannot be combined with --model_name_or_path")
+        if self.view_ffn_dim is not None and self.view_ffn_dim < 1:
+            raise InputError(f"--view_ffn_dim must be a positive width, got {self.view_ffn_dim}")
         if self.gate_init is not None and not 0.0 < self.gate_init < 1.0:
             raise InputError(f"--gate_init must lie strictly between 0 and 1, got {self.gate_init}")
 

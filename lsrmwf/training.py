@@ -132,6 +132,8 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
     lsr_kwargs = {"gate_init": model_args.gate_init, "freeze_gates": model_args.freeze_gates}
     if model_args.views is not None:
         lsr_kwargs["views"] = list(model_args.views)
+    if model_args.view_ffn_dim is not None:
+        lsr_kwargs["view_ffn_dim"] = model_args.view_ffn_dim
     path = model_args.model_name_or_path
     if path:
         config = AutoConfig.from_pretrained(path, **hub)
@@ -143,6 +145,10 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
                                  f"and gates would be dropped). Use a BART checkpoint or leave out --baseline")
             model = BartForConditionalGeneration.from_pretrained(path, **hub)
         else:
+            trained_width = getattr(config, "view_ffn_dim", None) if config.model_type == "lsrmwf" else None
+            if trained_width is not None and model_args.view_ffn_dim not in (None, trained_width):
+                raise InputError(f"--view_ffn_dim {model_args.view_ffn_dim}: {path} has view layers of width {trained_width}; "
+                                 f"leave the flag out to continue that model")
             model = LsrMwfForConditionalGeneration.from_pretrained(path, **hub, **lsr_kwargs)
     else:
         if model_args.tokenizer_name:

@@ -233,7 +233,8 @@ def test_ablation_view_on_the_fly_targets_and_noam(aclsum_train, tmp_path):
     out = tmp_path / "ter"
     main(["--dataset_name", "aclsum", "--max_train_samples", "6", "--rationale_file", rationales, "--output_dir", str(out),
           "--do_train", "--max_steps", "3", "--save_strategy", "no", *TINY, "--views", "ter", "--cache_rationale_targets", "false",
-          "--lr_schedule", "noam", "--learning_rate", "2e-3", "--warmup_steps", "2", "--gate_init", "0.05"])
+          "--lr_schedule", "noam", "--learning_rate", "2e-3", "--warmup_steps", "2", "--gate_init", "0.05",
+          "--view_ffn_dim", "16"])
     state = json.loads((out / "trainer_state.json").read_text())
     logged = [h for h in state["log_history"] if "loss" in h]
     assert all("loss_ter" in h and "loss_ea" not in h and "gate/ter/layer01" in h for h in logged)
@@ -241,3 +242,7 @@ def test_ablation_view_on_the_fly_targets_and_noam(aclsum_train, tmp_path):
     assert [h["learning_rate"] for h in logged] == pytest.approx([2e-3 * min(s**-0.5, s * 2**-1.5) for s in (1, 2, 3)])
     gates = read_jsonl(out / "gates.jsonl")
     assert gates[0]["views"] == ["ter"] and gates[0]["gates"] == [[pytest.approx(0.05)], [pytest.approx(0.05)]]
+    assert json.loads((out / "config.json").read_text())["view_ffn_dim"] == 16
+    with pytest.raises(InputError, match=r"--view_ffn_dim 32: .* has view layers of width 16"):
+        main(["--dataset_name", "aclsum", "--max_train_samples", "2", "--model_name_or_path", str(out), "--output_dir",
+              str(tmp_path / "again"), "--do_train", "--max_steps", "1", "--report_to", "none", "--use_cpu", "--view_ffn_dim", "32"])
