@@ -11,6 +11,10 @@ Peak memory: on CUDA, ``torch.cuda.max_memory_allocated``. On CPU there is no al
 it is computed as weights + gradients + Adam state + every tensor autograd keeps for the backward
 (counted once per storage through saved-tensor hooks), measured during a real step.
 
+Step and generation times are medians, over interleaved runs, of each LSR-MWF run's time divided
+by the BART run just before it; on a shared CPU single steps vary by +-20%, so the script also prints the
+step's matmul + attention FLOP ratio, which does not depend on the machine.
+
 LSR-MWF is timed as it trains by default (rationale targets pre-encoded once, ``--cache_rationale_
 targets``); ``--rationale_ids`` times the uncached path, which adds three short encoder passes.
 """
@@ -41,10 +45,11 @@ def parse():
     p.add_argument("--batch_size", type=int, default=2)
     p.add_argument("--gen_batch_size", type=int, default=2)
     p.add_argument("--num_beams", type=int, default=4)
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--gen_repeats", type=int, default=2)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--gen_repeats", type=int, default=3)
     p.add_argument("--rationale_ids", action="store_true", help="feed rationale token ids instead of cached targets")
-    p.add_argument("--no_view_checkpointing", action="store_true", help="keep view activations instead of recomputing them")
+    p.add_argument("--view_ffn_dim", type=int, default=None, help="view layers' FFN width (default: the config's, encoder_ffn_dim)")
+    p.add_argument("--gradient_checkpointing", action="store_true", help="recompute every layer in backward, in both models")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--output", default=None, help="also write the results as JSON here")
     return p.parse_args()
@@ -57,7 +62,9 @@ def build(args, lsrmwf: bool):
         decoder_ffn_dim=4 * args.d_model, max_position_embeddings=max(args.source_length, 128) + 2,
     )
     torch.manual_seed(0)
-    model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_checkpointing=not args.no_view_checkpointing)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
+    model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_ffn_dim=args.view_ffn_dim)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
+    if args.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model.to(args.device)
 
 
@@ -116,6 +123,16 @@ def saved_activation_bytes(model, batch):
     return sum(seen.values())
 
 
+def step_flops(model, batch):
+    """Matmul and attention FLOPs of one forward+backward: a machine-independent view of step cost."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        loss_of(model(**batch)).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def peak_memory(args, model, opt, batch):
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
@@ -141,6 +158,7 @@ def main():
     for name in models:  # warm-up (allocates Adam state) and peak memory
         train_step(models[name], opts[name], batches[name])
         results[name]["peak_memory_mb"] = peak_memory(args, models[name], opts[name], batches[name]) / 2**20
+        results[name]["step_gflop"] = step_flops(models[name], batches[name]) / 1e9
 
     times = {name: [] for name in models}
     for _ in range(args.steps):  # interleaved so machine load hits both alike
@@ -152,6 +170,9 @@ def main():
             times[name].append(time.perf_counter() - t)
     for name in models:
         results[name]["step_s"] = statistics.median(times[name])
+    # Each LSR-MWF step runs right after a BART step, so a pair shares the machine's load of the
+    # moment; the median of the per-pair ratios is steadier than a ratio of medians on a busy CPU.
+    pair_ratios = sorted(l / b for b, l in zip(times["bart"], times["lsrmwf"]))
 
     gen_times = {name: [] for name in models}
     src = batches["bart"]["input_ids"][: args.gen_batch_size]
@@ -176,24 +197,28 @@ def main():
 
     b, l = results["bart"], results["lsrmwf"]
     ratios = {
-        "step_time": l["step_s"] / b["step_s"],
+        "step_time": statistics.median(pair_ratios),
         "peak_memory": l["peak_memory_mb"] / b["peak_memory_mb"],
-        "generation_time": l["generate_s"] / b["generate_s"],
+        "generation_time": statistics.median(g_l / g_b for g_b, g_l in zip(gen_times["bart"], gen_times["lsrmwf"])),
     }
     targets = {"step_time": 1.25, "peak_memory": 1.20, "generation_time": 1.10}
     print(f"device={args.device} threads={torch.get_num_threads()} layers={args.layers}+{args.layers} d_model={args.d_model} "
           f"source={args.source_length} target={args.target_length} batch={args.batch_size} beams={args.num_beams} "
           f"rationale targets={'token ids (uncached)' if args.rationale_ids else 'pre-encoded (cached)'} "
-          f"view recompute={'off' if args.no_view_checkpointing else 'on'}")
+          f"gradient checkpointing={'on' if args.gradient_checkpointing else 'off'} steps={args.steps} view_ffn_dim={models['lsrmwf'].config.view_ffn_dim}")
     print(f"{'':14}{'BART':>12}{'LSR-MWF':>12}{'ratio':>9}{'target':>9}")
     print(f"{'params (M)':14}{b['params'] / 1e6:12.2f}{l['params'] / 1e6:12.2f}{l['params'] / b['params']:9.3f}")
     rows = [("step (s)", "step_s", "step_time"), ("peak mem (MB)", "peak_memory_mb", "peak_memory"), ("generate (s)", "generate_s", "generation_time")]
     for label, key, r in rows:
         ok = "ok" if ratios[r] <= targets[r] else "MISSED"
         print(f"{label:14}{b[key]:12.3f}{l[key]:12.3f}{ratios[r]:9.3f}{'<= ' + str(targets[r]):>9}  {ok}")
+    print(f"{'step (GFLOP)':14}{b['step_gflop']:12.1f}{l['step_gflop']:12.1f}{l['step_gflop'] / b['step_gflop']:9.3f}"
+          "   (matmul + attention only; the same on any machine)")
+    print(f"step ratio per interleaved pair: min {pair_ratios[0]:.3f}, max {pair_ratios[-1]:.3f} (the spread is machine noise)")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"args": vars(args), "results": results, "ratios": ratios, "targets": targets}, f, indent=2)
+            json.dump({"args": vars(args), "results": results, "ratios": ratios, "targets": targets,
+                       "step_pair_ratios": pair_ratios}, f, indent=2)
 
 
 if __name__ == "__main__":
