@@ -25,6 +25,7 @@ from .io import InputError
 logger = logging.getLogger(__name__)
 
 GATES_FILE = "gates.jsonl"
+GATE_PARAMETER = "gate_logits"  # LsrMwfDecoderLayer.gate_logits
 LR_SCHEDULES = ("hf", "noam")
 
 
@@ -47,6 +48,12 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
             "choices": list(LR_SCHEDULES),
         },
     )
+    gate_learning_rate: Optional[float] = field(
+        default=None,
+        metadata={"help": "Peak learning rate of the gate logits (default: --learning_rate); it follows the same "
+                          "schedule. A gate g = sigmoid(logit) moves g(1-g) times as fast as its logit, about 1/50 "
+                          "at g = 0.02, so ~50x --learning_rate lets gates move as a directly learned gate would."},
+    )
     kd_alpha: float = field(default=0.5, metadata={"help": "KD: weight of CE against the T^2-scaled KL term."})
     kd_temperature: float = field(default=2.0, metadata={"help": "KD: softmax temperature T."})
     overwrite_output_dir: bool = field(
@@ -66,6 +73,8 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
             raise InputError(f"--kd_alpha must lie in [0, 1], got {self.kd_alpha}")
         if self.kd_temperature <= 0:
             raise InputError(f"--kd_temperature must be > 0, got {self.kd_temperature}")
+        if self.gate_learning_rate is not None and self.gate_learning_rate < 0:
+            raise InputError(f"--gate_learning_rate must be >= 0, got {self.gate_learning_rate}")
         for name in ("gamma_ce", "gamma_views"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -275,7 +284,24 @@ class LsrMwfTrainer(Seq2SeqTrainer):
                         logs[key] = g
         super().log(logs, start_time)
 
-    # -- schedule --------------------------------------------------------------------------------
+    # -- optimizer and schedule ------------------------------------------------------------------
+
+    def get_decay_parameter_names(self, model) -> List[str]:
+        # Weight decay would pull every gate logit toward 0, i.e. every gate toward 0.5.
+        return [n for n in super().get_decay_parameter_names(model) if not n.endswith(GATE_PARAMETER)]
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer; with ``--gate_learning_rate`` the gate logits get their own group."""
+        ours = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if ours and self.args.gate_learning_rate is not None:
+            gates = [p for n, p in (model or self.model).named_parameters() if n.endswith(GATE_PARAMETER) and p.requires_grad]
+            if gates:
+                moved = {id(p) for p in gates}
+                for group in optimizer.param_groups:
+                    group["params"] = [p for p in group["params"] if id(p) not in moved]
+                optimizer.add_param_group({"params": gates, "lr": self.args.gate_learning_rate, "weight_decay": 0.0})
+        return optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         if self.args.lr_schedule == "noam" and self.lr_scheduler is None:

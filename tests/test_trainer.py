@@ -140,6 +140,21 @@ def test_frozen_gates_do_not_move(tiny_tokenizer, aclsum_train, tmp_path):
     torch.testing.assert_close(read_gates(model), torch.full((2, 3), 0.02))
 
 
+def test_gate_learning_rate_moves_the_gates_and_no_weight_decay_touches_them(tiny_tokenizer, aclsum_train, tmp_path):
+    tok = tiny_tokenizer
+    model = tiny_model(tok)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = make_trainer(model, tok, tmp_path, features(tok, aclsum_train), max_steps=1, learning_rate=1e-6,
+                           gate_learning_rate=0.5, weight_decay=0.1, lr_scheduler_type="constant")
+    assert not [n for n in trainer.get_decay_parameter_names(model) if "gate" in n]
+    trainer.train()
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+    gates = [m for n, m in moved.items() if n.endswith("gate_logits")]
+    others = [m for n, m in moved.items() if not n.endswith("gate_logits")]
+    assert len(gates) == 2 and min(gates) > 0.1  # Adam's first step moves each logit by about its lr
+    assert max(others) < 1e-4
+
+
 def test_ablation_views_and_baseline(tiny_tokenizer, aclsum_train, tmp_path):
     from transformers import BartConfig, BartForConditionalGeneration
 
