@@ -48,7 +48,7 @@ def parse():
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--gen_repeats", type=int, default=3)
     p.add_argument("--rationale_ids", action="store_true", help="feed rationale token ids instead of cached targets")
-    p.add_argument("--view_ffn_dim", type=int, default=None, help="view layers' FFN width (default: the config's, encoder_ffn_dim)")
+    p.add_argument("--view_ffn_dim", type=int, default=None, help="view layers' FFN width (default: the config's, 2 * d_model; 4 * d_model = full BART layers)")
     p.add_argument("--gradient_checkpointing", action="store_true", help="recompute every layer in backward, in both models")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--output", default=None, help="also write the results as JSON here")

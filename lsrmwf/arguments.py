@@ -47,8 +47,8 @@ class ModelArguments:
     freeze_gates: bool = field(default=False, metadata={"help": "Keep the gates fixed at --gate_init (Table 4 ablation)."})
     view_ffn_dim: Optional[int] = field(
         default=None,
-        metadata={"help": "Feed-forward width of the view layers. Default: the encoder's (full BART layers), or the "
-                          "checkpoint's own width for an LSR-MWF checkpoint."},
+        metadata={"help": "Feed-forward width of the view layers. Default: 2 * d_model (half of bart-large's), or the "
+                          "checkpoint's own width for an LSR-MWF checkpoint; the encoder's width gives full BART layers."},
     )
     cache_rationale_targets: bool = field(
         default=True,

@@ -226,14 +226,15 @@ def test_starts_from_a_bart_checkpoint_and_refuses_other_architectures(tmp_path)
 
 
 def test_view_ffn_width_is_resolved_once_and_stored(tmp_path):
-    model = tiny_model()
-    assert model.config.view_ffn_dim == TINY["encoder_ffn_dim"]
+    model = tiny_model(encoder_ffn_dim=128)
+    assert model.config.view_ffn_dim == 2 * TINY["d_model"]
+    assert all(m.layer.fc1.out_features == 2 * TINY["d_model"] for m in model.model.encoder.views.values())
+    assert all(layer.fc1.out_features == 128 for layer in model.model.encoder.layers)
     model.save_pretrained(tmp_path)
     # the saved number, not the default rule, decides the width when the checkpoint is read back
-    assert LsrMwfConfig.from_pretrained(tmp_path, encoder_ffn_dim=8).view_ffn_dim == TINY["encoder_ffn_dim"]
-    narrow = tiny_model(view_ffn_dim=16)
-    assert all(m.layer.fc1.out_features == 16 for m in narrow.model.encoder.views.values())
-    assert all(layer.fc1.out_features == TINY["encoder_ffn_dim"] for layer in narrow.model.encoder.layers)
+    assert LsrMwfConfig.from_pretrained(tmp_path, d_model=16).view_ffn_dim == 2 * TINY["d_model"]
+    full = tiny_model(encoder_ffn_dim=128, view_ffn_dim=128)
+    assert all(m.layer.fc1.out_features == 128 for m in full.model.encoder.views.values())
 
 
 def test_config_rejects_bad_views_and_gates():
