@@ -367,6 +367,12 @@ def run(model_args, data_args, training_args):
     for name in ("lsrmwf.data", "lsrmwf.distill", "lsrmwf.trainer"):
         logging.getLogger(name).setLevel(log_level)
 
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size != launched:
+        raise InputError(
+            f"launched as {launched} processes, but the Trainer sees {training_args.world_size}: each process would train "
+            f"alone and write the same --output_dir. Without a GPU, add --use_cpu so the processes train together over gloo"
+        )
     brd = data_args.stage == "basic_reading"
     if brd and (training_args.do_eval or training_args.do_predict):
         raise InputError("--stage basic_reading only trains (pre-education); evaluate the summarization stage that starts "

@@ -57,17 +57,31 @@ def test_two_processes_one_prediction_per_example(aclsum_train, tmp_path):
     out = tmp_path / "ddp"
     # 5 test examples, 2 per process and batch: the last round is padded with repeated examples
     launch(["--multi_gpu", "--num_processes", "2"],
-           [*TINY, "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no", "--output_dir", str(out),
-            "--do_eval", "--max_eval_samples", "3"])
+           [*TINY, "--use_cpu", "--rationale_file", rationales, "--max_steps", "2", "--save_strategy", "no",
+            "--output_dir", str(out), "--do_eval", "--max_eval_samples", "3"])
     preds = read_jsonl(out / "predictions.jsonl")
     assert [p["id"] for p in preds] == expected_test_ids()  # exactly one each, in order
     state = json.loads((out / "trainer_state.json").read_text())
-    assert state["train_batch_size"] == 2 and state["global_step"] == 2
+    # 8 examples, 2 per process and step: 2 steps are one epoch only if both processes trained together
+    assert state["train_batch_size"] == 2 and state["global_step"] == 2 and state["epoch"] == 1.0
     logged = [h for h in state["log_history"] if "loss" in h]
     assert logged and all("loss_ea" in h and "gate/ter/layer01" in h for h in logged)
     assert [g["step"] for g in read_jsonl(out / "gates.jsonl")] == [0, 1, 2]  # written by the main process only
     results = json.loads((out / "all_results.json").read_text())
     assert results["eval_samples"] == 3 and "eval_rouge1" in results and results["predict_samples"] == 5
+
+
+@pytest.mark.multiprocess
+def test_processes_that_would_train_alone_are_refused(tmp_path):
+    """Without a GPU and without --use_cpu, accelerate's processes each see a world of one."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", PYTHONPATH=ROOT)
+    cmd = [ACCELERATE, "launch", "--main_process_port", free_port(), "--multi_gpu", "--num_processes", "2",
+           os.path.join(ROOT, "train.py"), *TINY, "--max_steps", "1", "--output_dir", str(tmp_path / "o")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "train.py: error: launched as 2 processes, but the Trainer sees 1" in proc.stderr
+    assert "add --use_cpu" in proc.stderr
+    assert not (tmp_path / "o").exists()
 
 
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed")
