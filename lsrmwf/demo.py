@@ -132,7 +132,9 @@ def main(argv=None):
     launch = [py, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "train.py"]
     systems = {"LSR-MWF": os.path.join(out, "lsrmwf"), "BART": os.path.join(out, "bart")}
-    run(launch + common + ["--output_dir", systems["LSR-MWF"]], env=env)
+    # ~50x the base rate for the gate logits: through the sigmoid a gate at 0.02 moves 1/50 as fast
+    # as its logit, and 150 steps would otherwise leave the gate plots flat.
+    run(launch + common + ["--output_dir", systems["LSR-MWF"], "--gate_learning_rate", "2.5e-2"], env=env)
     run(launch + common + ["--output_dir", systems["BART"], "--baseline"], env=env)
 
     banner("4/4 evaluation on aclsum test: ROUGE, BERTScore, significance, gate plots, case view")
