@@ -68,18 +68,22 @@ class GatedFusion(torch.autograd.Function):
     def forward(ctx, hidden, views, gates):
         ctx.save_for_backward(views, gates)
         b, v = views.shape[:2]
-        return hidden + torch.matmul(gates, views.reshape(b, v, -1)).view_as(hidden)
+        return hidden + torch.matmul(gates.to(views.dtype), views.reshape(b, v, -1)).view_as(hidden)
 
     @staticmethod
     def backward(ctx, grad):
         views, gates = ctx.saved_tensors
         b, v = views.shape[:2]
         grad_views = grad_gates = None
+        # Backward runs outside autocast: with mixed dtypes (e.g. fp32 hidden, bf16 views) the products
+        # are taken in the views' dtype and each gradient is returned in its input's dtype.
+        grad_v = grad.to(views.dtype)
         if ctx.needs_input_grad[1]:
-            grad_views = gates.view(1, v, 1, 1) * grad.unsqueeze(1)
+            grad_views = gates.to(views.dtype).view(1, v, 1, 1) * grad_v.unsqueeze(1)
         if ctx.needs_input_grad[2]:
             # [B, 1, N] @ [B, N, V]: on CPU about 8x faster than the [B, V, N] @ [B, N, 1] form
-            grad_gates = torch.matmul(grad.reshape(b, 1, -1), views.reshape(b, v, -1).transpose(1, 2)).sum(0).view(v)
+            grad_gates = torch.matmul(grad_v.reshape(b, 1, -1), views.reshape(b, v, -1).transpose(1, 2)).sum(0).view(v)
+            grad_gates = grad_gates.to(gates.dtype)
         return grad, grad_views, grad_gates
 
 

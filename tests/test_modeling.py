@@ -133,6 +133,25 @@ def test_fusion_gradients_match_the_plain_expression():
     gates = torch.rand(3, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(GatedFusion.apply, (hidden, views, gates))
     torch.testing.assert_close(GatedFusion.apply(hidden, views, gates), hidden + torch.einsum("v,bvtd->btd", gates, views))
+    # mixed precision (fp32 hidden states, bf16 views and gates): each gradient comes back in its input's dtype
+    hidden32 = hidden.detach().float().requires_grad_()
+    views16, gates16 = (t.detach().bfloat16().requires_grad_() for t in (views, gates))
+    GatedFusion.apply(hidden32, views16, gates16).sum().backward()
+    assert (hidden32.grad.dtype, views16.grad.dtype, gates16.grad.dtype) == (torch.float32, torch.bfloat16, torch.bfloat16)
+    torch.testing.assert_close(gates16.grad.float(), views.detach().sum((0, 2, 3)).float(), rtol=2e-2, atol=2e-2)
+
+
+def test_trains_under_bf16_autocast():
+    """The --bf16 path (autocast): forward and backward run, and gates and views get gradient."""
+    model = tiny_model()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch())
+        loss = out.loss + sum(out.view_losses.values())
+    loss.backward()
+    gates = torch.stack([layer.gate_logits.grad for layer in model.model.decoder.layers])
+    assert torch.isfinite(gates).all() and (gates != 0).all()
+    for view, module in model.model.encoder.views.items():
+        assert module.layer.fc1.weight.grad.abs().sum() > 0, view
 
 
 def test_missing_rationales_are_masked_out_of_their_view_loss():
