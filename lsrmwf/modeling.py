@@ -222,7 +222,7 @@ class LsrMwfDecoderLayer(BartDecoderLayer):
         return torch.sigmoid(self.gate_logits)
 
     def fuse(self, encoder_hidden_states: torch.Tensor, view_states: torch.Tensor) -> torch.Tensor:
-        return GatedFusion.apply(encoder_hidden_states, view_states, self.gates().to(view_states.dtype))
+        return GatedFusion.apply(encoder_hidden_states, view_states, self.gates())  # casts to the views' dtype itself
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
                 past_key_values=None, use_cache=True, view_states=None, **kwargs):

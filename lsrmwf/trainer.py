@@ -119,7 +119,7 @@ def read_gates(model) -> Optional[torch.Tensor]:
     """
     if not model_views(model) or not hasattr(model, "gates"):
         return None
-    params = [p for n, p in model.named_parameters() if "gate" in n]
+    params = [p for n, p in model.named_parameters() if n.endswith(GATE_PARAMETER)]
     with _gathered(params), torch.no_grad():
         return model.gates().detach().float().cpu()
 
