@@ -34,6 +34,6 @@ else:
     sys.path[:] = _elsewhere(sys.path) + [_HERE]
 
     if __name__ == "__main__":
-        from lsrmwf.evaluation.cli import main
+        from lsrmwf.commands.evaluate import main
 
         sys.exit(main())

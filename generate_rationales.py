@@ -6,7 +6,7 @@ command after an interruption. See ``python generate_rationales.py --help`` and 
 
 import sys
 
-from lsrmwf.llm.cli import main
+from lsrmwf.commands.generate_rationales import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,7 +47,7 @@ class BenchArguments:
 
 
 def load_docs(n: int, max_words: int):
-    from lsrmwf.data import load_documents
+    from lsrmwf.data.loading import load_documents
     from lsrmwf.llm.pipeline import truncate_words
 
     ds = load_documents("aclsum", split="train", max_examples=n)
@@ -111,7 +111,7 @@ def pipeline_run(base_url: str, model: str, ds, task, concurrency: int, max_toke
 
 
 def kill_and_resume(base_url: str, model: str, args: BenchArguments, workdir: str) -> dict:
-    from lsrmwf.data import load_documents
+    from lsrmwf.data.loading import load_documents
     from lsrmwf.llm.client import GenerationParams, LLMClient
     from lsrmwf.llm.pipeline import RationaleTask, RunStats, Selection, run_task
 

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from lsrmwf.data import load_documents  # noqa: E402
+from lsrmwf.data.loading import load_documents  # noqa: E402
 from lsrmwf.evaluation.rouge import available_cores, rouge_scores  # noqa: E402
 
 

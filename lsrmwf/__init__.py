@@ -2,8 +2,8 @@
 
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM
 
-from .configuration import ALL_VIEWS, LsrMwfConfig
-from .modeling import LsrMwfForConditionalGeneration, LsrMwfModel, LsrMwfPreTrainedModel
+from .models.configuration_lsrmwf import ALL_VIEWS, LsrMwfConfig
+from .models.modeling_lsrmwf import LsrMwfForConditionalGeneration, LsrMwfModel, LsrMwfPreTrainedModel
 
 AutoConfig.register(LsrMwfConfig.model_type, LsrMwfConfig, exist_ok=True)
 AutoModel.register(LsrMwfConfig, LsrMwfModel, exist_ok=True)
@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The trainer pulls in the whole Trainer stack; import it only when asked for.
     if name in ("LsrMwfTrainer", "LsrMwfTrainingArguments"):
-        from . import trainer
+        from .training import trainer
 
         return getattr(trainer, name)
     raise AttributeError(f"module 'lsrmwf' has no attribute {name!r}")

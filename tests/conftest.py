@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def aclsum_train():
     """Real documents shipped by the ``aclsum`` package (id/document/summary)."""
-    from lsrmwf.data import load_documents
+    from lsrmwf.data.loading import load_documents
 
     return load_documents("aclsum", split="train")
 
@@ -22,7 +22,7 @@ def tiny_tokenizer(aclsum_train, tmp_path_factory):
     """A real byte-level BPE (512 tokens) trained on aclsum text, saved and reloaded."""
     from transformers import AutoTokenizer
 
-    from lsrmwf.tokenization import train_bpe_tokenizer
+    from lsrmwf.data.tokenization import train_bpe_tokenizer
 
     tok = train_bpe_tokenizer(list(aclsum_train["document"][:20]) + list(aclsum_train["summary"]), vocab_size=512)
     path = tmp_path_factory.mktemp("tok")

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from lsrmwf.distill import build_basic_reading_dataset, linearize_reading, mask_spans
+from lsrmwf.distill.basic_reading import build_basic_reading_dataset, linearize_reading, mask_spans
 from lsrmwf.io import InputError
-from lsrmwf.training import main
+from lsrmwf.commands.train import main
 
 from test_train_script import TINY, read_jsonl, write_rationales
 

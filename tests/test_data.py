@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from lsrmwf.data import join_rationales, load_documents, rationale_texts
+from lsrmwf.data.loading import load_documents
+from lsrmwf.data.rationales import join_rationales
+from lsrmwf.io.schema import Rationale, view_texts
 from lsrmwf.io import InputError
 
 
@@ -38,8 +40,8 @@ def test_errors_name_file_row_and_field(tmp_path):
 def test_rationale_texts_and_join(tmp_path):
     r = [{"aspect": "gates", "sentence": "Gates fuse views.", "triples": [["gates", "fuse", "views"], ["bad"]]},
          {"aspect": "loss", "sentence": "", "triples": []}]
-    t = rationale_texts(r)
-    assert (t.ea, t.as_, t.ter) == ("gates | loss", "Gates fuse views.", "gates # fuse # views")
+    t = view_texts([Rationale.from_json(x) for x in r])
+    assert (t["ea"], t["as"], t["ter"]) == ("gates | loss", "Gates fuse views.", "gates # fuse # views")
     docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [
         {"id": i, "document": f"doc {i}", "summary": "s"} for i in ("a", "b", "c")]))
     rat = write_jsonl(tmp_path / "r.jsonl", [

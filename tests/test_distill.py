@@ -8,10 +8,10 @@ import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
-from lsrmwf.collator import LsrMwfCollator
-from lsrmwf.distill import kd_loss, load_teacher
+from lsrmwf.training.collators import LsrMwfCollator
+from lsrmwf.distill.logit_kd import kd_loss, load_teacher
 from lsrmwf.io import InputError
-from lsrmwf.trainer import LsrMwfTrainer, LsrMwfTrainingArguments
+from lsrmwf.training.trainer import LsrMwfTrainer, LsrMwfTrainingArguments
 
 SMALL = dict(encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
              max_position_embeddings=128, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
@@ -129,7 +129,7 @@ def test_teacher_loading_checks_vocabulary(tiny_tokenizer, tmp_path):
         load_teacher(str(bigger), stu, tok)
 
     # same size, different token -> id mapping: a tokenizer trained on other text
-    from lsrmwf.tokenization import train_bpe_tokenizer
+    from lsrmwf.data.tokenization import train_bpe_tokenizer
 
     other_tok = train_bpe_tokenizer(["completely different words " * 50, "zebra yak quokka " * 40], vocab_size=len(tok))
     other = tmp_path / "other"
@@ -146,9 +146,9 @@ def test_teacher_loading_checks_vocabulary(tiny_tokenizer, tmp_path):
 
 
 def test_llm_summary_targets(aclsum_train, tmp_path):
-    from lsrmwf.arguments import DataArguments
-    from lsrmwf.data import join_rationales
-    from lsrmwf.training import apply_target
+    from lsrmwf.training.arguments import DataArguments
+    from lsrmwf.data.rationales import join_rationales, load_rationales
+    from lsrmwf.data.preprocessing import apply_target
 
     ds = aclsum_train.select(range(4))
     ids_ = ds["id"]
@@ -161,19 +161,19 @@ def test_llm_summary_targets(aclsum_train, tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     joined, _ = join_rationales(ds, str(path))  # drops keep=false
-    llm = apply_target(joined, DataArguments(rationale_file=str(path), target="llm_summary"))
+    llm = apply_target(joined, DataArguments(rationale_file=str(path), target="llm_summary"), load_rationales(str(path)))
     assert llm["id"] == [ids_[0], ids_[3]]
     assert llm["summary"] == ["LLM summary zero.", "LLM summary three."]
-    both = apply_target(joined, DataArguments(rationale_file=str(path), target="both"))
+    both = apply_target(joined, DataArguments(rationale_file=str(path), target="both"), load_rationales(str(path)))
     assert both["id"] == [ids_[0], ids_[3], ids_[0], ids_[3]]
     assert both["summary"][:2] == [ds[0]["summary"], ds[3]["summary"]]
-    assert apply_target(joined, DataArguments()) is joined
+    assert apply_target(joined, DataArguments(), {}) is joined
     with pytest.raises(ValueError, match="--target llm_summary trains on the LLM summaries of --rationale_file"):
         DataArguments(target="llm_summary")
 
 
 def test_train_script_with_teacher_and_llm_summaries(tiny_tokenizer, aclsum_train, tmp_path):
-    from lsrmwf.training import main
+    from lsrmwf.commands.train import main
     from test_train_script import TINY, write_rationales
 
     tok = tiny_tokenizer

@@ -45,7 +45,7 @@ def launch(launcher_args, train_args, extra_env=None):
 
 
 def expected_test_ids():
-    from lsrmwf.data import load_documents
+    from lsrmwf.data.loading import load_documents
 
     return load_documents("aclsum", split="test", max_examples=5)["id"]
 

@@ -50,7 +50,7 @@ def test_offline_punkt_splits_exactly_like_nltk_sent_tokenize_with_punkt_tab(acl
     import nltk
     import punkt
 
-    from lsrmwf.sentences import punkt_tokenizer
+    from lsrmwf.data.sentences import punkt_tokenizer
 
     params = punkt.load_model("english")
     lang = tmp_path / "tokenizers" / "punkt_tab" / "english"
@@ -76,7 +76,7 @@ def test_rouge_equals_rouge_score_called_directly(aclsum_train):
     ours = rouge_scores(preds, refs, num_workers=1, progress=False)
     direct = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     lsum = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
-    from lsrmwf.sentences import punkt_tokenizer
+    from lsrmwf.data.sentences import punkt_tokenizer
 
     tok = punkt_tokenizer()[0]
     for k, (p, r) in enumerate(zip(preds, refs)):

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from lsrmwf.evaluation.cli import main
+from lsrmwf.commands.evaluate import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(

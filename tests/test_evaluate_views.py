@@ -8,6 +8,7 @@ import pytest
 from lsrmwf.evaluation import plot_gates, read_gates, render_cases
 from lsrmwf.evaluation.cases import locate
 from lsrmwf.io import InputError
+from lsrmwf.io.schema import RationaleRow
 
 
 def write_gates(path, steps=6, layers=4, views=("ea", "as", "ter"), torn=False):
@@ -81,7 +82,7 @@ def test_case_view_html(tmp_path):
     path = render_cases(
         str(tmp_path / "cases.html"), ["hp"], {"hp": doc}, {"hp": "J.K. Rowling is developing a \"Harry Potter\" play."},
         {"BART": {"hp": "J.K. Rowling is developing a play."}, "LSR-MWF": {"hp": "Rowling's play will follow Potter as an orphan."}},
-        {"hp": rationale},
+        {"hp": RationaleRow.from_json(rationale)},
     )
     html = open(path, encoding="utf-8").read()
     assert html.count("<mark") == 2  # two sentences found in the document, the invented one is not

@@ -14,7 +14,7 @@ from lsrmwf.llm.parsing import (
     verbatim_flags,
 )
 from lsrmwf.llm.selection import score1, score2, select
-from lsrmwf.sentences import split_lines_and_sentences as split_sentences
+from lsrmwf.data.sentences import split_lines_and_sentences as split_sentences
 
 
 def test_line_format_with_commas_inside_objects():

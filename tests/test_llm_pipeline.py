@@ -12,7 +12,7 @@ import pytest
 
 from lsrmwf.io import InputError
 from lsrmwf.llm import prompts
-from lsrmwf.llm.cli import main as cli_main
+from lsrmwf.commands.generate_rationales import main as cli_main
 from lsrmwf.llm.client import EndpointError, GenerationParams, LLMClient
 from lsrmwf.llm.pipeline import RationaleTask, RunStats, Selection, run_task
 
@@ -267,7 +267,7 @@ def test_kill_9_loses_only_in_flight_rows_and_resume_resends_none(tmp_path):
         done_before = {r["id"] for r in read_rows(out)}
         assert 3 <= len(done_before) < len(docs)
         stats = RunStats()
-        from lsrmwf.data import load_documents
+        from lsrmwf.data.loading import load_documents
 
         run_task(RationaleTask(Selection("score1", 0.85)), load_documents(data_file=str(data), id_column="id"),
                  make_client(srv.base_url, model="m", max_tokens=1024, timeout=600, max_retries=5), str(out), progress=False, stats=stats)
@@ -280,7 +280,7 @@ def test_kill_9_loses_only_in_flight_rows_and_resume_resends_none(tmp_path):
 def test_base_url_can_be_repeated():
     from transformers import HfArgumentParser
 
-    from lsrmwf.llm.cli import EndpointArguments
+    from lsrmwf.commands.generate_rationales import EndpointArguments
 
     (args,) = HfArgumentParser(EndpointArguments).parse_args_into_dataclasses(
         ["--base_url", "http://a/v1", "--base_url", "http://b/v1", "http://c/v1"])

@@ -65,7 +65,7 @@ def small_docs(tmp_path_factory, aclsum_train):
 
 
 def test_rationales_end_to_end_and_resume(llama_server, small_docs, tmp_path, capsys):
-    from lsrmwf.llm.cli import main
+    from lsrmwf.commands.generate_rationales import main
 
     out = tmp_path / "r.jsonl"
     argv = ["--data_file", str(small_docs), "--id_column", "id", "--base_url", llama_server.base_url, "--model", "gemma-3-270m",
@@ -92,7 +92,7 @@ def test_rationales_end_to_end_and_resume(llama_server, small_docs, tmp_path, ca
 
 
 def test_basic_reading_on_real_sentences(llama_server, tmp_path, capsys):
-    from lsrmwf.llm.cli import main
+    from lsrmwf.commands.generate_rationales import main
 
     txt = tmp_path / "p.txt"
     txt.write_text("Apple opened a new store in Paris on Monday. Thousands of people queued outside.\n")

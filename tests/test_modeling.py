@@ -125,7 +125,7 @@ def test_each_decoder_layer_reads_its_own_fusion_once_gates_differ():
 
 
 def test_fusion_gradients_match_the_plain_expression():
-    from lsrmwf.modeling import GatedFusion
+    from lsrmwf.models.modeling_lsrmwf import GatedFusion
 
     g = torch.Generator().manual_seed(3)
     hidden = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)

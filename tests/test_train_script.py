@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lsrmwf.io import InputError
-from lsrmwf.training import DEFAULT_RUN_ARGS, main, parse_args
+from lsrmwf.commands.train import DEFAULT_RUN_ARGS, main, parse_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,7 +64,7 @@ def test_end_to_end_lsrmwf_with_rationales(aclsum_train, tmp_path):
     assert "eval_rouge1" in results and "predict_rouge1" in results
 
     preds = read_jsonl(out / "predictions.jsonl")
-    from lsrmwf.data import load_documents
+    from lsrmwf.data.loading import load_documents
 
     test = load_documents("aclsum", split="test", max_examples=3)
     assert [p["id"] for p in preds] == test["id"]
@@ -197,9 +197,10 @@ def test_rationale_targets_are_encoded_once_and_cached(tiny_tokenizer, aclsum_tr
     import torch
 
     from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
-    from lsrmwf.arguments import DataArguments
-    from lsrmwf.data import load_documents
-    from lsrmwf.training import add_rationale_targets, tokenize_dataset
+    from lsrmwf.training.arguments import DataArguments
+    from lsrmwf.data.loading import load_documents
+    from lsrmwf.data.preprocessing import tokenize_dataset
+    from lsrmwf.training.run import add_rationale_targets
 
     tok = tiny_tokenizer
     f = _local(tmp_path, [{"id": aclsum_train[k]["id"], "document": aclsum_train[k]["document"], "summary": "s"} for k in range(4)])

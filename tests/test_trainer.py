@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
-from lsrmwf.collator import LsrMwfCollator, view_present
-from lsrmwf.trainer import (
+from lsrmwf.training.collators import LsrMwfCollator, view_present
+from lsrmwf.training.trainer import (
     GATES_FILE,
     GateTrajectoryCallback,
     LsrMwfTrainer,

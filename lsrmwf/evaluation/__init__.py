@@ -10,7 +10,7 @@ from .generation import GenerationSettings, generate_summaries, load_model
 from .inputs import Examples, pair, read_examples
 from .report import ScoringOptions, compare, markdown_table, results_table, score_systems, write_outputs
 from .rouge import ROUGE_KEYS, rouge_scores
-from ..sentences import split_sentences
+from ..data.sentences import split_sentences
 from .stats import bootstrap_ci, paired_bootstrap
 
 __all__ = [

@@ -12,6 +12,7 @@ import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..io import InputError
+from ..io.schema import RationaleRow
 
 PALETTE = ("#ffd6d6", "#fff0b3", "#dcd0ff", "#c9f2d0", "#cde8ff", "#ffdcb8", "#f5cdea", "#e0e0e0")
 
@@ -70,14 +71,15 @@ def _highlight(document: str, spans: Sequence[Tuple[int, int, int]]) -> str:
     return "".join(out).replace("\n", "<br>\n")
 
 
-def _case(doc_id: str, document: str, reference: Optional[str], systems: Mapping[str, Mapping[str, str]], rationale: Optional[dict]) -> str:
+def _case(doc_id: str, document: str, reference: Optional[str], systems: Mapping[str, Mapping[str, str]],
+          rationale: Optional[RationaleRow]) -> str:
     e = html.escape
     parts = [f"<section><h2>{e(doc_id)}</h2>"]
-    rationales = (rationale or {}).get("rationales") or []
+    rationales = rationale.rationales if rationale is not None else []
     spans, items = [], []
     for k, r in enumerate(rationales):
         color = PALETTE[k % len(PALETTE)]
-        sentence = (r.get("sentence") or "").strip()
+        sentence = r.sentence.strip()
         span = locate(document, sentence) if sentence else None
         note = ""
         if sentence and span is None:
@@ -87,19 +89,19 @@ def _case(doc_id: str, document: str, reference: Optional[str], systems: Mapping
         elif span is not None:
             spans.append((span[0], span[1], k))
         triples = "".join(
-            f'<span class="triple">&lt;{" # ".join(e(str(p)) for p in t)}&gt;</span>' for t in (r.get("triples") or []) if isinstance(t, (list, tuple))
+            f'<span class="triple">&lt;{" # ".join(e(str(p)) for p in t)}&gt;</span>' for t in r.triples
         )
         items.append(
             f'<div class="rationale" style="border-color:{color}">'
-            f'<div><span class="tag">EA</span> {e(r.get("aspect") or "")}</div>'
+            f'<div><span class="tag">EA</span> {e(r.aspect)}</div>'
             f'<div><span class="tag">AS</span> <span style="background:{color}">{e(sentence)}</span>{note}</div>'
             f'<div><span class="tag">TER</span> {triples}</div></div>'
         )
     if rationale is None:
         parts.append('<p class="note">no row for this id in the rationale file</p>')
-    elif rationale.get("error"):
-        parts.append(f'<p class="note">rationale generation failed: {e(str(rationale["error"]))}</p>')
-    elif rationale.get("keep") is False:
+    elif not rationale.ok:
+        parts.append(f'<p class="note">rationale generation failed: {e(rationale.error)}</p>')
+    elif rationale.keep is False:
         parts.append('<p class="meta">rationale row marked keep=false (not used for training)</p>')
     parts.append(f'<div class="doc">{_highlight(document, spans)}</div>')
     if items:
@@ -107,9 +109,9 @@ def _case(doc_id: str, document: str, reference: Optional[str], systems: Mapping
     columns = []
     if reference is not None:
         columns.append(("Reference", reference))
-    if rationale and rationale.get("summary"):
-        model = rationale.get("model") or "LLM"
-        columns.append((f"LLM summary ({model})", rationale["summary"]))
+    if rationale is not None and rationale.summary:
+        model = rationale.extra.get("model") or "LLM"
+        columns.append((f"LLM summary ({model})", rationale.summary))
     for name, predictions in systems.items():
         columns.append((name, predictions.get(doc_id, "")))
     parts.append('<div class="summaries">' + "".join(
@@ -124,7 +126,7 @@ def render_cases(
     documents: Mapping[str, str],
     references: Mapping[str, str],
     systems: Mapping[str, Mapping[str, str]],
-    rationales: Optional[Mapping[str, dict]] = None,
+    rationales: Optional[Mapping[str, RationaleRow]] = None,
     title: str = "LSR-MWF case view",
 ) -> str:
     """Write the case page for ``ids`` to ``path`` (atomically) and return ``path``."""

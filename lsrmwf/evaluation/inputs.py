@@ -15,7 +15,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..io import InputError, iter_jsonl
 
-FORMATS = (".jsonl", ".txt")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..sentences import lsum_text, punkt_tokenizer
+from ..data.sentences import lsum_text, punkt_tokenizer
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # Below this many pairs starting worker processes costs more than it saves.

@@ -20,8 +20,8 @@ from . import prompts
 from .client import GenerationParams, LLMClient, RequestError, Usage, ask
 from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
 from .selection import select
-from ..sentences import split_lines_and_sentences as split_sentences
-from .store import ResultStore, cache_key
+from ..data.sentences import split_lines_and_sentences as split_sentences
+from ..io.store import ResultStore, cache_key
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Dict, List
 
-from ..io import InputError, iter_jsonl, repair_torn_tail, write_jsonl_atomic
+from . import InputError, iter_jsonl, repair_torn_tail, write_jsonl_atomic
 
 
 def cache_key(settings: dict) -> str:

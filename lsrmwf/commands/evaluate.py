@@ -19,8 +19,8 @@ from typing import Dict, List, Optional
 
 from ..io import InputError, repair_torn_tail, write_json_atomic, write_jsonl_atomic
 from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
-from .generation import DTYPES, GenerationSettings
-from .report import ScoringOptions
+from ..evaluation.generation import DTYPES, GenerationSettings
+from ..evaluation.report import ScoringOptions
 
 logger = logging.getLogger("lsrmwf.evaluate")
 
@@ -184,8 +184,8 @@ def _preset_name(inp: InputArguments, gen: GenerationArguments) -> Optional[str]
 
 def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> Dict[str, object]:
     """Everything ``evaluate.py`` does; returns the comparison table (or {} with only --gates_file)."""
-    from .inputs import Examples, from_dataset, pair_all, read_examples
-    from .report import markdown_table, results_table, score_systems, system_name, write_outputs
+    from ..evaluation.inputs import Examples, from_dataset, pair_all, read_examples
+    from ..evaluation.report import markdown_table, results_table, score_systems, system_name, write_outputs
 
     _check_arguments(inp, gen, sc, view)
     progress = not view.no_progress
@@ -193,12 +193,12 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     # 1. Read and check every input before any long computation or any output.
     trajectory = None
     if view.gates_file:
-        from .gates import read_gates
+        from ..evaluation.gates import read_gates
 
         trajectory = read_gates(view.gates_file)
     ds = None
     if inp.dataset_name or inp.data_file:
-        from ..data import load_documents
+        from ..data.loading import load_documents
 
         ds = load_documents(
             dataset_name=inp.dataset_name, dataset_config_name=inp.dataset_config_name, split=inp.split,
@@ -210,7 +210,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     names = list(inp.system_names or [system_name(p) for p in inp.predictions or []])
     model_name = None
     if inp.model_name_or_path:
-        from .generation import check_model_path
+        from ..evaluation.generation import check_model_path
 
         check_model_path(inp.model_name_or_path)
         model_name = inp.model_system_name or system_name(inp.model_name_or_path.rstrip("/"))
@@ -235,7 +235,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         ids, systems, ref_texts = pair_all(files, refs)  # checks counts/ids now, before any generation
     rationales = None
     if view.rationale_file:
-        from ..data import load_rationales
+        from ..data.rationales import load_rationales
 
         rationales = load_rationales(view.rationale_file)
     documents = _documents(ds, files.values())
@@ -249,7 +249,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         if unscored:
             raise InputError(f"--case_ids: {unscored[0]!r} has no prediction in {next(iter(files.values())).source}")
     if sc.bertscore and (files or model_name):
-        from .bertscore import resolve_model
+        from ..evaluation.bertscore import resolve_model
 
         resolve_model(sc.bertscore_model, sc.bertscore_num_layers)  # a bad model or layer fails before generation
     os.makedirs(inp.output_dir, exist_ok=True)
@@ -292,12 +292,12 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
 
     # 3. The paper's views of the model.
     if trajectory is not None:
-        from .gates import plot_gates
+        from ..evaluation.gates import plot_gates
 
         for name, path in plot_gates(view.gates_file, inp.output_dir).items():
             logger.info("gate plot (%s): %s", name, path)
     if view.case_ids:
-        from .cases import render_cases, systems_by_id
+        from ..evaluation.cases import render_cases, systems_by_id
 
         refs_by_id = dict(zip(ids, ref_texts))
         path = render_cases(os.path.join(inp.output_dir, "cases.html"), view.case_ids, documents, refs_by_id, systems_by_id(ids, systems), rationales)
@@ -337,7 +337,7 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
     import json
 
     from ..io import iter_jsonl
-    from .generation import generate_summaries, latency_summary, load_model
+    from ..evaluation.generation import generate_summaries, latency_summary, load_model
 
     preset = _preset_name(inp, gen)
     settings = GenerationSettings(

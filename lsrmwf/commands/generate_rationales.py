@@ -61,7 +61,7 @@ class PipelineArguments:
 
 def load_passages(data: DataArguments, task: str):
     """Documents for either task; basic_reading also reads .txt files (no summaries needed)."""
-    from ..data import load_documents
+    from ..data.loading import load_documents
 
     if task == "basic_reading" and data.data_file and data.data_file.lower().endswith(".txt"):
         return load_txt(data.data_file, data.txt_passages, data.max_examples)
@@ -97,8 +97,8 @@ def load_txt(path: str, unit: str, max_examples: Optional[int] = None):
 
 def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: DataArguments):
     """Validate the arguments; return ``(task, client)``."""
-    from .client import GenerationParams, LLMClient
-    from .pipeline import RationaleTask, ReadingTask, Selection
+    from ..llm.client import GenerationParams, LLMClient
+    from ..llm.pipeline import RationaleTask, ReadingTask, Selection
 
     if not args_endpoint.base_url:
         raise InputError("--base_url is required (e.g. http://127.0.0.1:8080/v1; start a local server with python -m lsrmwf.llm.server)")
@@ -164,8 +164,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpx2", "openai", "openai._base_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from .client import EndpointError
-    from .pipeline import run_task
+    from ..llm.client import EndpointError
+    from ..llm.pipeline import run_task
 
     try:
         task, client = build(endpoint, pipe, data)

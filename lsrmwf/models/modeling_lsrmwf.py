@@ -36,7 +36,7 @@ from transformers.models.bart.modeling_bart import (
     shift_tokens_right,
 )
 
-from .configuration import LsrMwfConfig
+from .configuration_lsrmwf import LsrMwfConfig
 
 COMPATIBLE_MODEL_TYPES = ("bart", "lsrmwf")
 

@@ -1,4 +1,4 @@
-"""Loading documents and summaries, and joining the LLM's rationales onto them.
+"""Loading documents and summaries from the hub, the ``aclsum`` package or local files.
 
 Every script (``train.py``, ``generate_rationales.py``, ``evaluate.py``) goes through
 :func:`load_documents`, which returns a :class:`datasets.Dataset` with the columns ``id``,
@@ -7,15 +7,12 @@ Every script (``train.py``, ``generate_rationales.py``, ``evaluate.py``) goes th
 json/jsonl/csv/parquet files. Bad input fails here with the file, row and field named.
 """
 
-import json
 import os
-from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Optional
 
-from .io import InputError, iter_jsonl
-from .presets import HUB_DATASETS
+from ..io import InputError
+from ..presets import HUB_DATASETS
 
-VIEWS = ("ea", "as", "ter")
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 RATIONALE_SEPARATOR = " | "
 TRIPLE_SEPARATOR = " # "
@@ -130,108 +127,3 @@ def _validate(ds, source, text_column, summary_column, require_summary):
         if i in seen:
             raise InputError(f"{where}: duplicate id, first seen at row {seen[i] + 1}")
         seen[i] = row
-
-
-# ----------------------------------------------------------------------------------------------
-# Rationales
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RationaleTexts:
-    """The three views' target texts for one example; ``None`` where the view has no rationale."""
-
-    ea: Optional[str]
-    as_: Optional[str]
-    ter: Optional[str]
-
-    def as_dict(self) -> Dict[str, Optional[str]]:
-        return {"ea": self.ea, "as": self.as_, "ter": self.ter}
-
-
-def rationale_texts(rationales: List[dict]) -> RationaleTexts:
-    """Turn ``[{aspect, sentence, triples}]`` into the three view texts the paper encodes.
-
-    EA = aspects, AS = associated sentences, TER = ``"s # r # o"`` triples, each joined with
-    ``" | "``. Empty parts are left out; a view with nothing left is ``None`` (its loss is masked).
-    """
-    aspects, sentences, triples = [], [], []
-    for r in rationales or []:
-        if (r.get("aspect") or "").strip():
-            aspects.append(r["aspect"].strip())
-        if (r.get("sentence") or "").strip():
-            sentences.append(r["sentence"].strip())
-        for t in r.get("triples") or []:
-            parts = [str(p).strip() for p in t]
-            if len(parts) == 3 and all(parts):
-                triples.append(TRIPLE_SEPARATOR.join(parts))
-
-    def join(xs):
-        return RATIONALE_SEPARATOR.join(xs) if xs else None
-
-    return RationaleTexts(join(aspects), join(sentences), join(triples))
-
-
-def load_rationales(path: str) -> Dict[str, dict]:
-    """Read the JSONL that ``generate_rationales.py`` writes: id -> row (last row for an id wins).
-
-    A torn last line (a run killed mid-write) is skipped. Rows with an ``error`` are kept in the
-    mapping so callers can report them; use :func:`join_rationales` to attach them to a dataset.
-    """
-    rows = {}
-    for line, obj in iter_jsonl(path, tolerate_torn_tail=True):
-        if "id" not in obj:
-            raise InputError(f"{path}:{line}: field 'id' is missing")
-        rationales = obj.get("rationales")
-        if rationales is not None and not isinstance(rationales, list):
-            raise InputError(f"{path}:{line}: field 'rationales' must be a list, got {type(rationales).__name__}")
-        for k, r in enumerate(rationales or []):
-            if not isinstance(r, dict):
-                raise InputError(f"{path}:{line}: rationales[{k}] must be an object")
-        obj["_line"] = line
-        rows[str(obj["id"])] = obj
-    return rows
-
-
-def join_rationales(ds, path: str, drop_not_kept: bool = True, logger=None):
-    """Add ``ea_text``, ``as_text``, ``ter_text`` columns to ``ds`` from a rationale JSONL.
-
-    Rows marked ``keep: false`` are dropped (the paper's best-rationale selection) unless
-    ``drop_not_kept`` is False. Examples with no rationale row, or a failed one, keep their
-    document and get no rationale texts: their alignment losses are masked. A rationale file whose
-    ids match no example is an error (almost always the wrong file or id column).
-    """
-    rows = load_rationales(path)
-    ids = set(ds["id"])
-    unmatched = [i for i in rows if i not in ids]
-    if rows and len(unmatched) == len(rows):
-        first = next(iter(rows.values()))
-        raise InputError(
-            f"{path}:{first['_line']}: rationale id {first['id']!r} (and all {len(rows)} others) match no "
-            f"example id; check --id_column and that the file belongs to this dataset/split"
-        )
-    dropped = {i for i, r in rows.items() if drop_not_kept and r.get("keep") is False}
-
-    def add(batch):
-        out = {"ea_text": [], "as_text": [], "ter_text": []}
-        for i in batch["id"]:
-            r = rows.get(i)
-            texts = rationale_texts(r.get("rationales") if r and not r.get("error") else [])
-            out["ea_text"].append(texts.ea)
-            out["as_text"].append(texts.as_)
-            out["ter_text"].append(texts.ter)
-        return out
-
-    n_before = len(ds)
-    if dropped:
-        ds = ds.filter(lambda b: [i not in dropped for i in b["id"]], batched=True, desc="dropping keep=false")
-    ds = ds.map(add, batched=True, desc="joining rationales")
-    stats = {
-        "examples": n_before,
-        "with_rationales": sum(1 for i in ids if i in rows and not rows[i].get("error")),
-        "dropped_keep_false": n_before - len(ds),
-        "unmatched_rationale_rows": len(unmatched),
-    }
-    if logger is not None:
-        logger.info("rationales from %s: %s", path, json.dumps(stats))
-    return ds, stats

@@ -5,10 +5,10 @@ from typing import Dict, List, Optional
 
 import torch
 
-from .data import VIEWS
+from ..io.schema import VIEWS
 
 
-def _pad(seqs: List[List[int]], value: int, multiple: Optional[int]) -> torch.Tensor:
+def pad_sequences(seqs: List[List[int]], value: int, multiple: Optional[int]) -> torch.Tensor:
     length = max((len(s) for s in seqs), default=0)
     length = max(length, 1)  # a view missing from the whole batch still gets a [B, 1] all-masked tensor
     if multiple:
@@ -51,21 +51,21 @@ class LsrMwfCollator:
             raise ValueError(f"unexpected example fields {sorted(unknown)}; the collator knows {sorted(known)}")
 
         m = self.pad_to_multiple_of
-        batch = {"input_ids": _pad([f["input_ids"] for f in features], self.pad_token_id, m)}
+        batch = {"input_ids": pad_sequences([f["input_ids"] for f in features], self.pad_token_id, m)}
         if "attention_mask" in keys:
-            batch["attention_mask"] = _pad([f["attention_mask"] for f in features], 0, m)
+            batch["attention_mask"] = pad_sequences([f["attention_mask"] for f in features], 0, m)
         else:
             batch["attention_mask"] = (batch["input_ids"] != self.pad_token_id).long()
         if "labels" in keys:
-            batch["labels"] = _pad([f["labels"] for f in features], self.label_pad_token_id, m)
+            batch["labels"] = pad_sequences([f["labels"] for f in features], self.label_pad_token_id, m)
         for v in VIEWS:
             if f"{v}_input_ids" in keys:
                 ids = [f[f"{v}_input_ids"] or [] for f in features]
-                batch[f"{v}_input_ids"] = _pad(ids, self.pad_token_id, m)
+                batch[f"{v}_input_ids"] = pad_sequences(ids, self.pad_token_id, m)
                 if f"{v}_attention_mask" in keys:
-                    batch[f"{v}_attention_mask"] = _pad([f[f"{v}_attention_mask"] or [] for f in features], 0, m)
+                    batch[f"{v}_attention_mask"] = pad_sequences([f[f"{v}_attention_mask"] or [] for f in features], 0, m)
                 else:
-                    batch[f"{v}_attention_mask"] = _pad([[1] * len(s) for s in ids], 0, m)
+                    batch[f"{v}_attention_mask"] = pad_sequences([[1] * len(s) for s in ids], 0, m)
             if f"{v}_target" in keys:
                 batch[f"{v}_target"] = torch.stack([torch.as_tensor(f[f"{v}_target"], dtype=torch.float32) for f in features])
         return batch

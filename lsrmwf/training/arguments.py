@@ -8,9 +8,9 @@
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .data import VIEWS
-from .io import InputError
-from .presets import PRESETS
+from ..io.schema import VIEWS
+from ..io import InputError
+from ..presets import PRESETS
 
 TARGETS = ("gold", "llm_summary", "both")
 STAGES = ("summarization", "basic_reading")

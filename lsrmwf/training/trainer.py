@@ -18,9 +18,9 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-from .collator import view_present
-from .distill import kd_loss
-from .io import InputError
+from .collators import view_present
+from ..distill.logit_kd import kd_loss
+from ..io import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def model_views(model) -> tuple:
 
 
 @contextlib.contextmanager
-def _gathered(params: List[torch.nn.Parameter]):
+def gathered_parameters(params: List[torch.nn.Parameter]):
     """Make ZeRO-3-partitioned ``params`` readable (a collective: every rank must enter)."""
     from transformers.integrations import is_deepspeed_zero3_enabled
 
@@ -120,7 +120,7 @@ def read_gates(model) -> Optional[torch.Tensor]:
     if not model_views(model) or not hasattr(model, "gates"):
         return None
     params = [p for n, p in model.named_parameters() if n.endswith(GATE_PARAMETER)]
-    with _gathered(params), torch.no_grad():
+    with gathered_parameters(params), torch.no_grad():
         return model.gates().detach().float().cpu()
 
 
@@ -154,7 +154,7 @@ class GateTrajectoryCallback(TrainerCallback):
             return
         path = self._path(args)
         if os.path.exists(path):
-            from .io import iter_jsonl, write_jsonl_atomic
+            from ..io import iter_jsonl, write_jsonl_atomic
 
             kept = [row for _, row in iter_jsonl(path, tolerate_torn_tail=True) if row.get("step", 0) <= state.global_step]
             if state.global_step == 0:

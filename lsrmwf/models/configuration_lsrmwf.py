@@ -2,8 +2,7 @@
 
 from transformers import BartConfig
 
-ALL_VIEWS = ("ea", "as", "ter")
-VIEW_NAMES = {"ea": "Essential Aspect", "as": "Associated Sentence", "ter": "Triple Entity Relations"}
+from ..io.schema import VIEWS as ALL_VIEWS
 
 
 class LsrMwfConfig(BartConfig):

@@ -1,0 +1,56 @@
+"""Preparing documents for training: the training targets and tokenization (documents, summaries and
+each view's rationale text)."""
+
+import logging
+from typing import Dict
+
+from ..io import InputError
+from ..io.schema import RationaleRow
+
+logger = logging.getLogger("lsrmwf.train")
+
+
+def apply_target(train, data_args, rows: Dict[str, RationaleRow]):
+    """``--target``: gold summaries, the LLM's total summaries (sequence-level KD), or both.
+
+    ``rows``: the rationale file as read once by :func:`lsrmwf.data.rationales.load_rationales`.
+    """
+    if data_args.target == "gold":
+        return train
+    import datasets
+
+    def llm_summary(i):
+        r = rows.get(i)
+        if r is None or not r.ok or r.keep is False:
+            return None
+        return r.summary.strip() or None
+
+    llm = train.map(lambda b: {"summary": [llm_summary(i) for i in b["id"]]}, batched=True, desc="LLM summaries as targets")
+    llm = llm.filter(lambda b: [s is not None for s in b["summary"]], batched=True)
+    if len(llm) == 0:
+        raise InputError(f"{data_args.rationale_file}: no kept, error-free row with a non-empty 'summary' matches a training "
+                         f"example; --target {data_args.target} has nothing to train on")
+    logger.info("--target %s: %d of %d training documents have an LLM summary", data_args.target, len(llm), len(train))
+    return llm if data_args.target == "llm_summary" else datasets.concatenate_datasets([train, llm])
+
+
+def tokenize_dataset(ds, tokenizer, data_args, views=(), desc="tokenizing", num_proc=None):
+    """input_ids/attention_mask/labels, plus ``{v}_input_ids``/``{v}_attention_mask`` per view with text."""
+    views = [v for v in views if f"{v}_text" in ds.column_names]
+
+    def encode(batch):
+        enc = tokenizer(batch["document"], max_length=data_args.max_source_length, truncation=True)
+        out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+               "labels": tokenizer(batch["summary"], max_length=data_args.max_target_length, truncation=True)["input_ids"]}
+        for v in views:
+            texts = batch[f"{v}_text"]
+            have = [k for k, t in enumerate(texts) if t]
+            ids, masks = [[] for _ in texts], [[] for _ in texts]
+            if have:
+                r = tokenizer([texts[k] for k in have], max_length=data_args.max_rationale_length, truncation=True)
+                for j, k in enumerate(have):
+                    ids[k], masks[k] = r["input_ids"][j], r["attention_mask"][j]
+            out[f"{v}_input_ids"], out[f"{v}_attention_mask"] = ids, masks
+        return out
+
+    return ds.map(encode, batched=True, remove_columns=ds.column_names, num_proc=num_proc, desc=desc)
