@@ -1,4 +1,7 @@
-"""The resumable JSONL output: one row per id, appended and flushed as each finishes.
+"""The resumable JSONL output: one row per id, appended, flushed and fsynced as each finishes.
+
+Used by everything that asks an LLM or a model for something worth keeping: rationale digging,
+teacher log-probs, BRD answers (``generate_rationales.py``) and evaluation's generated summaries.
 
 On open, a torn last line (a run killed mid-write) is cut off. Rows that finished (``error`` is
 null) are *done*: a rerun never requests them again. Failed rows are dropped from the file
@@ -7,12 +10,23 @@ null) are *done*: a rerun never requests them again. Failed rows are dropped fro
 themselves as fields, so a file
 written with a different key is refused with the line and the differing setting named, never
 silently mixed.
+
+One writer at a time: opening takes an exclusive ``flock`` on ``<path>.lock`` (released by the
+kernel when the process ends, even on kill -9), so a second run on the same output stops at once
+with the file and the holder's pid named, instead of appending duplicate ids.
+
+Binary payloads (``payload=True``): bulky numeric results (per-token teacher log-probs: token ids
+and fp16 values) go to ``<path>.bin`` instead of JSON floats; the row records
+``payload: {offset, length}``. The payload is written and fsynced before its row, so a row never
+points past the end of the payload file; :func:`pack_arrays`/:func:`unpack_arrays` give a compact
+self-describing encoding of named numpy arrays.
 """
 
 import hashlib
 import json
 import os
-from typing import Dict, List
+import struct
+from typing import Dict, List, Optional
 
 from . import InputError, iter_jsonl, repair_torn_tail, write_jsonl_atomic
 
@@ -22,20 +36,84 @@ def cache_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def pack_arrays(**arrays) -> bytes:
+    """Named numpy arrays as bytes: a length-prefixed JSON header (name, dtype, shape) and the raw data."""
+    import numpy as np
+
+    header, blobs = [], []
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a)
+        header.append([name, a.dtype.str, list(a.shape)])
+        blobs.append(a.tobytes())
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return struct.pack("<I", len(head)) + head + b"".join(blobs)
+
+
+def unpack_arrays(data: bytes) -> Dict[str, "object"]:
+    """Inverse of :func:`pack_arrays`."""
+    import numpy as np
+
+    (n,) = struct.unpack_from("<I", data)
+    header = json.loads(data[4 : 4 + n])
+    out, pos = {}, 4 + n
+    for name, dtype, shape in header:
+        dt = np.dtype(dtype)
+        size = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        out[name] = np.frombuffer(data, dtype=dt, count=size // dt.itemsize, offset=pos).reshape(shape)
+        pos += size
+    return out
+
+
 class ResultStore:
-    def __init__(self, path: str, key: str, settings: dict):
+    def __init__(self, path: str, key: str, settings: dict, payload: bool = False, fsync: bool = True):
         self.path = path
         self.key = key
         self.settings = settings
+        self.payload = payload
+        self.fsync = fsync
         self.done: Dict[str, dict] = {}
         self.dropped_failed = 0
         self.cut_torn_tail = False
         self._file = None
+        self._bin = None
+        self._lock = None
+
+    @property
+    def payload_path(self) -> str:
+        return self.path + ".bin"
+
+    def _acquire_lock(self) -> None:
+        import fcntl
+
+        lock_path = self.path + ".lock"
+        handle = open(lock_path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise InputError(f"{self.path}: another run (pid {holder}) is writing this file; wait for it to finish, "
+                             f"or stop it, then rerun to resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock = handle
 
     def open(self) -> "ResultStore":
-        """Read what an earlier run finished; prepare the file for appending."""
+        """Lock the output; read what an earlier run finished; prepare the file for appending."""
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
+        self._acquire_lock()
+        try:
+            self._read_existing()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _read_existing(self) -> None:
         rows: List[dict] = []
         if os.path.exists(self.path):
             self.cut_torn_tail = repair_torn_tail(self.path)
@@ -51,12 +129,37 @@ class ResultStore:
                 seen[rid] = line
                 rows.append(row)
         kept = [r for r in rows if r.get("error") is None]
+        if self.payload:
+            size = os.path.getsize(self.payload_path) if os.path.exists(self.payload_path) else 0
+            whole = [r for r in kept if self._payload_end(r) <= size]
+            if len(whole) != len(kept):
+                raise InputError(f"{self.path}: {len(kept) - len(whole)} rows point past the end of {self.payload_path} "
+                                 f"({size} bytes); the payload file was truncated or replaced")
         self.dropped_failed = len(rows) - len(kept)
         if self.dropped_failed:
             write_jsonl_atomic(self.path, kept)  # failed ids get a fresh try and stay unique
         self.done = {str(r["id"]): r for r in kept}
         self._file = open(self.path, "a", encoding="utf-8")
-        return self
+        if self.payload:
+            self._bin = open(self.payload_path, "ab")
+
+    @staticmethod
+    def _payload_end(row: dict) -> int:
+        p = row.get("payload")
+        return 0 if not p else int(p["offset"]) + int(p["length"])
+
+    def read_payload(self, row: dict) -> bytes:
+        """The payload bytes a finished row points to."""
+        p = row.get("payload")
+        if not p:
+            raise InputError(f"{self.path}: row {row.get('id')!r} has no payload")
+        with open(self.payload_path, "rb") as f:
+            f.seek(int(p["offset"]))
+            data = f.read(int(p["length"]))
+        if len(data) != int(p["length"]):
+            raise InputError(f"{self.payload_path}: row {row.get('id')!r} needs bytes up to {self._payload_end(row)}, "
+                             f"the file ends before")
+        return data
 
     def _mismatch(self, line: int, row: dict) -> str:
         where = f"{self.path}:{line}"
@@ -71,24 +174,39 @@ class ResultStore:
         detail = "; ".join(differences) or f"cache key {row.get('cache_key')} != {self.key}"
         return f"{where}: written with different settings ({detail}). {fix}"
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict, payload: Optional[bytes] = None) -> None:
+        """Write one finished (or failed) row; with ``payload``, its bytes first (payload stores only)."""
         row = dict(row, **self.settings, cache_key=self.key)
+        if payload is not None:
+            if not self.payload:
+                raise ValueError("this store was opened without payload=True")
+            offset = self._bin.seek(0, os.SEEK_END)
+            self._bin.write(payload)
+            self._sync(self._bin)
+            row["payload"] = {"offset": offset, "length": len(payload)}
         self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
+        self._sync(self._file)
         if row.get("error") is None:
             self.done[str(row["id"])] = row
 
+    def _sync(self, f) -> None:
+        f.flush()
+        if self.fsync:
+            os.fsync(f.fileno())
+
     def rewrite_done(self, rows: List[dict]) -> None:
-        """Replace the finished rows (e.g. re-selected with new thresholds) atomically."""
-        self.close()
+        """Replace the finished rows (e.g. re-selected with new thresholds) atomically; the lock is kept."""
+        self._file.close()
         write_jsonl_atomic(self.path, rows)
         self.done = {str(r["id"]): r for r in rows}
         self._file = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        for name in ("_file", "_bin", "_lock"):
+            f = getattr(self, name)
+            if f is not None:
+                f.close()  # closing the lock file releases the flock
+                setattr(self, name, None)
 
     def __enter__(self) -> "ResultStore":
         return self.open()
