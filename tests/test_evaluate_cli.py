@@ -84,7 +84,7 @@ def test_generation_from_a_tiny_saved_lsrmwf_checkpoint(checkpoints, data_file, 
     assert speed["documents"] == 5 and speed["documents_per_second"] > 0 and speed["latency"]["mean_s"] > 0
     scores = read_jsonl(out / "scores.jsonl")
     assert [s["id"] for s in scores] == [r["id"] for r in refs] and all(s["latency_s"] > 0 for s in scores)
-    assert not (out / "predictions.jsonl.partial").exists()
+    assert len(read_jsonl(out / "generations.jsonl")) == 5  # the resumable store holds every finished summary
 
 
 def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(checkpoints, data_file, tmp_path):
@@ -142,7 +142,7 @@ def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkp
     monkeypatch.setattr(generation, "generate_summaries", crash_after_first_batch)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(argv)
-    saved = read_jsonl(out / "predictions.jsonl.partial")
+    saved = read_jsonl(out / "generations.jsonl")
     assert len(saved) == 2 and not (out / "predictions.jsonl").exists() and not (out / "metrics.json").exists()
 
     monkeypatch.setattr(generation, "generate_summaries", original)

@@ -284,7 +284,10 @@ def test_config_rejects_bad_views_and_gates():
 
 def test_gradient_checkpointing_recomputes_the_view_layers_with_the_same_gradients():
     plain, ckpt = tiny_model(), tiny_model()
-    ckpt.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(ckpt, "activation_checkpointing_enable"):  # transformers >= 5.23; the older name is deprecated there
+        ckpt.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        ckpt.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     assert all(module.layer.gradient_checkpointing for module in ckpt.model.encoder.views.values())
     for model in (plain, ckpt):
         model.train()

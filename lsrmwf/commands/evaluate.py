@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ..io import InputError, repair_torn_tail, write_json_atomic, write_jsonl_atomic
+from ..data.arguments import DatasetSplitArguments
+from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
 from ..evaluation.generation import DTYPES, GenerationSettings
 from ..evaluation.report import ScoringOptions
@@ -28,8 +29,9 @@ PRESET_CHOICES = sorted(PRESETS) + ["none"]
 
 
 @dataclass
-class InputArguments:
-    output_dir: str = field(metadata={"help": "Where scores, metrics, tables, plots and generated predictions go."})
+class InputArguments(DatasetSplitArguments):
+    output_dir: Optional[str] = field(default=None, metadata={"help": "Where scores, metrics, tables, plots and generated predictions go (required)."})
+    split: str = field(default="test", metadata={"help": "Split of --dataset_name."})
     predictions: Optional[List[str]] = field(
         default=None,
         metadata={"help": "Prediction files to score: .jsonl rows {id, prediction[, reference]} or .txt (one summary "
@@ -60,17 +62,6 @@ class InputArguments:
         default=False,
         metadata={"help": "Regenerate even if --output_dir holds (finished or partial) predictions of this checkpoint."},
     )
-    dataset_name: Optional[str] = field(
-        default=None, metadata={"help": "Hub dataset (cnn_dailymail, EdinburghNLP/xsum) or 'aclsum' (offline)."}
-    )
-    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "e.g. 3.0.0 for cnn_dailymail."})
-    data_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet file of documents and summaries."})
-    split: str = field(default="test", metadata={"help": "Split of --dataset_name."})
-    text_column: Optional[str] = field(default=None, metadata={"help": "Document column (default per dataset)."})
-    summary_column: Optional[str] = field(default=None, metadata={"help": "Summary column (default per dataset)."})
-    id_column: Optional[str] = field(default=None, metadata={"help": "Id column (default per dataset; local files: row index)."})
-    max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N examples of the dataset."})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "Cache for hub models and datasets."})
 
 
 @dataclass
@@ -154,10 +145,12 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> None:
+    if not inp.output_dir:
+        raise InputError("--output_dir is required (where scores, tables, plots and generated predictions go)")
     if not (inp.predictions or inp.model_name_or_path or view.gates_file):
         raise InputError("nothing to do: give --predictions, --model_name_or_path and/or --gates_file")
     if inp.dataset_name and inp.data_file:
-        raise InputError("give only one of --dataset_name and --data_file")
+        raise InputError("give exactly one of --dataset_name or --data_file")
     if inp.model_name_or_path and not (inp.dataset_name or inp.data_file):
         raise InputError("--model_name_or_path generates summaries of a dataset's documents: give --dataset_name or --data_file")
     if inp.system_names is not None and len(inp.system_names) != len(inp.predictions or []):
@@ -198,14 +191,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         trajectory = read_gates(view.gates_file)
     ds = None
     if inp.dataset_name or inp.data_file:
-        from ..data.loading import load_documents
-
-        ds = load_documents(
-            dataset_name=inp.dataset_name, dataset_config_name=inp.dataset_config_name, split=inp.split,
-            data_file=inp.data_file, text_column=inp.text_column, summary_column=inp.summary_column,
-            id_column=inp.id_column, max_examples=inp.max_examples, cache_dir=inp.cache_dir,
-            require_summary=inp.references is None,
-        )
+        ds = inp.load_split(require_summary=inp.references is None)
     files = [read_examples(p, inp.prediction_field, "prediction", allow_empty=True) for p in inp.predictions or []]
     names = list(inp.system_names or [system_name(p) for p in inp.predictions or []])
     model_name = None
@@ -330,14 +316,15 @@ def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optiona
 def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool):
     """Summaries for every document of ``ds`` (id order of ``ds``), per-id latency, generation report.
 
-    Finished batches go to ``predictions.jsonl.partial`` as they are produced; a rerun with the
-    same checkpoint, settings and data continues from there, and a finished ``predictions.jsonl``
-    with the same identity is reused instead of regenerated.
+    Finished batches go to ``generations.jsonl``, the project's resumable store keyed by what the
+    summaries depend on (checkpoint, generation settings, data): a rerun generates only what is
+    missing, a finished set is reused without loading the model, and other settings are refused
+    with the differing one named. ``predictions.jsonl`` is written from it at the end.
     """
     import json
 
-    from ..io import iter_jsonl
     from ..evaluation.generation import generate_summaries, latency_summary, load_model
+    from ..io.store import ResultStore, cache_key
 
     preset = _preset_name(inp, gen)
     settings = GenerationSettings(
@@ -346,77 +333,46 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
         batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype,
     )
     fill_from_preset(settings, preset)
-    identity = _identity(inp, settings, preset)
-    out = inp.output_dir
-    final, partial = os.path.join(out, "predictions.jsonl"), os.path.join(out, "predictions.jsonl.partial")
-    meta_path = os.path.join(out, "generation.json")
-    ids, documents, summaries = list(ds["id"]), list(ds["document"]), list(ds["summary"])
-
     if settings.min_length is not None and settings.max_length is not None and settings.min_length > settings.max_length:
         raise InputError(
             f"--min_length {settings.min_length} is larger than --max_length {settings.max_length}"
             + (f" (preset {preset} fills whichever is not given)" if preset else "")
         )
-    if os.path.exists(final) and not os.path.exists(meta_path) and not inp.overwrite_output_dir:
+    identity = {"task": "generation", **_identity(inp, settings, preset)}
+    out = inp.output_dir
+    final, cache, report_path = (os.path.join(out, name) for name in ("predictions.jsonl", "generations.jsonl", "generation.json"))
+    ids, documents, summaries = list(ds["id"]), list(ds["document"]), list(ds["summary"])
+    if os.path.exists(final) and not os.path.exists(cache) and not inp.overwrite_output_dir:
         raise InputError(f"{final} exists and was not generated by evaluate.py; use another --output_dir or --overwrite_output_dir")
-    previous = None
-    if os.path.exists(meta_path) and not inp.overwrite_output_dir:
-        try:
-            with open(meta_path, encoding="utf-8") as f:
-                previous = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{meta_path}: not valid JSON ({e}); delete it or use --overwrite_output_dir") from None
-        has_work = previous.get("complete") or (os.path.exists(partial) and os.path.getsize(partial) > 0)
-        if previous.get("identity") != identity:
-            if has_work:
-                raise InputError(
-                    f"{meta_path}: {out} holds predictions generated with other settings or data "
-                    f"({previous.get('identity')}); use another --output_dir or --overwrite_output_dir"
-                )
-            previous = None  # an earlier attempt that finished nothing
-            if os.path.exists(partial):
-                os.remove(partial)
-    done: Dict[str, str] = {}
-    latency: Dict[str, float] = dict((previous or {}).get("latency_s", {}))
-    if previous is not None and previous.get("complete") and os.path.exists(final):
-        for line, row in iter_jsonl(final):
-            done[str(row["id"])] = row["prediction"]
-        if set(ids) <= set(done):
-            logger.info("reusing the predictions in %s (same checkpoint, settings and data)", final)
-            return [done[i] for i in ids], latency, previous["report"]
     if inp.overwrite_output_dir:
-        for path in (partial, meta_path):
+        for path in (cache, report_path):
             if os.path.exists(path):
                 os.remove(path)
-    elif previous is not None and os.path.exists(partial):
-        repair_torn_tail(partial)
-        for line, row in iter_jsonl(partial, tolerate_torn_tail=True):
-            done[str(row["id"])] = row["prediction"]
-            latency[str(row["id"])] = row.get("latency_s", 0.0)
-        logger.info("continuing from %s: %d of %d documents already summarized", partial, sum(i in done for i in ids), len(ids))
 
-    todo = [k for k, i in enumerate(ids) if i not in done]
-    model, tokenizer = load_model(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir)
-    write_json_atomic(meta_path, {"identity": identity, "complete": False, "latency_s": {}})
-    with open(partial, "a", encoding="utf-8") as sink:
+    with ResultStore(cache, cache_key(identity), identity) as store:
+        done = {i: store.done[i] for i in ids if i in store.done}
+        todo = [k for k, i in enumerate(ids) if i not in done]
+        if not todo and os.path.exists(report_path):
+            logger.info("reusing the predictions in %s (same checkpoint, settings and data)", cache)
+            with open(report_path, encoding="utf-8") as f:
+                report = json.load(f)
+        else:
+            if done:
+                logger.info("continuing from %s: %d of %d documents already summarized", cache, len(done), len(ids))
+            model, tokenizer = load_model(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir)
 
-        def save(batch, texts, seconds):
-            for j, text in zip(batch, texts):
-                k = todo[j]
-                row = {"id": ids[k], "prediction": text, "reference": summaries[k], "latency_s": seconds / len(batch)}
-                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                done[ids[k]] = text
-                latency[ids[k]] = row["latency_s"]
-            sink.flush()
+            def save(batch, texts, seconds):
+                for j, text in zip(batch, texts):
+                    k = todo[j]
+                    row = {"id": ids[k], "prediction": text, "reference": summaries[k], "latency_s": seconds / len(batch), "error": None}
+                    store.append(row)
+                    done[ids[k]] = row
 
-        _, _, stats = generate_summaries(model, tokenizer, [documents[k] for k in todo], settings, progress=progress, on_batch=save)
-    stats["resumed_documents"] = len(ids) - len(todo)
-    stats["preset"] = preset
-    stats["model"] = inp.model_name_or_path
-    stats["latency"] = latency_summary([latency[i] for i in ids])
-    report = {"speed": stats}
-    write_jsonl_atomic(final, ({"id": i, "prediction": done[i], "reference": s} for i, s in zip(ids, summaries)))
-    write_json_atomic(meta_path, {"identity": identity, "complete": True, "report": report, "latency_s": {i: latency[i] for i in ids}})
-    os.remove(partial)
+            _, _, stats = generate_summaries(model, tokenizer, [documents[k] for k in todo], settings, progress=progress, on_batch=save)
+            stats.update(resumed_documents=len(ids) - len(todo), preset=preset, model=inp.model_name_or_path,
+                         latency=latency_summary([done[i]["latency_s"] for i in ids]))
+            report = {"speed": stats}
+            write_json_atomic(report_path, report)
+    write_jsonl_atomic(final, ({"id": i, "prediction": done[i]["prediction"], "reference": s} for i, s in zip(ids, summaries)))
     logger.info("predictions: %s", final)
-    return [done[i] for i in ids], latency, report
+    return [done[i]["prediction"] for i in ids], {i: done[i]["latency_s"] for i in ids}, report

@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ..data.arguments import DatasetSplitArguments
 from ..io import InputError
 from ..presets import HUB_DATASETS, fill_from_preset
 
@@ -14,17 +15,8 @@ logger = logging.getLogger("lsrmwf.llm")
 
 
 @dataclass
-class DataArguments:
-    dataset_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset (cnn_dailymail, EdinburghNLP/xsum) or 'aclsum' (offline)."})
-    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset config, e.g. 3.0.0 for cnn_dailymail."})
-    split: str = field(default="train", metadata={"help": "Dataset split."})
-    data_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet file (basic_reading also takes a .txt file)."})
-    text_column: Optional[str] = field(default=None, metadata={"help": "Document column (default: the dataset's, else 'document')."})
-    summary_column: Optional[str] = field(default=None, metadata={"help": "Gold summary column (default: the dataset's, else 'summary')."})
-    id_column: Optional[str] = field(default=None, metadata={"help": "Id column (default: the dataset's; local files without one use the row index)."})
-    max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N documents."})
-    cache_dir: Optional[str] = field(default=None, metadata={"help": "datasets cache directory."})
-    txt_passages: str = field(default="line", metadata={"help": "For a .txt --data_file: one passage per 'line' or per blank-line separated 'paragraph'.", "choices": ["line", "paragraph"]})
+class DataArguments(DatasetSplitArguments):
+    txt_passages: str = field(default="line", metadata={"help": "basic_reading with a .txt --data_file: one passage per 'line' or per blank-line separated 'paragraph'.", "choices": ["line", "paragraph"]})
 
 
 @dataclass
@@ -61,16 +53,9 @@ class PipelineArguments:
 
 def load_passages(data: DataArguments, task: str):
     """Documents for either task; basic_reading also reads .txt files (no summaries needed)."""
-    from ..data.loading import load_documents
-
     if task == "basic_reading" and data.data_file and data.data_file.lower().endswith(".txt"):
         return load_txt(data.data_file, data.txt_passages, data.max_examples)
-    return load_documents(
-        dataset_name=data.dataset_name, dataset_config_name=data.dataset_config_name, split=data.split,
-        data_file=data.data_file, text_column=data.text_column, summary_column=data.summary_column,
-        id_column=data.id_column, max_examples=data.max_examples, cache_dir=data.cache_dir,
-        require_summary=task == "rationales",
-    )
+    return data.load_split(require_summary=task == "rationales")
 
 
 def load_txt(path: str, unit: str, max_examples: Optional[int] = None):

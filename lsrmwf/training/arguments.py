@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..io.schema import VIEWS
+from ..data.arguments import DatasetArguments
 from ..io import InputError
 from ..presets import PRESETS
 
@@ -80,7 +81,7 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataArguments(DatasetArguments):
     preset: Optional[str] = field(
         default=None,
         metadata={"help": "The paper's settings for a dataset family (lengths, generation, gates, gammas); explicit "
@@ -92,19 +93,12 @@ class DataArguments:
         metadata={"help": "summarization, or basic_reading: BRD pre-education on --basic_reading_file, whose "
                           "checkpoint the summarization stage then starts from.", "choices": list(STAGES)},
     )
-    dataset_name: Optional[str] = field(
-        default=None, metadata={"help": "Hub dataset (cnn_dailymail, EdinburghNLP/xsum) or 'aclsum' (offline)."}
-    )
-    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "e.g. 3.0.0 for cnn_dailymail."})
     train_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet training file."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_eval."})
     test_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_predict."})
     train_split: str = field(default="train", metadata={"help": "Split of --dataset_name for training."})
     validation_split: str = field(default="validation", metadata={"help": "Split of --dataset_name for --do_eval."})
     test_split: str = field(default="test", metadata={"help": "Split of --dataset_name for --do_predict."})
-    text_column: Optional[str] = field(default=None, metadata={"help": "Document column (default per dataset)."})
-    summary_column: Optional[str] = field(default=None, metadata={"help": "Summary column (default per dataset)."})
-    id_column: Optional[str] = field(default=None, metadata={"help": "Id column; must match the rationale file's ids."})
     rationale_file: Optional[str] = field(
         default=None,
         metadata={"help": "Rationale JSONL from generate_rationales.py for the training split; keep=false rows are "

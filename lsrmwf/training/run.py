@@ -22,7 +22,6 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..data.loading import load_documents
 from ..data.preprocessing import apply_target, tokenize_dataset
 from ..data.rationales import join_rationales, load_rationales
 from ..distill.basic_reading import build_basic_reading_dataset
@@ -101,14 +100,10 @@ def load_split(data_args, model_args, which: str):
     file = {"train": data_args.train_file, "eval": data_args.validation_file, "predict": data_args.test_file}[which]
     split = {"train": data_args.train_split, "eval": data_args.validation_split, "predict": data_args.test_split}[which]
     limit = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}[which]
-    common = dict(text_column=data_args.text_column, summary_column=data_args.summary_column, id_column=data_args.id_column,
-                  max_examples=limit, cache_dir=model_args.cache_dir)
-    if file is not None:
-        return load_documents(data_file=file, **common)
-    if data_args.dataset_name is not None:
-        return load_documents(dataset_name=data_args.dataset_name, dataset_config_name=data_args.dataset_config_name,
-                              split=split, **common)
-    return None
+    if file is None and data_args.dataset_name is None:
+        return None
+    flag = {"train": "--max_train_samples", "eval": "--max_eval_samples", "predict": "--max_predict_samples"}[which]
+    return data_args.load(split, file, limit, model_args.cache_dir, limit_flag=flag)
 
 
 def load_raw_data(data_args, model_args, training_args) -> RawData:
