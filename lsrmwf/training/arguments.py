@@ -107,8 +107,20 @@ class DataArguments:
     id_column: Optional[str] = field(default=None, metadata={"help": "Id column; must match the rationale file's ids."})
     rationale_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Rationale JSONL from generate_rationales.py for the training split; keep=false rows are "
-                          "dropped. Without it the alignment losses are off."},
+        metadata={"help": "Rationale JSONL from generate_rationales.py for the training split (see "
+                          "--rationale_policy for documents without a kept row). Without it the alignment losses are off."},
+    )
+    rationale_policy: str = field(
+        default="drop",
+        metadata={"help": "Documents whose rationale row was rejected by selection, failed or is missing: drop (the "
+                          "paper's filtering and every preset's default: they do not train) or ce_only (they train "
+                          "with the token loss only, view losses masked). The run prints and records the counts.",
+                  "choices": ["drop", "ce_only"]},
+    )
+    on_duplicate: str = field(
+        default="error",
+        metadata={"help": "An id written twice in --rationale_file: error (naming the ids), or last (its last row wins).",
+                  "choices": ["error", "last"]},
     )
     target: str = field(
         default="gold",

@@ -140,10 +140,12 @@ def attach_rationales(train, data_args) -> tuple:
     """Read ``--rationale_file`` once; join the views' texts and apply ``--target``. Returns ``(train, stats)``."""
     if train is None or data_args.stage == "basic_reading" or not data_args.rationale_file:
         return train, None
-    rows = load_rationales(data_args.rationale_file)
-    train, stats = join_rationales(train, data_args.rationale_file, logger=logger, rows=rows)
+    rows = load_rationales(data_args.rationale_file, on_duplicate=data_args.on_duplicate)
+    train, stats = join_rationales(train, data_args.rationale_file, policy=data_args.rationale_policy, logger=logger,
+                                   rows=rows)
     if len(train) == 0:
-        raise InputError(f"{data_args.rationale_file}: every training example is marked keep=false")
+        raise InputError(f"{data_args.rationale_file}: no training document has a kept, finished rationale row "
+                         f"({stats['line']}); --rationale_policy ce_only trains them with the token loss only")
     return apply_target(train, data_args, rows), stats
 
 
@@ -444,6 +446,8 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
         "examples": {k: (len(v) if v is not None else None) for k, v in vars(raw).items()},
         "rationale_join": join_stats, "metrics": results,
     }
+    if join_stats:
+        summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
     if training_args.should_save:
         os.makedirs(training_args.output_dir, exist_ok=True)
         write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary)
