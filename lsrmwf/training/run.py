@@ -28,6 +28,7 @@ from ..data.rationales import join_rationales, load_rationales
 from ..distill.basic_reading import build_basic_reading_dataset
 from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
+from .checkpoints import resolve_checkpoint
 from .collators import LsrMwfCollator, pad_sequences
 from .trainer import LsrMwfTrainer, gathered_parameters, model_views
 
@@ -77,18 +78,9 @@ def check_run(data_args, training_args) -> None:
 
 
 def find_checkpoint(training_args) -> Optional[str]:
-    """``--resume_from_checkpoint``, else the last checkpoint in ``--output_dir`` (unless overwriting)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    checkpoint = training_args.resume_from_checkpoint
-    if (checkpoint is None and training_args.do_train and not training_args.overwrite_output_dir
-            and os.path.isdir(training_args.output_dir)):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint:
-            logger.info("resuming from %s (found in --output_dir; --overwrite_output_dir starts afresh)", checkpoint)
-    if checkpoint is not None and not os.path.isdir(checkpoint):
-        raise InputError(f"--resume_from_checkpoint {checkpoint}: no such directory")
-    return checkpoint
+    """``--resume_from_checkpoint``, else the last *complete* checkpoint in ``--output_dir`` (unless overwriting);
+    see :mod:`lsrmwf.training.checkpoints`."""
+    return resolve_checkpoint(training_args, is_main=training_args.should_save)
 
 
 # ----------------------------------------------------------------------------------------------
