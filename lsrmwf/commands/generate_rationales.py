@@ -110,6 +110,9 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         raise InputError("--output is required")
     if args_endpoint.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    if data.max_examples is not None and data.max_examples < 1:
+        raise InputError(f"--max_examples must be >= 1, got {data.max_examples}")
+    check_writable_file(args_pipe.output, "--output")
     if args_pipe.task == "rationales":
         preset = args_pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
         fill_from_preset(args_pipe, preset, fields=("rationales", "score", "score_threshold"))
@@ -135,6 +138,17 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
     api_key = args_endpoint.api_key or os.environ.get("OPENAI_API_KEY")
     client = LLMClient(args_endpoint.base_url, api_key, params, timeout=args_endpoint.timeout, max_retries=args_endpoint.max_retries)
     return task, client
+
+
+def check_writable_file(path: str, flag: str) -> None:
+    """Fail before any request if ``path`` cannot be created or appended to."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise InputError(f"{flag} {path}: cannot be written ({e.strerror or e})") from None
 
 
 def failure_policy(args_endpoint: EndpointArguments):
@@ -189,8 +203,15 @@ def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser((DataArguments, EndpointArguments, PipelineArguments),
-                              description="Dig structured rationales (or basic-reading annotations) with any OpenAI-compatible LLM endpoint; resumable.")
-    data, endpoint, pipe = parser.parse_args_into_dataclasses(argv)
+                              description="Dig structured rationales (or basic-reading annotations) with any OpenAI-compatible LLM endpoint; resumable.",
+                              allow_abbrev=False)
+    from . import parse_dataclasses
+
+    try:
+        data, endpoint, pipe = parse_dataclasses(parser, argv)
+    except InputError as e:
+        print(f"generate_rationales.py: error: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     secrets = [endpoint.api_key or os.environ.get("OPENAI_API_KEY")]
     for handler in logging.getLogger().handlers:

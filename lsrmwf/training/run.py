@@ -75,6 +75,15 @@ def check_run(data_args, training_args) -> None:
                          "from its output (--model_name_or_path <this --output_dir>)")
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise InputError("nothing to do: give --do_train, --do_eval and/or --do_predict")
+    out = training_args.output_dir
+    try:  # before any work: a run that cannot write its results should not start
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, f".write_test.{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"--output_dir {out}: cannot be written ({e.strerror or e})") from None
 
 
 def find_checkpoint(training_args) -> Optional[str]:
@@ -188,7 +197,11 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
         lsr_kwargs["view_ffn_dim"] = model_args.view_ffn_dim
     path = model_args.model_name_or_path
     if path:
-        config = AutoConfig.from_pretrained(path, **hub)
+        try:
+            config = AutoConfig.from_pretrained(path, **hub)
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"--model_name_or_path {path}: cannot be loaded ({first})") from None
         check_bart_checkpoint(path, config)
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or path, **hub)
         if model_args.baseline:
