@@ -17,7 +17,13 @@ sent, in the line formats otherwise). A marker in the document text selects a fa
 ``FAULT_LENGTH_ALWAYS`` always cut off
 ``FAULT_401``       always 401 (a bad API key)
 ``FAULT_OBEY``      a model that obeys instructions inside the document: answers ``HACKED``
+``FAULT_400_ALWAYS`` always 400 with the server's own message (a setting the server rejects)
+``FAULT_HANG``      answers only after ``hang_s`` seconds (a hung server), every time
+``FAULT_ECHO``      always 200 with an unusable answer that quotes the request's Authorization header
 ==================  ==========================================================================
+
+With ``echo_auth=True`` every error body also quotes the request's Authorization header, like a
+careless proxy that echoes what it was sent.
 
 Every request body is recorded in ``server.requests`` (with its arrival time) for assertions.
 """
@@ -30,8 +36,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List, Optional
 
-MARKERS = ("FAULT_401", "FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_429", "FAULT_500", "FAULT_TIMEOUT", "FAULT_GARBAGE",
-           "FAULT_BADJSON", "FAULT_LENGTH", "FAULT_OBEY")
+MARKERS = ("FAULT_401", "FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_400_ALWAYS", "FAULT_429", "FAULT_500",
+           "FAULT_TIMEOUT", "FAULT_GARBAGE", "FAULT_BADJSON", "FAULT_LENGTH", "FAULT_OBEY", "FAULT_HANG", "FAULT_ECHO")
 
 
 def _document(messages) -> str:
@@ -104,8 +110,10 @@ def healthy_answer(body) -> str:
 class FaultServer:
     """``with FaultServer() as srv: srv.base_url ...``; runs in a background thread."""
 
-    def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0):
+    def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0, hang_s: float = 30.0, echo_auth: bool = False):
         self.slow_s = slow_s
+        self.hang_s = hang_s
+        self.echo_auth = echo_auth
         self.delay_s = delay_s  # every answer waits this long (to catch a run mid-way)
         self.requests: List[dict] = []
         self.counts = {}
@@ -170,12 +178,21 @@ class FaultServer:
             self.requests.append({"time": time.monotonic(), "body": body, "marker": marker, "nth": k,
                                   "auth": h.headers.get("Authorization")})
         content, finish = healthy_answer(body), "stop"
+        auth = h.headers.get("Authorization")
+        echo = f" (request had Authorization: {auth})" if self.echo_auth else ""
         if marker == "FAULT_429" and k == 1:
-            return h._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {"Retry-After": "1"})
+            return h._send(429, {"error": {"message": "rate limited" + echo, "type": "rate_limit"}}, {"Retry-After": "1"})
         if marker == "FAULT_401":
-            return h._send(401, {"error": {"message": "invalid api key", "type": "auth"}})
+            return h._send(401, {"error": {"message": "invalid api key" + echo, "type": "auth"}})
         if (marker == "FAULT_500" and k <= 2) or marker == "FAULT_500_ALWAYS":
-            return h._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+            return h._send(500, {"error": {"message": "internal error" + echo, "type": "server_error"}})
+        if marker == "FAULT_400_ALWAYS":
+            return h._send(400, {"error": {"message": "response_format json_schema is not supported by this model" + echo,
+                                           "type": "invalid_request_error"}})
+        if marker == "FAULT_HANG":
+            time.sleep(self.hang_s)
+        if marker == "FAULT_ECHO":
+            content = f"I cannot do that. You sent Authorization: {auth}"
         if marker == "FAULT_TIMEOUT" and k == 1:
             time.sleep(self.slow_s)
         time.sleep(self.delay_s)

@@ -52,7 +52,7 @@ def test_rationale_texts_and_join(tmp_path):
     # a failed row is not kept (keep=false): its example is dropped like any unselected one
     ds, stats = join_rationales(docs, rat)
     assert ds["id"] == ["a"] and ds["ea_text"] == ["gates | loss"]
-    assert stats["dropped_keep_false"] == 2
+    assert (stats["rejected"], stats["failed"], stats["trained"]) == (1, 1, 1)
     with pytest.raises(InputError, match=r"r2\.jsonl:1: rationale id 'zz' .* match no example id"):
         join_rationales(docs, write_jsonl(tmp_path / "r2.jsonl", [{"id": "zz", "rationales": []}]))
 
@@ -61,3 +61,52 @@ def test_an_id_column_that_is_not_there_is_an_error_not_row_numbers(tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [{"document": "d", "summary": "s"}])
     with pytest.raises(InputError, match=r"a\.jsonl: id column 'doc_id' not found"):
         load_documents(data_file=path, id_column="doc_id")
+
+
+def _policy_fixture(tmp_path):
+    r = [{"aspect": "gates", "sentence": "Gates fuse views.", "triples": [["gates", "fuse", "views"]]}]
+    docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [
+        {"id": i, "document": f"doc {i}", "summary": "s"} for i in ("ok", "rej", "fail", "none", "ok2")]))
+    rat = write_jsonl(tmp_path / "r.jsonl", [
+        {"id": "ok", "rationales": r, "keep": True},
+        {"id": "rej", "rationales": r, "keep": False, "score": 0.99},
+        {"id": "fail", "rationales": [], "keep": True, "error": "HTTP 500"},  # keep alone does not make it usable
+        {"id": "ok2", "rationales": r},  # no selection verdict: kept
+    ])
+    return docs, rat
+
+
+def test_rationale_policy_drop_counts_every_group_and_warns(tmp_path, caplog):
+    import logging
+
+    docs, rat = _policy_fixture(tmp_path)
+    log = logging.getLogger("test.policy")
+    with caplog.at_level(logging.WARNING, logger="test.policy"):
+        ds, stats = join_rationales(docs, rat, policy="drop", logger=log)
+    assert ds["id"] == ["ok", "ok2"]
+    line = "5 documents: 2 with rationales, 1 rejected by selection, 1 failed, 1 missing → 2 trained (--rationale_policy drop)"
+    assert stats["line"] == line
+    assert [r.levelno for r in caplog.records] == [logging.WARNING] and line in caplog.records[0].getMessage()
+
+
+def test_rationale_policy_ce_only_keeps_every_document_with_views_masked(tmp_path):
+    docs, rat = _policy_fixture(tmp_path)
+    ds, stats = join_rationales(docs, rat, policy="ce_only")
+    assert ds["id"] == ["ok", "rej", "fail", "none", "ok2"] and stats["trained"] == 5
+    views = {i: (e, a, t) for i, e, a, t in zip(ds["id"], ds["ea_text"], ds["as_text"], ds["ter_text"])}
+    assert views["ok"] == views["ok2"] == ("gates", "Gates fuse views.", "gates # fuse # views")
+    # a rejected row's rationales exist but selection refused them: no view loss, like failed and missing
+    assert views["rej"] == views["fail"] == views["none"] == (None, None, None)
+    with pytest.raises(InputError, match="--rationale_policy must be one of"):
+        join_rationales(docs, rat, policy="keep")
+
+
+def test_duplicate_rationale_ids_are_an_error_naming_them_unless_last(tmp_path):
+    from lsrmwf.data.rationales import load_rationales
+
+    r1 = {"id": "a", "rationales": [{"aspect": "first"}]}
+    r2 = {"id": "a", "rationales": [{"aspect": "second"}]}
+    path = write_jsonl(tmp_path / "dup.jsonl", [r1, {"id": "b", "rationales": []}, r2])
+    with pytest.raises(InputError, match=r"dup\.jsonl: 1 id\(s\) written more than once: id 'a' at lines 1, 3.*--on_duplicate last"):
+        load_rationales(path)
+    assert load_rationales(path, on_duplicate="last")["a"].rationales[0].aspect == "second"

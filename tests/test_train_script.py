@@ -60,7 +60,11 @@ def test_end_to_end_lsrmwf_with_rationales(aclsum_train, tmp_path):
     results = main(["--dataset_name", "aclsum", "--max_train_samples", "10", "--max_eval_samples", "3",
                     "--max_predict_samples", "3", "--rationale_file", rationales, "--output_dir", str(out),
                     "--do_train", "--do_eval", "--do_predict", "--max_steps", "3", "--save_steps", "3", *TINY])
-    assert results["train_samples"] == 9  # the keep=false row is dropped
+    assert results["train_samples"] == 8  # --rationale_policy drop (the preset's): the keep=false and the failed row
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["documents"] == ("10 documents: 8 with rationales, 1 rejected by selection, 1 failed, 0 missing "
+                                    "→ 8 trained (--rationale_policy drop)")
+    assert summary["rationale_join"]["failed"] == 1
     assert "eval_rouge1" in results and "predict_rouge1" in results
 
     preds = read_jsonl(out / "predictions.jsonl")
@@ -89,6 +93,18 @@ def test_end_to_end_lsrmwf_with_rationales(aclsum_train, tmp_path):
     assert model.config.gate_init == 0.02 and list(model.config.views) == ["ea", "as", "ter"]
     assert model.generation_config.num_beams == 2 and model.generation_config.no_repeat_ngram_size == 3
     assert (out / "tokenizer.json").exists()
+
+
+def test_rationale_policy_ce_only_trains_every_document(aclsum_train, tmp_path):
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 5, keep_false=(1,), error=(2,))
+    out = tmp_path / "ce_only"
+    results = main(["--dataset_name", "aclsum", "--max_train_samples", "6", "--rationale_file", rationales,
+                    "--rationale_policy", "ce_only", "--output_dir", str(out), "--do_train", "--max_steps", "3",
+                    "--save_strategy", "no", *TINY])
+    assert results["train_samples"] == 6  # 3 with rationales, 1 rejected, 1 failed, 1 missing: all train
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["documents"].endswith("3 with rationales, 1 rejected by selection, 1 failed, 1 missing → 6 trained "
+                                         "(--rationale_policy ce_only)")
 
 
 def test_baseline_and_json_config(aclsum_train, tmp_path):

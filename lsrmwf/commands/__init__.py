@@ -1,2 +1,36 @@
 """The command lines: ``train.py`` (:mod:`.train`), ``generate_rationales.py`` (:mod:`.generate_rationales`) and
 ``evaluate.py`` (:mod:`.evaluate`). Each parses its arguments and calls the library; no logic of its own."""
+
+
+def parse_dataclasses(parser, argv=None, json_file=None):
+    """``parser``'s dataclasses from ``argv`` (or a JSON config file); unknown flags, a broken JSON file and
+    invalid values become one-line :class:`lsrmwf.io.InputError` messages instead of tracebacks."""
+    import json
+
+    from ..io import InputError
+
+    if json_file is not None:
+        try:
+            return parser.parse_json_file(json_file=json_file)
+        except FileNotFoundError:
+            raise InputError(f"{json_file}: file not found") from None
+        except json.JSONDecodeError as e:
+            raise InputError(f"{json_file}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+        except UnicodeDecodeError as e:
+            raise InputError(f"{json_file}: not valid UTF-8 ({e})") from None
+        except ValueError as e:
+            if isinstance(e, InputError):
+                raise
+            raise InputError(f"{json_file}: {' '.join(str(e).split())}") from None
+        except TypeError as e:  # a key no argument has
+            raise InputError(f"{json_file}: {' '.join(str(e).split())}") from None
+    try:
+        return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
+    except ValueError as e:
+        if isinstance(e, InputError):
+            raise
+        text = " ".join(str(e).split())
+        prefix = "Some specified arguments are not used by the HfArgumentParser: "
+        if text.startswith(prefix):
+            raise InputError(f"unknown argument(s) {text[len(prefix):]}; see --help") from None
+        raise InputError(text) from None

@@ -128,15 +128,18 @@ class ViewArguments:
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser((InputArguments, GenerationArguments, ScoringArguments, ViewArguments), description=__doc__.split("\n\n")[0])
+    return HfArgumentParser((InputArguments, GenerationArguments, ScoringArguments, ViewArguments), description=__doc__.split("\n\n")[0],
+                            allow_abbrev=False)  # a misspelt flag is an error, not a silent prefix match
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from . import parse_dataclasses
+
     parser = build_parser()
-    args = parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     logging.basicConfig(format="%(message)s", level=logging.WARNING, stream=sys.stderr)
     logger.setLevel(logging.INFO)
     try:
+        args = parse_dataclasses(parser, argv)
         run(*args)
     except InputError as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
@@ -159,6 +162,8 @@ def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringA
         raise InputError("--case_ids shows systems' summaries: give --predictions and/or --model_name_or_path")
     if view.rationale_file and not view.case_ids:
         raise InputError("--rationale_file is shown by the case view: give --case_ids too")
+    if inp.max_examples is not None and inp.max_examples < 1:
+        raise InputError(f"--max_examples must be >= 1, got {inp.max_examples}")
     if gen.batch_size < 1:
         raise InputError(f"--batch_size must be >= 1, got {gen.batch_size}")
     if not 0 < sc.confidence < 1:
@@ -238,7 +243,10 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         from ..evaluation.bertscore import resolve_model
 
         resolve_model(sc.bertscore_model, sc.bertscore_num_layers)  # a bad model or layer fails before generation
-    os.makedirs(inp.output_dir, exist_ok=True)
+    try:
+        os.makedirs(inp.output_dir, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--output_dir {inp.output_dir}: cannot be written ({e.strerror or e})") from None
 
     # 2. Generate (finished batches are saved as they come, and reused after a crash).
     latencies, generation = None, None

@@ -25,8 +25,10 @@ class EndpointArguments:
     model: Optional[str] = field(default=None, metadata={"help": "Model name sent with each request (required)."})
     api_key: Optional[str] = field(default=None, metadata={"help": "API key (default: $OPENAI_API_KEY; local servers need none). Never written to any file or log."})
     concurrency: int = field(default=8, metadata={"help": "Documents (basic_reading: sentences) in flight at once."})
-    timeout: float = field(default=600.0, metadata={"help": "Seconds per request before the client gives up on it (then retries)."})
-    max_retries: int = field(default=5, metadata={"help": "The openai client's retries per request (429 honours Retry-After; 5xx/timeouts back off)."})
+    timeout: float = field(default=300.0, metadata={"help": "Seconds per request attempt before the client gives up on it (then retries). The default lets a slow local model write a long answer; a hung server costs at most timeout x (max_retries + 1) per request."})
+    max_retries: int = field(default=2, metadata={"help": "The openai client's retries per request (429 honours Retry-After; 5xx/timeouts back off)."})
+    fail_fast_rows: int = field(default=3, metadata={"help": "Stop (rc 1, with the server's error) when the first N rows all fail with the same request error (refused connection, one HTTP status, timeouts). 0: never."})
+    max_failed_fraction: float = field(default=0.5, metadata={"help": "Stop (rc 1) when more than this fraction of the rows failed, checked from the 20th row on. 1.0: never."})
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature (the paper uses 0)."})
     max_tokens: int = field(default=1024, metadata={"help": "Answer length limit per request."})
     top_p: Optional[float] = field(default=None, metadata={"help": "Nucleus sampling (default: the server's)."})
@@ -93,6 +95,9 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         raise InputError("--output is required")
     if args_endpoint.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
+    if data.max_examples is not None and data.max_examples < 1:
+        raise InputError(f"--max_examples must be >= 1, got {data.max_examples}")
+    check_writable_file(args_pipe.output, "--output")
     if args_pipe.task == "rationales":
         preset = args_pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
         fill_from_preset(args_pipe, preset, fields=("rationales", "score", "score_threshold"))
@@ -120,11 +125,50 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
     return task, client
 
 
+def check_writable_file(path: str, flag: str) -> None:
+    """Fail before any request if ``path`` cannot be created or appended to."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise InputError(f"{flag} {path}: cannot be written ({e.strerror or e})") from None
+
+
+def failure_policy(args_endpoint: EndpointArguments):
+    from ..llm.pipeline import FailurePolicy
+
+    return FailurePolicy(first_rows=args_endpoint.fail_fast_rows, max_failed_fraction=args_endpoint.max_failed_fraction)
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces the API key in every log record this process emits (the message with its arguments)."""
+
+    def __init__(self, secrets):
+        super().__init__()
+        self.secrets = [x for x in secrets if x]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ..llm.client import redact
+
+        if self.secrets:
+            message = record.getMessage()
+            cleaned = redact(message, self.secrets)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+            if record.exc_info:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
+                record.exc_info = None
+        return True
+
+
 def format_summary(summary: dict) -> str:
     run, f = summary["this_run"], summary["file"]
     lines = [
         f"this run: {run['finished']}/{run['pending']} rows ({run['failed']} failed) in {run['elapsed_s']:.1f}s, "
-        f"{run['rows_per_s']:.3f} rows/s, {run['total_tokens']} tokens ({run['tokens_per_s']:.0f} tokens/s), {run['requests']} requests"
+        f"{run['rows_per_s']:.3f} rows/s, {run['total_tokens']} tokens ({run['tokens_per_s']:.0f} tokens/s), {run['requests']} requests "
+        f"({run['http_requests']} HTTP requests with the client's retries)"
         + (" [interrupted: rerun the same command to resume]" if run["interrupted"] else ""),
         f"{f['output']}: {f['rows_done']} finished rows",
     ]
@@ -144,24 +188,46 @@ def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser((DataArguments, EndpointArguments, PipelineArguments),
-                              description="Dig structured rationales (or basic-reading annotations) with any OpenAI-compatible LLM endpoint; resumable.")
-    data, endpoint, pipe = parser.parse_args_into_dataclasses(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpx2", "openai", "openai._base_client"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from ..llm.client import EndpointError
-    from ..llm.pipeline import run_task
+                              description="Dig structured rationales (or basic-reading annotations) with any OpenAI-compatible LLM endpoint; resumable.",
+                              allow_abbrev=False)
+    from . import parse_dataclasses
 
     try:
+        data, endpoint, pipe = parse_dataclasses(parser, argv)
+    except InputError as e:
+        print(f"generate_rationales.py: error: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    secrets = [endpoint.api_key or os.environ.get("OPENAI_API_KEY")]
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(secrets))
+    for noisy in ("httpx", "httpx2", "openai", "openai._base_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from ..llm.client import EndpointError, redact
+    from ..llm.pipeline import RunFailure, RunStats, run_task
+
+    def error(message: str) -> None:
+        print(redact(f"generate_rationales.py: error: {message}", secrets), file=sys.stderr)
+
+    stats = RunStats()
+    try:
         task, client = build(endpoint, pipe, data)
+        policy = failure_policy(endpoint)
         ds = load_passages(data, pipe.task)
-        summary = run_task(task, ds, client, pipe.output, concurrency=endpoint.concurrency, progress=pipe.progress)
+        summary = run_task(task, ds, client, pipe.output, concurrency=endpoint.concurrency, progress=pipe.progress,
+                           stats=stats, policy=policy)
+    except RunFailure as e:
+        run = stats.as_dict()["this_run"]
+        error(f"{e}\nstopped after {run['finished']} rows ({run['failed']} failed), {run['requests']} requests "
+              f"({run['http_requests']} HTTP requests); finished rows are saved in {pipe.output}; fix the endpoint and "
+              f"rerun the same command to resume")
+        return 1
     except EndpointError as e:
-        print(f"error: {e}\nrows finished before this are saved in {pipe.output}; rerun to resume", file=sys.stderr)
+        error(f"{e}\nrows finished before this are saved in {pipe.output}; rerun to resume")
         return 2
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        error(str(e))
         return 2
-    print(format_summary(summary), file=sys.stderr)
-    print(json.dumps(summary))
+    print(redact(format_summary(summary), secrets), file=sys.stderr)
+    print(redact(json.dumps(summary), secrets))
     return 130 if summary["this_run"]["interrupted"] else 0

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import List, Optional
 
+from . import parse_dataclasses
 from ..presets import HUB_DATASETS, fill_from_preset
 from ..training.arguments import DataArguments, ModelArguments
 from ..training.trainer import LsrMwfTrainingArguments
@@ -45,17 +46,17 @@ def parse_args(argv: Optional[List[str]] = None):
     """``(model_args, data_args, training_args)`` from the command line, a JSON file, or the default run."""
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser((ModelArguments, DataArguments, LsrMwfTrainingArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, LsrMwfTrainingArguments), allow_abbrev=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+        model_args, data_args, training_args = parse_dataclasses(parser, json_file=os.path.abspath(argv[0]))
     else:
         flags = {"--" + a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
         if not flags & set(DATA_SOURCE_FLAGS):
             logger.warning("no data source given: running the built-in default (aclsum, small BART from config); "
                            "see lsrmwf/commands/train.py DEFAULT_RUN_ARGS")
             argv = DEFAULT_RUN_ARGS + argv
-        model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+        model_args, data_args, training_args = parse_dataclasses(parser, argv)
     resolve_preset(model_args, data_args, training_args)
     return model_args, data_args, training_args
 

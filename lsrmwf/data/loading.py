@@ -10,7 +10,7 @@ json/jsonl/csv/parquet files. Bad input fails here with the file, row and field 
 import os
 from typing import Optional
 
-from ..io import InputError
+from ..io import InputError, iter_jsonl
 from ..presets import HUB_DATASETS
 
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -79,10 +79,12 @@ def load_documents(
             raise InputError(f"{data_file}: unsupported extension {ext!r}; use one of {sorted(LOCAL_FORMATS)}")
         if not os.path.exists(data_file):
             raise InputError(f"{data_file}: file not found")
+        _precheck_text_file(data_file, ext)
         try:
             ds = datasets.load_dataset(LOCAL_FORMATS[ext], data_files={"data": data_file}, split="data", cache_dir=cache_dir)
         except Exception as e:  # datasets wraps parser errors in several exception types
-            raise InputError(f"{data_file}: could not be read as {LOCAL_FORMATS[ext]}: {e}") from e
+            first = " ".join(str(e).split())[:300]
+            raise InputError(f"{data_file}: could not be read as {LOCAL_FORMATS[ext]}: {first}") from None
     else:
         source = f"{dataset_name}[{split}]"
         ds = datasets.load_dataset(dataset_name, dataset_config_name, split=split, cache_dir=cache_dir)
@@ -98,6 +100,8 @@ def load_documents(
         id_column = "id"  # a local file's own ids, so rationale rows keyed by them match
     if id_column is not None and id_column not in ds.column_names:
         raise InputError(f"{source}: id column {id_column!r} not found; available columns are {ds.column_names}")
+    if max_examples is not None and max_examples < 1:
+        raise InputError(f"max_examples must be >= 1, got {max_examples}")
     if max_examples is not None:
         ds = ds.select(range(min(max_examples, len(ds))))
 
@@ -114,6 +118,20 @@ def load_documents(
     ds = ds.map(to_rows, batched=True, with_indices=True, remove_columns=ds.column_names, desc="reading")
     _validate(ds, source, text_column, summary_column, require_summary)
     return ds
+
+
+def _precheck_text_file(path: str, ext: str) -> None:
+    """JSONL: every line a JSON object (the error names the line); CSV/JSON: valid UTF-8 (names the line)."""
+    if ext == ".jsonl":
+        for _ in iter_jsonl(path):
+            pass
+    elif ext in (".csv", ".json"):
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InputError(f"{path}:{number}: not valid UTF-8 ({e})") from None
 
 
 def _validate(ds, source, text_column, summary_column, require_summary):

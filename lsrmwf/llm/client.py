@@ -5,8 +5,15 @@ Retries and timeouts are the ``openai`` client's own (``max_retries``, ``timeout
 exponentially. Nothing here retries a failed request again on top of that. The only retry this
 module adds is *semantic* (:func:`ask`): an answer that was cut off or does not parse is sent back
 once with the problem stated.
+
+The defaults (:data:`DEFAULT_TIMEOUT` s per attempt, :data:`DEFAULT_MAX_RETRIES` retries) give a slow
+local model on CPU five minutes per answer, and a hung server costs at most 15 minutes per request,
+not an hour. Every HTTP request the client sends (retries included) is counted in
+``LLMClient.http_requests``. The API key is redacted (:meth:`LLMClient.redact`) from every message
+this module builds, whatever the server echoes back.
 """
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -16,8 +23,21 @@ from . import prompts
 from .parsing import AnswerError
 
 
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_MAX_RETRIES = 2
+REDACTED = "<redacted>"
+
+
 class RequestError(RuntimeError):
-    """The endpoint did not produce an answer for this request (after the client's own retries)."""
+    """The endpoint did not produce an answer for this request (after the client's own retries).
+
+    ``kind`` says how it failed in a way that is the same for every request failing for the same
+    reason (``HTTP 400``, ``timeout``, ``connection``, ``bad response``), for the run-wide checks.
+    """
+
+    def __init__(self, message: str, kind: str = "request"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class EndpointError(InputError):
@@ -85,17 +105,35 @@ class LLMClient:
     """One ``AsyncOpenAI`` per base URL; each call goes to the endpoint with the fewest requests in flight."""
 
     def __init__(self, base_urls: List[str], api_key: Optional[str], params: GenerationParams,
-                 timeout: float = 600.0, max_retries: int = 5):
-        from openai import AsyncOpenAI
+                 timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES):
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
         if not base_urls:
             raise ValueError("at least one --base_url is needed")
+        if timeout <= 0:
+            raise InputError(f"--timeout must be a positive number of seconds, got {timeout}")
+        if max_retries < 0:
+            raise InputError(f"--max_retries must be >= 0, got {max_retries}")
         self.base_urls = list(base_urls)
         self.params = params
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.http_requests = 0
+        self._secrets = [api_key] if api_key else []
         # Local servers ignore the key, but the client refuses to start without one.
         key = api_key or "not-needed"
-        self._clients = [AsyncOpenAI(base_url=u, api_key=key, timeout=timeout, max_retries=max_retries) for u in self.base_urls]
+
+        async def count(request):
+            self.http_requests += 1
+
+        self._clients = [AsyncOpenAI(base_url=u, api_key=key, timeout=timeout, max_retries=max_retries,
+                                     http_client=DefaultAsyncHttpxClient(event_hooks={"request": [count]}))
+                         for u in self.base_urls]
         self._in_flight = [0] * len(self._clients)
+
+    def redact(self, text):
+        """``text`` with the API key replaced (strings; dicts and lists are redacted recursively)."""
+        return redact(text, self._secrets)
 
     def pick_endpoint(self) -> int:
         return min(range(len(self._clients)), key=lambda i: self._in_flight[i])
@@ -114,32 +152,67 @@ class LLMClient:
         if p.extra_body:
             kwargs["extra_body"] = p.extra_body
         url = self.base_urls[endpoint]
+        r = self.redact
         self._in_flight[endpoint] += 1
         try:
             resp = await self._clients[endpoint].chat.completions.create(**kwargs)
         except openai.APIStatusError as e:
+            text = r(_short(_server_text(e)))
             if e.status_code in FATAL_STATUS:
-                raise EndpointError(f"{url}: HTTP {e.status_code}: {_short(e.message)}; {FATAL_STATUS[e.status_code]}") from None
+                raise EndpointError(f"{url}: HTTP {e.status_code}: {text}; {FATAL_STATUS[e.status_code]}") from None
             retried = " after the client's retries" if e.status_code in (408, 409, 429) or e.status_code >= 500 else ""
-            raise RequestError(f"{url}: HTTP {e.status_code}{retried}: {_short(e.message)}") from None
+            raise RequestError(f"{url}: HTTP {e.status_code}{retried}: {text}", f"HTTP {e.status_code}") from None
         except openai.APITimeoutError:
-            raise RequestError(f"{url}: request timed out after the client's retries") from None
+            raise RequestError(f"{url}: request timed out after {self.timeout:g}s and {self.max_retries} retries "
+                               f"(--timeout, --max_retries)", "timeout") from None
         except openai.APIConnectionError as e:
-            raise RequestError(f"{url}: connection failed after the client's retries: {_short(str(e.__cause__ or e))}") from None
+            raise RequestError(f"{url}: connection failed after the client's retries: {r(_short(str(e.__cause__ or e)))}",
+                               "connection") from None
         except openai.APIError as e:  # malformed bodies and the like
-            raise RequestError(f"{url}: unusable response: {_short(str(e))}") from None
+            raise RequestError(f"{url}: unusable response: {r(_short(str(e)))}", "bad response") from None
         finally:
             self._in_flight[endpoint] -= 1
         choices = getattr(resp, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:
-            raise RequestError(f"{url}: response is not a chat completion: {_short(repr(resp))}")
+            raise RequestError(f"{url}: response is not a chat completion: {r(_short(repr(resp)))}", "bad response")
         u = getattr(resp, "usage", None)
-        usage = Usage(1, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
         return Answer(choices[0].message.content or "", choices[0].finish_reason, usage)
 
     async def close(self) -> None:
         for c in self._clients:
             await c.close()
+
+
+def redact(obj, secrets):
+    """``obj`` (a string, or dicts/lists of them) with every secret in ``secrets`` replaced by ``<redacted>``."""
+    secrets = [x for x in secrets if x]
+    if not secrets:
+        return obj
+    if isinstance(obj, str):
+        for secret in secrets:
+            obj = obj.replace(secret, REDACTED)
+        return obj
+    if isinstance(obj, dict):
+        return {redact(k, secrets): redact(v, secrets) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact(v, secrets) for v in obj)
+    return obj
+
+
+def _server_text(e) -> str:
+    """The server's own error message: ``error.message`` of a JSON error body, else the body or status text."""
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+        if isinstance(inner, str):
+            return inner
+        return json.dumps(body)
+    if isinstance(body, str) and body.strip():
+        return body
+    return e.message
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -157,6 +230,7 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
     problems = []
     answer = None
     for attempt in (1, 2):
+        usage.requests += 1  # counted when sent, so failed requests count too
         answer = await client.chat(endpoint, messages, response_format)
         usage.add(answer.usage)
         truncated = answer.finish_reason == "length"
@@ -170,4 +244,5 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
         problems.append(problem)
         if attempt == 1:
             messages = prompts.retry_messages(messages, answer.text, problem, truncated)
-    raise AnswerError(f"unusable answer twice: first {problems[0]}; then {problems[1]}", raw_answer=answer.text)
+    raise AnswerError(client.redact(f"unusable answer twice: first {problems[0]}; then {problems[1]}"),
+                      raw_answer=client.redact(answer.text))

@@ -8,6 +8,10 @@
 keeps at most ``concurrency`` examples in flight, appends and flushes each row as it finishes,
 shows a progress bar (rows/s, tokens/s, ETA) and returns a summary. A request or answer that fails
 becomes a row with ``error`` set and ``keep: false``; it is retried on the next run.
+
+A run-wide failure stops the run with :class:`RunFailure` instead of filling the file with failed
+rows (:class:`FailurePolicy`): the first rows all failing with the same request error (connection
+refused, HTTP 400 on every request, a hung server), or more than a set fraction of the rows failing.
 """
 
 import asyncio
@@ -17,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
 from . import prompts
-from .client import GenerationParams, LLMClient, RequestError, Usage, ask
+from .client import EndpointError, GenerationParams, LLMClient, RequestError, Usage, ask
 from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
 from .selection import select
 from ..data.sentences import split_lines_and_sentences as split_sentences
+from ..io import InputError
 from ..io.store import ResultStore, cache_key
 
 logger = logging.getLogger(__name__)
@@ -36,9 +41,50 @@ def truncate_words(text: str, max_words: Optional[int]) -> str:
 RAW_ANSWER_MAX_CHARS = 2000
 
 
+class RunFailure(EndpointError):
+    """Every request is failing (or too many rows did): the run stops; finished rows stay saved."""
+
+
+@dataclass
+class FailurePolicy:
+    """When a run stops instead of writing failed rows.
+
+    ``first_rows``: if the first this many finished rows all failed with the same kind of request
+    error (same HTTP status, timeouts, refused connections), the endpoint is not working: stop with
+    its own error text. ``max_failed_fraction``: once ``min_rows`` rows finished, stop as soon as
+    more than this fraction of them failed (any failure, unusable answers included). 0 / 1.0 turn
+    the checks off.
+    """
+
+    first_rows: int = 3
+    max_failed_fraction: float = 0.5
+    min_rows: int = 20
+
+    def __post_init__(self):
+        if self.first_rows < 0:
+            raise InputError(f"--fail_fast_rows must be >= 0, got {self.first_rows}")
+        if not 0.0 < self.max_failed_fraction <= 1.0:
+            raise InputError(f"--max_failed_fraction must lie in (0, 1], got {self.max_failed_fraction}")
+
+    def check(self, outcomes: List[Optional[tuple]]) -> Optional[str]:
+        """``outcomes``: per finished row in order, ``None`` (finished) or ``(kind, message)``. Returns why to stop."""
+        n = len(outcomes)
+        if self.first_rows and n == self.first_rows and all(o is not None for o in outcomes):
+            kinds = {o[0] for o in outcomes}
+            if len(kinds) == 1 and next(iter(kinds)) != "answer":
+                return (f"the first {n} rows all failed the same way ({outcomes[-1][0]}); the endpoint is not working: "
+                        f"{outcomes[-1][1]}")
+        failed_rows = sum(o is not None for o in outcomes)
+        if self.max_failed_fraction < 1.0 and n >= self.min_rows and failed_rows > self.max_failed_fraction * n:
+            return (f"{failed_rows} of {n} rows failed, more than --max_failed_fraction {self.max_failed_fraction:g}; "
+                    f"the last error: {outcomes[-1][1] if outcomes[-1] else next(o[1] for o in reversed(outcomes) if o)}")
+        return None
+
+
 def failed(row: dict, message: str, exc: Exception) -> dict:
     """Mark ``row`` failed; keep the model's last rejected answer (cut) for diagnosis."""
     row["error"] = message
+    row["error_kind"] = getattr(exc, "kind", "answer")
     raw = getattr(exc, "raw_answer", None)
     if raw is not None:
         row["raw_answer"] = raw[:RAW_ANSWER_MAX_CHARS]
@@ -208,13 +254,17 @@ class RunStats:
     elapsed_s: float = 0.0
     interrupted: bool = False
     requested_ids: List[str] = field(default_factory=list)
+    http_requests: int = 0  # every HTTP request sent, the client's retries included
+    outcomes: List[Optional[tuple]] = field(default_factory=list)  # per finished row: None or (kind, error)
+    stopped: Optional[str] = None  # why a run-wide failure stopped the run
 
     def as_dict(self) -> dict:
         el = max(self.elapsed_s, 1e-9)
         return {
             "this_run": {
                 "pending": self.pending, "finished": self.finished, "failed": self.failed,
-                "interrupted": self.interrupted, **self.usage.as_dict(), "total_tokens": self.usage.total_tokens,
+                "interrupted": self.interrupted, "stopped": self.stopped, **self.usage.as_dict(),
+                "http_requests": self.http_requests, "total_tokens": self.usage.total_tokens,
                 "elapsed_s": round(self.elapsed_s, 2), "rows_per_s": round(self.finished / el, 4),
                 "tokens_per_s": round(self.usage.total_tokens / el, 2),
             }
@@ -228,12 +278,13 @@ def run_settings(task, params: GenerationParams) -> dict:
 
 
 async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore, concurrency: int,
-                 stats: RunStats, progress: bool) -> None:
+                 stats: RunStats, progress: bool, policy: FailurePolicy) -> None:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(items), unit="row", desc=task.name, disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()
     queue = iter(items)
+    http_before = client.http_requests
 
     async def worker():
         for item in queue:  # a shared iterator: each item goes to exactly one worker
@@ -241,31 +292,48 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
             usage = Usage()
             stats.requested_ids.append(item["id"])
             t0 = time.perf_counter()
-            row = await task.process(item, client, endpoint, usage)
+            try:
+                row = await task.process(item, client, endpoint, usage)
+            finally:
+                stats.usage.add(usage)  # sent requests count even when the run stops mid-row
+                stats.http_requests = client.http_requests - http_before
             row.update(endpoint=client.base_urls[endpoint], usage=usage.as_dict(),
                        latency_s=round(time.perf_counter() - t0, 3))
-            store.append(row)
-            stats.usage.add(usage)
+            store.append(client.redact(row))
             stats.finished += 1
             stats.failed += row["error"] is not None
+            stats.outcomes.append(None if row["error"] is None else (row.get("error_kind", "answer"), row["error"]))
             el = time.perf_counter() - start
             bar.set_postfix(tok_s=f"{stats.usage.total_tokens / el:.0f}", failed=stats.failed, refresh=False)
             bar.update(1)
+            reason = policy.check(stats.outcomes)
+            if reason is not None:
+                stats.stopped = client.redact(reason)
+                raise RunFailure(stats.stopped)
 
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(concurrency, len(items))))]
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(items))))))
+        done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        for t in pending:  # a run-wide failure: stop the other workers (their rows are retried next run)
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for t in done:
+            t.result()
     finally:
         stats.elapsed_s = time.perf_counter() - start
+        stats.http_requests = client.http_requests - http_before
         bar.close()
 
 
 def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, progress: bool = True,
-             stats: Optional[RunStats] = None) -> dict:
+             stats: Optional[RunStats] = None, policy: Optional[FailurePolicy] = None) -> dict:
     """Generate ``task`` rows for every example of ``ds`` not yet in ``output``; return the summary.
 
     Ctrl-C stops after saving what finished (the summary says ``interrupted``); rerun to resume.
+    A run-wide failure (``policy``) raises :class:`RunFailure` after saving what finished.
     Pass ``stats`` to inspect the run afterwards (e.g. ``stats.requested_ids``).
     """
+    policy = policy if policy is not None else FailurePolicy()
     settings = run_settings(task, client.params)
     store = ResultStore(output, cache_key(settings), settings)
     stats = stats if stats is not None else RunStats()
@@ -281,7 +349,7 @@ def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, pro
         stats.pending = len(items)
         logger.info("%s: %d rows already done, %d to generate", output, len(store.done), len(items))
         try:
-            asyncio.run(_run_and_close(task, items, client, store, concurrency, stats, progress))
+            asyncio.run(_run_and_close(task, items, client, store, concurrency, stats, progress, policy))
         except KeyboardInterrupt:
             stats.interrupted = True
         summary = stats.as_dict()
@@ -289,8 +357,8 @@ def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, pro
     return summary
 
 
-async def _run_and_close(task, items, client, store, concurrency, stats, progress):
+async def _run_and_close(task, items, client, store, concurrency, stats, progress, policy):
     try:
-        await _drive(task, items, client, store, concurrency, stats, progress)
+        await _drive(task, items, client, store, concurrency, stats, progress, policy)
     finally:
         await client.close()

@@ -5,6 +5,7 @@
 ``--preset cnndm|xsum`` and never overwrites an explicit value.
 """
 
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -72,6 +73,13 @@ class ModelArguments:
             if len(set(self.views)) != len(self.views):
                 raise InputError(f"--views lists a view twice: {self.views}")
             self.views = [v for v in VIEWS if v in self.views]  # the hierarchy's order
+        if self.baseline and self.views is not None:
+            raise InputError(f"--baseline trains plain BART without views; --views {' '.join(self.views)} would be ignored. "
+                             f"Leave out one of them")
+        path = self.model_name_or_path
+        if path and not os.path.isdir(path) and (os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") > 1):
+            what = "is a file, not a checkpoint directory" if os.path.exists(path) else "no such directory"
+            raise InputError(f"--model_name_or_path {path}: {what}")
         if self.model_name_or_path and self.config_overrides:
             raise InputError("--config_overrides builds a model from scratch; it cannot be combined with --model_name_or_path")
         if self.view_ffn_dim is not None and self.view_ffn_dim < 1:
@@ -101,8 +109,20 @@ class DataArguments(DatasetArguments):
     test_split: str = field(default="test", metadata={"help": "Split of --dataset_name for --do_predict."})
     rationale_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Rationale JSONL from generate_rationales.py for the training split; keep=false rows are "
-                          "dropped. Without it the alignment losses are off."},
+        metadata={"help": "Rationale JSONL from generate_rationales.py for the training split (see "
+                          "--rationale_policy for documents without a kept row). Without it the alignment losses are off."},
+    )
+    rationale_policy: str = field(
+        default="drop",
+        metadata={"help": "Documents whose rationale row was rejected by selection, failed or is missing: drop (the "
+                          "paper's filtering and every preset's default: they do not train) or ce_only (they train "
+                          "with the token loss only, view losses masked). The run prints and records the counts.",
+                  "choices": ["drop", "ce_only"]},
+    )
+    on_duplicate: str = field(
+        default="error",
+        metadata={"help": "An id written twice in --rationale_file: error (naming the ids), or last (its last row wins).",
+                  "choices": ["error", "last"]},
     )
     target: str = field(
         default="gold",
@@ -140,6 +160,10 @@ class DataArguments(DatasetArguments):
             raise InputError("--basic_reading_file is only read by --stage basic_reading")
         if self.target != "gold" and not self.rationale_file:
             raise InputError(f"--target {self.target} trains on the LLM summaries of --rationale_file; give that file")
+        for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+            value = getattr(self, flag)
+            if value is not None and value < 1:
+                raise InputError(f"--{flag} must be >= 1 (leave it out to use every example), got {value}")
         if not 0.0 <= self.brd_mask_ratio < 1.0:
             raise InputError(f"--brd_mask_ratio must lie in [0, 1), got {self.brd_mask_ratio}")
         if self.brd_passage_sentences < 1:

@@ -27,6 +27,7 @@ from ..data.rationales import join_rationales, load_rationales
 from ..distill.basic_reading import build_basic_reading_dataset
 from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
+from .checkpoints import resolve_checkpoint
 from .collators import LsrMwfCollator, pad_sequences
 from .trainer import LsrMwfTrainer, gathered_parameters, model_views
 
@@ -73,21 +74,21 @@ def check_run(data_args, training_args) -> None:
                          "from its output (--model_name_or_path <this --output_dir>)")
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise InputError("nothing to do: give --do_train, --do_eval and/or --do_predict")
+    out = training_args.output_dir
+    try:  # before any work: a run that cannot write its results should not start
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, f".write_test.{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"--output_dir {out}: cannot be written ({e.strerror or e})") from None
 
 
 def find_checkpoint(training_args) -> Optional[str]:
-    """``--resume_from_checkpoint``, else the last checkpoint in ``--output_dir`` (unless overwriting)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    checkpoint = training_args.resume_from_checkpoint
-    if (checkpoint is None and training_args.do_train and not training_args.overwrite_output_dir
-            and os.path.isdir(training_args.output_dir)):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint:
-            logger.info("resuming from %s (found in --output_dir; --overwrite_output_dir starts afresh)", checkpoint)
-    if checkpoint is not None and not os.path.isdir(checkpoint):
-        raise InputError(f"--resume_from_checkpoint {checkpoint}: no such directory")
-    return checkpoint
+    """``--resume_from_checkpoint``, else the last *complete* checkpoint in ``--output_dir`` (unless overwriting);
+    see :mod:`lsrmwf.training.checkpoints`."""
+    return resolve_checkpoint(training_args, is_main=training_args.should_save)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,10 +136,12 @@ def attach_rationales(train, data_args) -> tuple:
     """Read ``--rationale_file`` once; join the views' texts and apply ``--target``. Returns ``(train, stats)``."""
     if train is None or data_args.stage == "basic_reading" or not data_args.rationale_file:
         return train, None
-    rows = load_rationales(data_args.rationale_file)
-    train, stats = join_rationales(train, data_args.rationale_file, logger=logger, rows=rows)
+    rows = load_rationales(data_args.rationale_file, on_duplicate=data_args.on_duplicate)
+    train, stats = join_rationales(train, data_args.rationale_file, policy=data_args.rationale_policy, logger=logger,
+                                   rows=rows)
     if len(train) == 0:
-        raise InputError(f"{data_args.rationale_file}: every training example is marked keep=false")
+        raise InputError(f"{data_args.rationale_file}: no training document has a kept, finished rationale row "
+                         f"({stats['line']}); --rationale_policy ce_only trains them with the token loss only")
     return apply_target(train, data_args, rows), stats
 
 
@@ -189,7 +192,11 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
         lsr_kwargs["view_ffn_dim"] = model_args.view_ffn_dim
     path = model_args.model_name_or_path
     if path:
-        config = AutoConfig.from_pretrained(path, **hub)
+        try:
+            config = AutoConfig.from_pretrained(path, **hub)
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"--model_name_or_path {path}: cannot be loaded ({first})") from None
         check_bart_checkpoint(path, config)
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or path, **hub)
         if model_args.baseline:
@@ -439,6 +446,8 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
         "examples": {k: (len(v) if v is not None else None) for k, v in vars(raw).items()},
         "rationale_join": join_stats, "metrics": results,
     }
+    if join_stats:
+        summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
     if training_args.should_save:
         os.makedirs(training_args.output_dir, exist_ok=True)
         write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary)

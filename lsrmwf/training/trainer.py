@@ -18,6 +18,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
+from .checkpoints import write_complete_marker
 from .collators import view_present
 from ..distill.logit_kd import kd_loss
 from ..io import InputError
@@ -58,6 +59,11 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
     kd_temperature: float = field(default=2.0, metadata={"help": "KD: softmax temperature T."})
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Start afresh even if --output_dir holds checkpoints (default: resume)."}
+    )
+    allow_fresh_optimizer: bool = field(
+        default=False,
+        metadata={"help": "Resume from a checkpoint that has no optimizer/scheduler state (optimizer.pt, scheduler.pt or "
+                          "DeepSpeed's global_stepN/) with a fresh optimizer and schedule; without it that is an error."},
     )
     # Our datasets hold exactly the model inputs; the collator refuses anything else.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator selects fields."})
@@ -203,6 +209,17 @@ class LsrMwfTrainer(Seq2SeqTrainer):
             self.add_callback(GateTrajectoryCallback(self.views, n_layers))
         else:
             self._gate_keys = None
+
+    # -- checkpoints -----------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial):
+        """The Trainer's save, then the completion marker once every process finished its part."""
+        super()._save_checkpoint(model, trial)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            path = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+            if os.path.isdir(path):
+                write_complete_marker(path, self.state.global_step)
 
     # -- loss ------------------------------------------------------------------------------------
 
