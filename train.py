@@ -7,8 +7,8 @@ Basic Reading Distillation stage with --stage basic_reading). Run ``python train
 
 import sys
 
-from lsrmwf.io import InputError
 from lsrmwf.commands.train import main
+from lsrmwf.io import InputError
 
 if __name__ == "__main__":
     try:

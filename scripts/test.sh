@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (scripts/install.sh), then runs the whole suite
-# on CPU: unit tests, the real llama.cpp server tests, 2-process gloo and DeepSpeed ZeRO-2 runs.
+# on CPU, after the linter (ruff, see ruff.toml): unit tests, the real llama.cpp server tests, 2-process gloo and DeepSpeed ZeRO-2 runs.
 # Extra arguments go to pytest (e.g. `bash scripts/test.sh -m "not llm_server"`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +8,5 @@ bash scripts/install.sh
 VENV="${LSRMWF_VENV:-$PWD/.venv}"
 export LLAMA_SERVER_BIN="$(PYTHON="$VENV/bin/python" bash scripts/build_llama_server.sh)"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+"$VENV/bin/ruff" check . || { echo "test.sh: ruff found problems (ruff check . --fix repairs most)" >&2; exit 1; }
 exec "$VENV/bin/pytest" -ra "$@"

@@ -3,12 +3,11 @@
 import json
 
 import pytest
+from test_train_script import TINY, read_jsonl, write_rationales
 
+from lsrmwf.commands.train import main
 from lsrmwf.distill.basic_reading import build_basic_reading_dataset, linearize_reading, mask_spans
 from lsrmwf.io import InputError
-from lsrmwf.commands.train import main
-
-from test_train_script import TINY, read_jsonl, write_rationales
 
 
 def reading_rows(ds, n_docs=3, n_sents=4):

@@ -8,13 +8,12 @@ import shutil
 
 import pytest
 import torch
+from test_train_script import TINY
 
-from lsrmwf.io import InputError
 from lsrmwf.commands.train import main
+from lsrmwf.io import InputError
 from lsrmwf.training.checkpoints import COMPLETE_MARKER, checkpoint_problem, optimizer_problem
 from lsrmwf.training.trainer import LsrMwfTrainer
-
-from test_train_script import TINY
 
 
 def common(out, steps):

@@ -6,8 +6,8 @@ import pytest
 
 from lsrmwf.data.loading import load_documents
 from lsrmwf.data.rationales import join_rationales
-from lsrmwf.io.schema import Rationale, view_texts
 from lsrmwf.io import InputError
+from lsrmwf.io.schema import Rationale, view_texts
 
 
 def write_jsonl(path, rows):

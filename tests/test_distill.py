@@ -8,9 +8,9 @@ import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
-from lsrmwf.training.collators import LsrMwfCollator
 from lsrmwf.distill.logit_kd import kd_loss, load_teacher
 from lsrmwf.io import InputError
+from lsrmwf.training.collators import LsrMwfCollator
 from lsrmwf.training.trainer import LsrMwfTrainer, LsrMwfTrainingArguments
 
 SMALL = dict(encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
@@ -146,9 +146,9 @@ def test_teacher_loading_checks_vocabulary(tiny_tokenizer, tmp_path):
 
 
 def test_llm_summary_targets(aclsum_train, tmp_path):
-    from lsrmwf.training.arguments import DataArguments
-    from lsrmwf.data.rationales import join_rationales, load_rationales
     from lsrmwf.data.preprocessing import apply_target
+    from lsrmwf.data.rationales import join_rationales, load_rationales
+    from lsrmwf.training.arguments import DataArguments
 
     ds = aclsum_train.select(range(4))
     ids_ = ds["id"]
@@ -173,8 +173,9 @@ def test_llm_summary_targets(aclsum_train, tmp_path):
 
 
 def test_train_script_with_teacher_and_llm_summaries(tiny_tokenizer, aclsum_train, tmp_path):
-    from lsrmwf.commands.train import main
     from test_train_script import TINY, write_rationales
+
+    from lsrmwf.commands.train import main
 
     tok = tiny_tokenizer
     teacher_dir = tmp_path / "teacher"

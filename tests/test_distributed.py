@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from test_train_script import read_jsonl, write_rationales
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

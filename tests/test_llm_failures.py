@@ -9,8 +9,6 @@ import socket
 import sys
 import time
 
-import pytest
-
 from lsrmwf.commands.generate_rationales import EndpointArguments, RedactingFilter
 from lsrmwf.commands.generate_rationales import main as cli_main
 from lsrmwf.llm.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GenerationParams, LLMClient

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from lsrmwf.data.sentences import split_lines_and_sentences as split_sentences
 from lsrmwf.llm import prompts
 from lsrmwf.llm.parsing import (
     AnswerError,
@@ -14,7 +15,6 @@ from lsrmwf.llm.parsing import (
     verbatim_flags,
 )
 from lsrmwf.llm.selection import score1, score2, select
-from lsrmwf.data.sentences import split_lines_and_sentences as split_sentences
 
 
 def test_line_format_with_commas_inside_objects():

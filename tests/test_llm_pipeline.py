@@ -10,9 +10,9 @@ import time
 import datasets
 import pytest
 
+from lsrmwf.commands.generate_rationales import main as cli_main
 from lsrmwf.io import InputError
 from lsrmwf.llm import prompts
-from lsrmwf.commands.generate_rationales import main as cli_main
 from lsrmwf.llm.client import EndpointError, GenerationParams, LLMClient
 from lsrmwf.llm.pipeline import RationaleTask, RunStats, Selection, run_task
 

@@ -1,10 +1,6 @@
 """No second writer: each command line that appends to an output refuses to start while another
 run holds the file's writer lock, naming the file and the holder's pid, before any work.
-
-CHECK AT MERGE: the lock itself (``fcntl.flock`` on ``<output>.lock`` in ``lsrmwf/io/store.py``,
-``ResultStore.open()`` raising ``InputError("<path>: another run (pid N) is writing this file ...")``)
-is being added on main. Until it is merged these tests are expected to fail; ``strict=True`` makes
-them fail loudly once the lock is in, so the mark is removed at merge and they guard it from then on.
+The lock is ``fcntl.flock`` on ``<output>.lock`` taken by ``lsrmwf.io.store.ResultStore.open()``.
 """
 
 import fcntl
@@ -20,8 +16,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from llm_fault_server import FaultServer  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-pytestmark = pytest.mark.xfail(strict=True, reason="CHECK AT MERGE: the writer lock of lsrmwf/io/store.py is on main; "
-                                                   "remove this mark when merging")
 SUMMARY = "The cat sat on the mat. The dog barked at night."
 
 
@@ -95,7 +89,7 @@ def test_second_evaluate_generation_exits_at_once(tmp_path):
     tok.save_pretrained(ckpt)
     out_dir = tmp_path / "eval"
     out_dir.mkdir()
-    partial = out_dir / "predictions.jsonl.partial"
+    partial = out_dir / "generations.jsonl"
     partial.write_text("")
     with HeldLock(partial):
         proc, _ = run(["evaluate.py", "--model_name_or_path", str(ckpt), "--data_file", str(data), "--id_column", "id",

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from lsrmwf.io import InputError
 from lsrmwf.commands.train import DEFAULT_RUN_ARGS, main, parse_args
+from lsrmwf.io import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -213,9 +213,9 @@ def test_rationale_targets_are_encoded_once_and_cached(tiny_tokenizer, aclsum_tr
     import torch
 
     from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
-    from lsrmwf.training.arguments import DataArguments
     from lsrmwf.data.loading import load_documents
     from lsrmwf.data.preprocessing import tokenize_dataset
+    from lsrmwf.training.arguments import DataArguments
     from lsrmwf.training.run import add_rationale_targets
 
     tok = tiny_tokenizer

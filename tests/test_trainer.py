@@ -13,7 +13,6 @@ from lsrmwf.training.trainer import (
     GateTrajectoryCallback,
     LsrMwfTrainer,
     LsrMwfTrainingArguments,
-    NoamLambda,
     noam_lr,
     read_gates,
 )

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..data.arguments import DatasetSplitArguments
-from ..io import InputError, write_json_atomic, write_jsonl_atomic
-from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
 from ..evaluation.generation import DTYPES, GenerationSettings
 from ..evaluation.report import ScoringOptions
+from ..io import InputError, write_json_atomic, write_jsonl_atomic
+from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
 
 logger = logging.getLogger("lsrmwf.evaluate")
 
@@ -162,8 +162,6 @@ def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringA
         raise InputError("--case_ids shows systems' summaries: give --predictions and/or --model_name_or_path")
     if view.rationale_file and not view.case_ids:
         raise InputError("--rationale_file is shown by the case view: give --case_ids too")
-    if inp.max_examples is not None and inp.max_examples < 1:
-        raise InputError(f"--max_examples must be >= 1, got {inp.max_examples}")
     if gen.batch_size < 1:
         raise InputError(f"--batch_size must be >= 1, got {gen.batch_size}")
     if not 0 < sc.confidence < 1:

@@ -95,8 +95,6 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         raise InputError("--output is required")
     if args_endpoint.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
-    if data.max_examples is not None and data.max_examples < 1:
-        raise InputError(f"--max_examples must be >= 1, got {data.max_examples}")
     check_writable_file(args_pipe.output, "--output")
     if args_pipe.task == "rationales":
         preset = args_pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")

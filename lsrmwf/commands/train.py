@@ -12,10 +12,10 @@ import os
 import sys
 from typing import List, Optional
 
-from . import parse_dataclasses
 from ..presets import HUB_DATASETS, fill_from_preset
 from ..training.arguments import DataArguments, ModelArguments
 from ..training.trainer import LsrMwfTrainingArguments
+from . import parse_dataclasses
 
 logger = logging.getLogger("lsrmwf.train")
 

@@ -27,12 +27,10 @@ class DatasetArguments:
     )
 
     def load(self, split: str = "train", data_file: Optional[str] = None, max_examples: Optional[int] = None,
-             cache_dir: Optional[str] = None, require_summary: bool = True, limit_flag: str = "--max_examples"):
+             cache_dir: Optional[str] = None, require_summary: bool = True):
         """One split as a Dataset of ``id``/``document``/``summary``: ``data_file`` if given, else the hub dataset."""
         from .loading import load_documents
 
-        if max_examples is not None and max_examples < 1:
-            raise InputError(f"{limit_flag} must be at least 1, got {max_examples}")
         return load_documents(
             dataset_name=None if data_file else self.dataset_name,
             dataset_config_name=self.dataset_config_name, split=split, data_file=data_file,
@@ -49,6 +47,10 @@ class DatasetSplitArguments(DatasetArguments):
     split: str = field(default="train", metadata={"help": "Split of --dataset_name."})
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N documents."})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Cache for hub datasets (and models)."})
+
+    def __post_init__(self):
+        if self.max_examples is not None and self.max_examples < 1:
+            raise InputError(f"--max_examples must be >= 1 (leave it out to use every example), got {self.max_examples}")
 
     def load_split(self, require_summary: bool = True):
         if self.data_file and self.dataset_name:

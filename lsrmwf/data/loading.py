@@ -100,8 +100,6 @@ def load_documents(
         id_column = "id"  # a local file's own ids, so rationale rows keyed by them match
     if id_column is not None and id_column not in ds.column_names:
         raise InputError(f"{source}: id column {id_column!r} not found; available columns are {ds.column_names}")
-    if max_examples is not None and max_examples < 1:
-        raise InputError(f"max_examples must be >= 1, got {max_examples}")
     if max_examples is not None:
         ds = ds.select(range(min(max_examples, len(ds))))
 

@@ -81,8 +81,8 @@ def load_teacher(path: str, student, tokenizer=None, device=None, cache_dir: Opt
     a tokenizer) token-to-id mapping equal the student's; anything else is refused here, before
     training, with both sides named.
     """
-    import lsrmwf  # noqa: F401  (registers model_type "lsrmwf" with the Auto classes)
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
 
     config = AutoConfig.from_pretrained(path, cache_dir=cache_dir, revision=revision)
     check_bart_checkpoint(path, config, "--teacher_model_name_or_path")

@@ -3,6 +3,7 @@ paired significance (the paper's Table 2), generation with response times, gate 
 and an HTML case view (Figure 3). ``evaluate.py`` is the command line over this package.
 """
 
+from ..data.sentences import split_sentences
 from .bertscore import BERTSCORE_KEYS, BertScorer, resolve_model
 from .cases import render_cases
 from .gates import plot_gates, read_gates
@@ -10,7 +11,6 @@ from .generation import GenerationSettings, generate_summaries, load_model
 from .inputs import Examples, pair, read_examples
 from .report import ScoringOptions, compare, markdown_table, results_table, score_systems, write_outputs
 from .rouge import ROUGE_KEYS, rouge_scores
-from ..data.sentences import split_sentences
 from .stats import bootstrap_ci, paired_bootstrap
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Summaries from any seq2seq checkpoint (LSR-MWF or plain BART), with response-time figures.
 
-The model is loaded with ``AutoModelForSeq2SeqLM`` after ``import lsrmwf`` (which registers the
-``lsrmwf`` model type), so LSR-MWF checkpoints and baselines take exactly the same path. Beam
+The model is loaded with ``AutoModelForSeq2SeqLM``; importing any ``lsrmwf`` module registers the
+``lsrmwf`` model type, so LSR-MWF checkpoints and baselines take exactly the same path. Beam
 search settings come from the arguments, then the preset, then the checkpoint's own generation
 config, and the report records the values actually used.
 
@@ -62,7 +62,6 @@ def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "floa
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    import lsrmwf  # noqa: F401  (registers LsrMwfConfig / LsrMwfForConditionalGeneration with the Auto classes)
 
     if dtype not in DTYPES:
         raise InputError(f"--dtype {dtype}: choose one of {list(DTYPES)}")

@@ -16,7 +16,6 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from ..io import InputError, iter_jsonl
 
 
-
 @dataclass
 class Examples:
     """Texts read from one source; ``ids`` is None for sources paired by position."""

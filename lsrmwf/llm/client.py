@@ -22,7 +22,6 @@ from ..io import InputError
 from . import prompts
 from .parsing import AnswerError
 
-
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 2
 REDACTED = "<redacted>"

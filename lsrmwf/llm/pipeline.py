@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
+from ..data.sentences import split_lines_and_sentences as split_sentences
+from ..io import InputError
+from ..io.store import ResultStore, cache_key
 from . import prompts
 from .client import EndpointError, GenerationParams, LLMClient, RequestError, Usage, ask
 from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
 from .selection import select
-from ..data.sentences import split_lines_and_sentences as split_sentences
-from ..io import InputError
-from ..io.store import ResultStore, cache_key
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ..io.schema import VIEWS
 from ..data.arguments import DatasetArguments
 from ..io import InputError
+from ..io.schema import VIEWS
 from ..presets import PRESETS
 
 TARGETS = ("gold", "llm_summary", "both")

@@ -103,8 +103,7 @@ def load_split(data_args, model_args, which: str):
     limit = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}[which]
     if file is None and data_args.dataset_name is None:
         return None
-    flag = {"train": "--max_train_samples", "eval": "--max_eval_samples", "predict": "--max_predict_samples"}[which]
-    return data_args.load(split, file, limit, model_args.cache_dir, limit_flag=flag)
+    return data_args.load(split, file, limit, model_args.cache_dir)
 
 
 def load_raw_data(data_args, model_args, training_args) -> RawData:
@@ -178,7 +177,6 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
     ``--config_overrides`` and a BPE tokenizer trained on ``train_texts`` (or, when resuming, the one
     saved in ``checkpoint``).
     """
-    import lsrmwf  # noqa: F401  (registers "lsrmwf" with the Auto classes)
     from transformers import AutoConfig, AutoTokenizer, BartConfig, BartForConditionalGeneration
 
     from ..models.configuration_lsrmwf import LsrMwfConfig

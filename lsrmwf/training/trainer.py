@@ -18,10 +18,10 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-from .checkpoints import write_complete_marker
-from .collators import view_present
 from ..distill.logit_kd import kd_loss
 from ..io import InputError
+from .checkpoints import write_complete_marker
+from .collators import view_present
 
 logger = logging.getLogger(__name__)
 
