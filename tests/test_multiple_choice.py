@@ -479,3 +479,21 @@ def test_bigbench_empty_candidate_is_dropped_and_noted(tmp_path):
     assert task.examples[0].choices == ["a", "b"] and task.examples[0].correct == (1,)
     assert len(task.info["notes"]) == 2
     assert "examples[0]: example skipped" in task.info["notes"][0] and "examples[1]: empty candidate" in task.info["notes"][1]
+
+
+def test_logits_to_keep_shortcut_matches_full_logits(tmp_path, model, tok):
+    class FullLogits(torch.nn.Module):  # a causal LM whose forward has no logits_to_keep
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.config = inner, inner.config
+
+        def forward(self, input_ids, attention_mask=None):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+    assert mc._accepts_logits_to_keep(model) and not mc._accepts_logits_to_keep(FullLogits(model))
+    rows = [{"prompt": p, "choices": c, "label": 0} for p, c in PROMPTS]
+    task = mc.load_jsonl_task(write_jsonl(tmp_path / "t.jsonl", rows))
+    a = mc.run_multiple_choice(model, tok, [task], batch_size=3, progress=True, return_details=True)
+    b = mc.run_multiple_choice(FullLogits(model), tok, [task], batch_size=3, progress=False, return_details=True)
+    for x, y in zip(a["details"][task.name], b["details"][task.name]):
+        assert x["scores"] == pytest.approx(y["scores"], abs=1e-6)

@@ -68,6 +68,7 @@ Command line (planned; not wired yet)
 """
 
 import hashlib
+import inspect
 import json
 import os
 import sys
@@ -168,13 +169,22 @@ def _max_length(model) -> Optional[int]:
 # Scoring
 
 
+def _accepts_logits_to_keep(model) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 @torch.inference_mode()
 def score_sequences(model, sequences: Sequence[Tuple[List[int], int]], batch_size: int = 8,
                     device=None, pad_id: int = 0) -> List[float]:
     """Sum of log-probabilities of ``ids[n_ctx:]`` given ``ids[:n_ctx]`` for each ``(ids, n_ctx)``.
 
     One forward per ``batch_size`` sequences, right-padded with an attention mask; log-softmax in
-    float32 over the candidate positions only.
+    float32 over the candidate positions only. Models whose ``forward`` takes ``logits_to_keep``
+    (transformers 5's causal LMs) compute logits only from the batch's earliest candidate position
+    on, which spares the vocabulary projection over long prompts.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -189,9 +199,14 @@ def score_sequences(model, sequences: Sequence[Tuple[List[int], int]], batch_siz
         for r, (ids, _) in enumerate(chunk):
             input_ids[r, :len(ids) - 1] = torch.tensor(ids[:-1], dtype=torch.long)
             mask[r, :len(ids) - 1] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+        kwargs, offset = {}, 0
+        first = min(n_ctx for _, n_ctx in chunk) - 1
+        if first > 0 and _accepts_logits_to_keep(model):
+            # project only the positions that predict candidate tokens onto the vocabulary
+            kwargs["logits_to_keep"], offset = width - first, first
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device), **kwargs).logits
         for r, (ids, n_ctx) in enumerate(chunk):
-            rows = logits[r, n_ctx - 1:len(ids) - 1].float()
+            rows = logits[r, n_ctx - 1 - offset:len(ids) - 1 - offset].float()
             target = torch.tensor(ids[n_ctx:], dtype=torch.long, device=rows.device)
             lp = torch.log_softmax(rows, dim=-1).gather(-1, target[:, None]).double().sum()
             out[b + r] = float(lp)
