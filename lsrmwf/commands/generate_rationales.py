@@ -52,7 +52,8 @@ class PipelineArguments:
     max_rationales: int = field(default=8, metadata={"help": "Cap on rationales per document; extra summary sentences join the last one."})
     score: Optional[str] = field(default=None, metadata={"help": "score1 = 1-R1*R2/(R1+R2) (CNN/DM) or score2 = 1-(R1+R2+RL)/3 (XSum); lower is better.", "choices": ["score1", "score2"]})
     score_threshold: Optional[float] = field(default=None, metadata={"help": "Keep a row iff score <= threshold (fractions: 0.85 CNN/DM, 0.65 XSum)."})
-    score_on: str = field(default="total", metadata={"help": "Which LLM summary is scored against the gold one: total (S^tol) or sub_summaries (S^mul, concatenated).", "choices": ["total", "sub_summaries"]})
+    score_on: str = field(default="total", metadata={"help": "Which LLM summary is scored against the gold one: total (S^tol), sub_summaries (S^mul, concatenated), or both (kept only if both pass; the row's score is the worse one).", "choices": ["total", "sub_summaries", "both"]})
+    rescore: bool = field(default=False, metadata={"help": "Only re-apply --score/--score_threshold/--score_on to the finished rows of --output from their stored ROUGE (no LLM, no dataset), then print the score report."})
     rouge_measure: str = field(default="fmeasure", metadata={"help": "ROUGE F1 (fmeasure) or recall (the paper's Eq. 6) or precision.", "choices": ["fmeasure", "recall", "precision"]})
     max_document_words: Optional[int] = field(default=None, metadata={"help": "Cut documents to their first N words in prompts (default: whole document)."})
     brd_context: str = field(default="sentence", metadata={"help": "basic_reading: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
@@ -135,6 +136,30 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
     return task, client
 
 
+def selection_of(pipe: PipelineArguments, data: DataArguments):
+    """The rationale selection settings (preset-filled), for a run or for ``--rescore``."""
+    from ..llm.pipeline import Selection
+
+    preset = pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
+    fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold"))
+    missing = [f"--{k}" for k in ("score", "score_threshold") if getattr(pipe, k) is None]
+    if missing:
+        raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
+    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure)
+
+
+def report_scores(rows, selection, output: str) -> dict:
+    """The score report: a line on stderr and a histogram PNG beside ``output``."""
+    from ..llm.selection import format_score_report, plot_score_report, score_report
+
+    report = score_report(rows, selection.score, selection.score_threshold, selection.score_on)
+    plot = None
+    if report["rows"]:
+        plot = plot_score_report(report, os.path.splitext(output)[0] + ".scores.png")
+    print(format_score_report(report, plot), file=sys.stderr)
+    return {k: v for k, v in report.items() if k != "scores"}
+
+
 def format_summary(summary: dict) -> str:
     run, f = summary["this_run"], summary["file"]
     lines = [
@@ -167,6 +192,20 @@ def main(argv=None) -> int:
     from ..llm.client import EndpointError
     from ..llm.pipeline import run_task
 
+    if pipe.rescore:
+        from ..llm.pipeline import rescore_file
+
+        try:
+            if not pipe.output:
+                raise InputError("--rescore needs --output (the finished rationale file)")
+            selection = selection_of(pipe, data)
+            rows = rescore_file(pipe.output, selection)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({"rescored": sum(1 for r in rows if r.get("error") is None),
+                          "selection": report_scores(rows, selection, pipe.output)}))
+        return 0
     try:
         task, client = build(endpoint, pipe, data)
         ds = load_passages(data, pipe.task)
@@ -178,5 +217,10 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_summary(summary), file=sys.stderr)
+    if pipe.task == "rationales":
+        from ..io import iter_jsonl
+
+        rows = [row for _, row in iter_jsonl(pipe.output, tolerate_torn_tail=True)]
+        summary["selection"] = report_scores(rows, task.selection, pipe.output)
     print(json.dumps(summary))
     return 130 if summary["this_run"]["interrupted"] else 0
