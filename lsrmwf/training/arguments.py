@@ -45,6 +45,15 @@ class ModelArguments:
     )
     gate_init: Optional[float] = field(default=None, metadata={"help": "Initial gate value (preset: 0.02 cnndm, 0.01 xsum)."})
     freeze_gates: bool = field(default=False, metadata={"help": "Keep the gates fixed at --gate_init (Table 4 ablation)."})
+    freeze_encoder: bool = field(
+        default=False,
+        metadata={"help": "Do not train BART's encoder (layers, positions, LayerNorms); the view modules, gates and "
+                          "decoder still train. For small GPUs: no optimizer state and no gradients for the encoder."},
+    )
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={"help": "Do not train the shared token embeddings (tied with the LM head) and BART's learned positions."},
+    )
     view_ffn_dim: Optional[int] = field(
         default=None,
         metadata={"help": "Feed-forward width of the view layers. Default: 2 * d_model (half of bart-large's), or the "

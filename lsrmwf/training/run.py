@@ -29,6 +29,7 @@ from ..distill.basic_reading import build_basic_reading_dataset
 from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from .collators import LsrMwfCollator, pad_sequences
+from .freezing import freeze_parameters
 from .trainer import LsrMwfTrainer, gathered_parameters, model_views
 
 logger = logging.getLogger("lsrmwf.train")
@@ -437,12 +438,12 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[
     return metrics
 
 
-def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results) -> dict:
+def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results, parameters=None) -> dict:
     """``run_summary.json``: what the run trained on and what it measured (main process only)."""
     summary = {
         "model": type(model).__name__, "views": list(model_views(model)), "resumed_from": checkpoint,
         "examples": {k: (len(v) if v is not None else None) for k, v in vars(raw).items()},
-        "rationale_join": join_stats, "metrics": results,
+        "rationale_join": join_stats, "parameters": parameters, "metrics": results,
     }
     if training_args.should_save:
         os.makedirs(training_args.output_dir, exist_ok=True)
@@ -477,6 +478,10 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
                          f"{tokenizer.mask_token!r}; use a BART tokenizer or --brd_mix_original false")
     views = model_views(model)
     logger.info("model: %s, %.1fM parameters, views %s", type(model).__name__, model.num_parameters() / 1e6, list(views) or "none")
+    parameters = freeze_parameters(model, model_args.freeze_encoder, model_args.freeze_embeddings)
+    message = parameters.pop("message")
+    if training_args.should_log:
+        print(message, flush=True)  # printed, not logged: visible at the default log level
     if not views and data_args.rationale_file and data_args.target == "gold":
         logger.warning("--baseline has no views: the rationales in %s are not used (only --target llm_summary|both "
                        "reads its summaries)", data_args.rationale_file)
@@ -496,5 +501,5 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
         results.update(evaluate(trainer, data.eval))
     if training_args.do_predict:
         results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args))
-    write_run_summary(training_args, model, raw, join_stats, checkpoint, results)
+    write_run_summary(training_args, model, raw, join_stats, checkpoint, results, parameters)
     return results
