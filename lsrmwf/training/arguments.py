@@ -146,6 +146,12 @@ class DataArguments:
     max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
     no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
     preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
+    strict_data: bool = field(
+        default=False,
+        metadata={"help": "Stop with an error naming the rows when an example's document or summary is empty after "
+                          "stripping whitespace. Default: leave such examples out (as the paper does) and count them "
+                          "in the log and run_summary.json."},
+    )
 
     def __post_init__(self):
         if self.stage == "basic_reading":

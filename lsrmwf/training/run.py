@@ -42,6 +42,10 @@ class RawData:
     train: Optional[object] = None
     eval: Optional[object] = None
     predict: Optional[object] = None
+    # per split, the examples left out for an empty document or summary ({"row", "id", "field"} each)
+    empty: Optional[Dict[str, list]] = None
+
+    SPLITS = ("train", "eval", "predict")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,13 +101,17 @@ def find_checkpoint(training_args) -> Optional[str]:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_split(data_args, model_args, which: str):
-    """One raw split (id/document/summary) for train/eval/predict, or None if no source names it."""
+def load_split(data_args, model_args, which: str, dropped: Optional[list] = None):
+    """One raw split (id/document/summary) for train/eval/predict, or None if no source names it.
+
+    Examples with an empty document or summary are left out and listed in ``dropped``
+    (``--strict_data``: an error naming them)."""
     file = {"train": data_args.train_file, "eval": data_args.validation_file, "predict": data_args.test_file}[which]
     split = {"train": data_args.train_split, "eval": data_args.validation_split, "predict": data_args.test_split}[which]
     limit = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}[which]
     common = dict(text_column=data_args.text_column, summary_column=data_args.summary_column, id_column=data_args.id_column,
-                  max_examples=limit, cache_dir=model_args.cache_dir)
+                  max_examples=limit, cache_dir=model_args.cache_dir,
+                  on_empty="error" if data_args.strict_data else "drop", dropped=dropped)
     if file is not None:
         return load_documents(data_file=file, **common)
     if data_args.dataset_name is not None:
@@ -114,7 +122,7 @@ def load_split(data_args, model_args, which: str):
 
 def load_raw_data(data_args, model_args, training_args) -> RawData:
     """The splits the run needs; a missing source is an error naming the flag to give."""
-    raw = RawData()
+    raw = RawData(empty={"train": [], "eval": [], "predict": []})
     with training_args.main_process_first(desc="loading data"):
         if training_args.do_train:
             if data_args.stage == "basic_reading":
@@ -123,17 +131,23 @@ def load_raw_data(data_args, model_args, training_args) -> RawData:
                     passage_sentences=data_args.brd_passage_sentences, mask_ratio=data_args.brd_mask_ratio,
                     seed=training_args.seed)
             else:
-                raw.train = load_split(data_args, model_args, "train")
+                raw.train = load_split(data_args, model_args, "train", raw.empty["train"])
                 if raw.train is None:
                     raise InputError("--do_train needs --dataset_name or --train_file")
         if training_args.do_eval:
-            raw.eval = load_split(data_args, model_args, "eval")
+            raw.eval = load_split(data_args, model_args, "eval", raw.empty["eval"])
             if raw.eval is None:
                 raise InputError("--do_eval needs --validation_file (or --dataset_name with a validation split)")
         if training_args.do_predict:
-            raw.predict = load_split(data_args, model_args, "predict")
+            raw.predict = load_split(data_args, model_args, "predict", raw.empty["predict"])
             if raw.predict is None:
                 raise InputError("--do_predict needs --test_file (or --dataset_name with a test split)")
+    for split, rows in raw.empty.items():
+        if rows:
+            from ..data.loading import describe_empty
+
+            logger.warning("left out %d %s example(s) with an empty document or summary (--strict_data makes this an "
+                           "error): %s", len(rows), split, describe_empty(rows, split, limit=5))
     return raw
 
 
@@ -442,7 +456,8 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
     """``run_summary.json``: what the run trained on and what it measured (main process only)."""
     summary = {
         "model": type(model).__name__, "views": list(model_views(model)), "resumed_from": checkpoint,
-        "examples": {k: (len(v) if v is not None else None) for k, v in vars(raw).items()},
+        "examples": {k: (len(getattr(raw, k)) if getattr(raw, k) is not None else None) for k in RawData.SPLITS},
+        "empty_examples_left_out": {k: len(v) for k, v in (raw.empty or {}).items()},
         "rationale_join": join_stats, "parameters": parameters, "metrics": results,
     }
     if training_args.should_save:
