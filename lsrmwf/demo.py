@@ -127,7 +127,7 @@ def main(argv=None):
     common = ["--dataset_name", "aclsum", "--preset", "cnndm", "--config_overrides", SMALL_BART,
               "--tokenizer_vocab_size", "8000", "--max_source_length", "384", "--max_target_length", "96",
               "--max_rationale_length", "128", "--max_steps", str(args.train_steps), "--learning_rate", "5e-4",
-              "--warmup_steps", "15", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+              "--lr_schedule", "hf", "--warmup_steps", "15", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
               "--num_beams", "2", "--min_length", "20", "--max_length", "96",
               "--do_train", "--do_predict", "--max_predict_samples", str(args.test_documents),
               "--logging_steps", "10", "--save_steps", "100000", "--report_to", "none", "--seed", "42",
@@ -135,9 +135,7 @@ def main(argv=None):
     launch = [py, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "train.py"]
     systems = {"LSR-MWF": os.path.join(out, "lsrmwf"), "BART": os.path.join(out, "bart")}
-    # ~50x the base rate for the gate logits: through the sigmoid a gate at 0.02 moves 1/50 as fast
-    # as its logit, and 150 steps would otherwise leave the gate plots flat.
-    run(launch + common + ["--output_dir", systems["LSR-MWF"], "--gate_learning_rate", "2.5e-2"], env=env)
+    run(launch + common + ["--output_dir", systems["LSR-MWF"]], env=env)
     run(launch + common + ["--output_dir", systems["BART"], "--baseline"], env=env)
 
     banner("4/4 evaluation on aclsum test: ROUGE, BERTScore, significance, gate plots, case view")

@@ -111,7 +111,7 @@ def test_each_decoder_layer_reads_its_own_fusion_once_gates_differ():
         model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
         assert torch.equal(seen[0], seen[1])  # equal gates -> equal fused states
         for i, layer in enumerate(model.model.decoder.layers):
-            layer.gate_logits.fill_(-3.0 + 2.0 * i)
+            layer.gate_logits.fill_((-3.0 + 2.0 * i) / layer.gate_logit_scale)  # gates sigmoid(-3), sigmoid(-1), sigmoid(1)
         model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"])
     for h in hooks:
         h.remove()
@@ -218,7 +218,7 @@ def test_beam_search_computes_the_fusion_once_per_input_and_reads_the_cache():
 def test_generate_with_beams_survives_save_and_load(tmp_path):
     model = tiny_model(gate_init=0.05).eval()
     with torch.no_grad():
-        model.model.decoder.layers[1].gate_logits.add_(1.5)  # trained-looking, non-initial gates
+        model.model.decoder.layers[1].gate_logits.add_(1.5 / model.config.gate_logit_scale)  # trained-looking, non-initial gates
     b = batch()
     kwargs = dict(attention_mask=b["attention_mask"], num_beams=4, max_length=12, min_length=5, no_repeat_ngram_size=2, length_penalty=2.0)
     before = model.generate(b["input_ids"], **kwargs)

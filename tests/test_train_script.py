@@ -179,7 +179,7 @@ def test_missing_column_and_empty_document(tmp_path):
     f = _local(tmp_path, [{"id": "a", "document": "one two", "summary": "s"}, {"id": "b", "document": "  ", "summary": "s"}],
                name="empty.jsonl")
     with pytest.raises(InputError, match=r"empty.jsonl: row 2 \(id 'b'\): field 'document' is empty"):
-        _run_local(tmp_path, f)
+        _run_local(tmp_path, f, "--strict_data")  # without it the example is left out (tests/test_empty_examples.py)
 
 
 def test_unmatched_rationale_ids(aclsum_train, tmp_path):

@@ -46,7 +46,8 @@ class PipelineArguments:
     max_rationales: int = field(default=8, metadata={"help": "Cap on rationales per document; extra summary sentences join the last one."})
     score: Optional[str] = field(default=None, metadata={"help": "score1 = 1-R1*R2/(R1+R2) (CNN/DM) or score2 = 1-(R1+R2+RL)/3 (XSum); lower is better.", "choices": ["score1", "score2"]})
     score_threshold: Optional[float] = field(default=None, metadata={"help": "Keep a row iff score <= threshold (fractions: 0.85 CNN/DM, 0.65 XSum)."})
-    score_on: str = field(default="total", metadata={"help": "Which LLM summary is scored against the gold one: total (S^tol) or sub_summaries (S^mul, concatenated).", "choices": ["total", "sub_summaries"]})
+    score_on: str = field(default="total", metadata={"help": "Which LLM summary is scored against the gold one: total (S^tol), sub_summaries (S^mul, concatenated), or both (kept only if both pass; the row's score is the worse one).", "choices": ["total", "sub_summaries", "both"]})
+    rescore: bool = field(default=False, metadata={"help": "Only re-apply --score/--score_threshold/--score_on to the finished rows of --output from their stored ROUGE (no LLM, no dataset), then print the score report."})
     rouge_measure: str = field(default="fmeasure", metadata={"help": "ROUGE F1 (fmeasure) or recall (the paper's Eq. 6) or precision.", "choices": ["fmeasure", "recall", "precision"]})
     max_document_words: Optional[int] = field(default=None, metadata={"help": "Cut documents to their first N words in prompts (default: whole document)."})
     brd_context: str = field(default="sentence", metadata={"help": "basic_reading: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
@@ -85,7 +86,7 @@ def load_txt(path: str, unit: str, max_examples: Optional[int] = None):
 def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: DataArguments):
     """Validate the arguments; return ``(task, client)``."""
     from ..llm.client import GenerationParams, LLMClient
-    from ..llm.pipeline import RationaleTask, ReadingTask, Selection
+    from ..llm.pipeline import RationaleTask, ReadingTask
 
     if not args_endpoint.base_url:
         raise InputError("--base_url is required (e.g. http://127.0.0.1:8080/v1; start a local server with python -m lsrmwf.llm.server)")
@@ -97,13 +98,10 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         raise InputError("--concurrency must be at least 1")
     check_writable_file(args_pipe.output, "--output")
     if args_pipe.task == "rationales":
-        preset = args_pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
-        fill_from_preset(args_pipe, preset, fields=("rationales", "score", "score_threshold"))
-        missing = [f"--{k}" for k in ("rationales", "score", "score_threshold") if getattr(args_pipe, k) is None]
-        if missing:
-            raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
-        task = RationaleTask(Selection(args_pipe.score, args_pipe.score_threshold, args_pipe.score_on, args_pipe.rouge_measure),
-                             rationales=args_pipe.rationales, max_rationales=args_pipe.max_rationales,
+        selection = selection_of(args_pipe, data)
+        if args_pipe.rationales is None:
+            raise InputError("--rationales not set: give --preset cnndm|xsum or set it explicitly")
+        task = RationaleTask(selection, rationales=args_pipe.rationales, max_rationales=args_pipe.max_rationales,
                              max_document_words=args_pipe.max_document_words)
     else:
         task = ReadingTask(context=args_pipe.brd_context, max_document_words=args_pipe.max_document_words)
@@ -161,6 +159,30 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def selection_of(pipe: PipelineArguments, data: DataArguments):
+    """The rationale selection settings (preset-filled), for a run or for ``--rescore``."""
+    from ..llm.pipeline import Selection
+
+    preset = pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
+    fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold"))
+    missing = [f"--{k}" for k in ("score", "score_threshold") if getattr(pipe, k) is None]
+    if missing:
+        raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
+    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure)
+
+
+def report_scores(rows, selection, output: str) -> dict:
+    """The score report: a line on stderr and a histogram PNG beside ``output``."""
+    from ..llm.selection import format_score_report, plot_score_report, score_report
+
+    report = score_report(rows, selection.score, selection.score_threshold, selection.score_on)
+    plot = None
+    if report["rows"]:
+        plot = plot_score_report(report, os.path.splitext(output)[0] + ".scores.png")
+    print(format_score_report(report, plot), file=sys.stderr)
+    return {k: v for k, v in report.items() if k != "scores"}
+
+
 def format_summary(summary: dict) -> str:
     run, f = summary["this_run"], summary["file"]
     lines = [
@@ -195,6 +217,20 @@ def main(argv=None) -> int:
     except InputError as e:
         print(f"generate_rationales.py: error: {e}", file=sys.stderr)
         return 2
+    if pipe.rescore:
+        from ..llm.pipeline import rescore_file
+
+        try:
+            if not pipe.output:
+                raise InputError("--rescore needs --output (the finished rationale file)")
+            selection = selection_of(pipe, data)
+            rows = rescore_file(pipe.output, selection)
+        except InputError as e:
+            print(f"generate_rationales.py: error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps({"rescored": sum(1 for r in rows if r.get("error") is None),
+                          "selection": report_scores(rows, selection, pipe.output)}))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     secrets = [endpoint.api_key or os.environ.get("OPENAI_API_KEY")]
     for handler in logging.getLogger().handlers:
@@ -227,5 +263,10 @@ def main(argv=None) -> int:
         error(str(e))
         return 2
     print(redact(format_summary(summary), secrets), file=sys.stderr)
+    if pipe.task == "rationales":
+        from ..io import iter_jsonl
+
+        rows = [row for _, row in iter_jsonl(pipe.output, tolerate_torn_tail=True)]
+        summary["selection"] = report_scores(rows, task.selection, pipe.output)
     print(redact(json.dumps(summary), secrets))
     return 130 if summary["this_run"]["interrupted"] else 0

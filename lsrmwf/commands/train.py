@@ -12,7 +12,8 @@ import os
 import sys
 from typing import List, Optional
 
-from ..presets import HUB_DATASETS, fill_from_preset
+from ..io import InputError
+from ..presets import HUB_DATASETS, fill_from_preset, get_preset
 from ..training.arguments import DataArguments, ModelArguments
 from ..training.trainer import LsrMwfTrainingArguments
 from . import parse_dataclasses
@@ -33,7 +34,7 @@ DEFAULT_RUN_ARGS = [
     "--tokenizer_vocab_size", "4000",
     "--max_source_length", "384", "--max_target_length", "96", "--max_rationale_length", "128",
     "--num_beams", "2", "--min_length", "10", "--max_length", "96",
-    "--max_steps", "80", "--learning_rate", "1e-3", "--warmup_steps", "10",
+    "--max_steps", "80", "--lr_schedule", "hf", "--learning_rate", "1e-3", "--warmup_steps", "10",
     "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
     "--max_eval_samples", "16", "--max_predict_samples", "16",
     "--logging_steps", "10", "--save_steps", "40", "--save_total_limit", "2",
@@ -49,20 +50,45 @@ def parse_args(argv: Optional[List[str]] = None):
     parser = HfArgumentParser((ModelArguments, DataArguments, LsrMwfTrainingArguments), allow_abbrev=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        model_args, data_args, training_args = parse_dataclasses(parser, json_file=os.path.abspath(argv[0]))
+        import json
+
+        path = os.path.abspath(argv[0])
+        try:
+            with open(path, encoding="utf-8") as f:
+                given = set(json.load(f))
+        except (OSError, ValueError):
+            given = set()  # parse_dataclasses reports what is wrong with the file
+        model_args, data_args, training_args = parse_dataclasses(parser, json_file=path)
     else:
-        flags = {"--" + a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
-        if not flags & set(DATA_SOURCE_FLAGS):
+        flags = given_flags(argv)
+        if not {"--" + f for f in flags} & set(DATA_SOURCE_FLAGS):
             logger.warning("no data source given: running the built-in default (aclsum, small BART from config); "
                            "see lsrmwf/commands/train.py DEFAULT_RUN_ARGS")
             argv = DEFAULT_RUN_ARGS + argv
+        given = given_flags(argv)
         model_args, data_args, training_args = parse_dataclasses(parser, argv)
-    resolve_preset(model_args, data_args, training_args)
+    resolve_preset(model_args, data_args, training_args, given=given)
     return model_args, data_args, training_args
 
 
-def resolve_preset(model_args, data_args, training_args) -> str:
-    """Fill every unset (None) value from the preset: explicit, else implied by the hub dataset, else cnndm."""
+def given_flags(argv: List[str]) -> set:
+    """The argument names on a command line (``--warmup-steps=5`` -> ``warmup_steps``).
+
+    Needed for the values whose dataclass default is not ``None`` (``--learning_rate`` defaults to 5e-5,
+    ``--warmup_steps`` to 0): only these names tell whether the user chose them or the preset may."""
+    return {a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+
+
+def resolve_preset(model_args, data_args, training_args, given=frozenset()) -> str:
+    """Fill every unset value from the preset: explicit, else implied by the hub dataset, else cnndm.
+
+    ``given`` names the arguments set on the command line (or in the JSON file). Dataclass fields
+    default to ``None`` when "unset" is visible; the optimizer's are HF's fields with real defaults,
+    so for them ``given`` decides: the preset's schedule (the paper's Noam schedule) fills
+    ``lr_schedule``, and, when the schedule is noam and the user did not choose them,
+    ``learning_rate`` (the Noam factor) and ``warmup_steps``. An explicit ``--lr_schedule hf`` keeps
+    HF's learning rate and warmup defaults (the preset's numbers are Noam's).
+    """
     preset = data_args.preset
     if preset is None:
         preset = HUB_DATASETS.get(data_args.dataset_name or "", {}).get("preset", "cnndm")
@@ -71,7 +97,25 @@ def resolve_preset(model_args, data_args, training_args) -> str:
     fill_from_preset(data_args, preset)
     fill_from_preset(model_args, preset, fields=("gate_init",))
     fill_from_preset(training_args, preset, fields=("gamma_ce", "gamma_views"))
+    resolve_optimizer(training_args, preset, given)
     return preset
+
+
+def resolve_optimizer(training_args, preset: str, given=frozenset()) -> None:
+    """The paper's optimizer settings for whatever the command line left open (see :func:`resolve_preset`)."""
+    p = get_preset(preset)
+    if "lr_schedule" not in given:
+        training_args.lr_schedule = p.lr_schedule
+    if training_args.lr_schedule == "noam":
+        if "learning_rate" not in given:
+            training_args.learning_rate = p.learning_rate
+        if not given & {"warmup_steps", "warmup_ratio"}:
+            training_args.warmup_steps = p.warmup_steps
+        if not training_args.warmup_steps >= 1:
+            raise InputError("--lr_schedule noam needs --warmup_steps >= 1 (a step count; the paper uses 10000)")
+        w = int(training_args.warmup_steps)
+        logger.info("learning rate: noam, %g * min(step^-0.5, step * %d^-1.5): peak %.3g at step %d",
+                    training_args.learning_rate, w, training_args.learning_rate * w ** -0.5, w)
 
 
 def main(argv: Optional[List[str]] = None):

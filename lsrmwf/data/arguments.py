@@ -27,15 +27,18 @@ class DatasetArguments:
     )
 
     def load(self, split: str = "train", data_file: Optional[str] = None, max_examples: Optional[int] = None,
-             cache_dir: Optional[str] = None, require_summary: bool = True):
-        """One split as a Dataset of ``id``/``document``/``summary``: ``data_file`` if given, else the hub dataset."""
+             cache_dir: Optional[str] = None, require_summary: bool = True, on_empty: str = "error",
+             dropped: Optional[list] = None):
+        """One split as a Dataset of ``id``/``document``/``summary``: ``data_file`` if given, else the hub dataset.
+        ``on_empty``/``dropped``: see :func:`lsrmwf.data.loading.load_documents`."""
         from .loading import load_documents
 
         return load_documents(
             dataset_name=None if data_file else self.dataset_name,
             dataset_config_name=self.dataset_config_name, split=split, data_file=data_file,
             text_column=self.text_column, summary_column=self.summary_column, id_column=self.id_column,
-            max_examples=max_examples, cache_dir=cache_dir, require_summary=require_summary,
+            max_examples=max_examples, cache_dir=cache_dir, require_summary=require_summary, on_empty=on_empty,
+            dropped=dropped,
         )
 
 

@@ -52,14 +52,20 @@ def load_documents(
     max_examples: Optional[int] = None,
     cache_dir: Optional[str] = None,
     require_summary: bool = True,
+    on_empty: str = "error",
+    dropped: Optional[list] = None,
 ):
     """Load one split as a Dataset with string columns ``id``, ``document``, ``summary``.
 
     Local files use their ``id`` column when they have one (or ``id_column``), else the row index
-    ``"<row index>"``. Ids must be unique, documents
-    non-empty and (when ``require_summary``) summaries non-empty; otherwise :class:`InputError`
-    names the source, row and field.
+    ``"<row index>"``. Ids must be unique, otherwise :class:`InputError` names the source and rows.
+    Documents must be non-empty and (when ``require_summary``) summaries too, after stripping
+    whitespace. An example that is not (the paper removes "empty items") is an error naming the
+    rows with ``on_empty="error"``, or is left out with ``on_empty="drop"``, which appends one
+    ``{"row", "id", "field"}`` per left-out example to ``dropped`` when it is given.
     """
+    if on_empty not in ("error", "drop"):
+        raise ValueError(f"on_empty must be 'error' or 'drop', not {on_empty!r}")
     import datasets
 
     if (dataset_name is None) == (data_file is None):
@@ -114,7 +120,15 @@ def load_documents(
         return out
 
     ds = ds.map(to_rows, batched=True, with_indices=True, remove_columns=ds.column_names, desc="reading")
-    _validate(ds, source, text_column, summary_column, require_summary)
+    _validate(ds, source)  # row numbers of the source, before anything is left out
+    empty = find_empty(ds, text_column, summary_column, require_summary)
+    if empty and on_empty == "error":
+        raise InputError(describe_empty(empty, source, limit=10))
+    if empty:
+        bad = {e["row"] - 1 for e in empty}
+        ds = ds.select([k for k in range(len(ds)) if k not in bad])
+        if dropped is not None:
+            dropped.extend(empty)
     return ds
 
 
@@ -132,14 +146,29 @@ def _precheck_text_file(path: str, ext: str) -> None:
                     raise InputError(f"{path}:{number}: not valid UTF-8 ({e})") from None
 
 
-def _validate(ds, source, text_column, summary_column, require_summary):
-    seen = {}
+def find_empty(ds, text_column: str = "document", summary_column: str = "summary", require_summary: bool = True) -> list:
+    """``{"row" (1-based), "id", "field"}`` for each example whose document (or required summary) is empty
+    or whitespace only; ``field`` names the source column."""
+    out = []
     for row, (i, doc, summ) in enumerate(zip(ds["id"], ds["document"], ds["summary"])):
-        where = f"{source}: row {row + 1} (id {i!r})"
         if not doc.strip():
-            raise InputError(f"{where}: field {text_column!r} is empty")
-        if require_summary and not summ.strip():
-            raise InputError(f"{where}: field {summary_column!r} is empty")
+            out.append({"row": row + 1, "id": i, "field": text_column})
+        elif require_summary and not summ.strip():
+            out.append({"row": row + 1, "id": i, "field": summary_column})
+    return out
+
+
+def describe_empty(empty: list, source: str, limit: int = 10) -> str:
+    """``source: row 2 (id 'b'): field 'document' is empty; row 7 (...)...`` for up to ``limit`` rows."""
+    parts = [f"row {e['row']} (id {e['id']!r}): field {e['field']!r} is empty" for e in empty[:limit]]
+    more = f"; and {len(empty) - limit} more" if len(empty) > limit else ""
+    return f"{source}: " + "; ".join(parts) + more
+
+
+def _validate(ds, source):
+    seen = {}
+    for row, i in enumerate(ds["id"]):
+        where = f"{source}: row {row + 1} (id {i!r})"
         if i in seen:
             raise InputError(f"{where}: duplicate id, first seen at row {seen[i] + 1}")
         seen[i] = row

@@ -21,6 +21,16 @@ from .rouge import ROUGE_KEYS, rouge_scores, rouge_settings
 from .stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, paired_bootstrap
 
 COLUMNS = {"rouge1": "R-1", "rouge2": "R-2", "rougeL": "R-L", "rougeLsum": "R-Lsum", "bertscore_f1": "BS-F1"}
+# The paper's (and BRIO's) R-L is the summary-level ROUGE-L: our rougeLsum, sentences on separate lines.
+PAPER_RL = "rougeLsum"
+HEADERS = {**COLUMNS, PAPER_RL: "R-Lsum (paper's R-L)"}
+# The paper's BERTScores (0.85-0.93) are bert_score's English default: roberta-large, layer 17, no idf, not rescaled.
+PAPER_BERTSCORE = {"model": "roberta-large", "num_layers": 17, "idf": False, "rescale_with_baseline": False}
+
+
+def bertscore_comparable(info: dict) -> bool:
+    """Whether BERTScore ran in the paper's setting (see ``PAPER_BERTSCORE``)."""
+    return all(info.get(k) == v for k, v in PAPER_BERTSCORE.items())
 
 
 @dataclass
@@ -97,6 +107,7 @@ def score_systems(
         if scorer is not None:
             scores.update(scorer(predictions, references, progress=options.progress))
             info["bertscore"] = {**scorer.model.as_dict(), "idf": options.bertscore_idf, "rescale_with_baseline": options.bertscore_rescale_with_baseline}
+            info["bertscore"]["comparable_with_paper"] = bertscore_comparable(info["bertscore"])
         info = {"scoring": info}
         ci = bootstrap_ci(scores, options.confidence, options.bootstrap_resamples, options.seed)
         results.append(SystemResult(name, list(ids), list(predictions), list(references), scores, ci, dict((sources or {}).get(name, {})), info))
@@ -142,7 +153,7 @@ def markdown_table(table: dict) -> str:
     alpha = table["significance_level"]
     pct = round(100 * table["confidence"])
     lines = [
-        "| System | n | " + " | ".join(COLUMNS[k] for k in keys) + " |",
+        "| System | n | " + " | ".join(HEADERS[k] for k in keys) + " |",
         "|---|---:|" + "---:|" * len(keys),
     ]
     for s in table["systems"]:
@@ -157,6 +168,9 @@ def markdown_table(table: dict) -> str:
         name = s["name"] + (" (baseline)" if s["name"] == table["baseline"] else "")
         lines.append(f"| {name} | {s['n']} | " + " | ".join(cells) + " |")
     notes = [f"ROUGE: F1 x 100 (rouge_score, stemmed); BS: BERTScore F1. Brackets: {pct}% bootstrap CI ({table['bootstrap_resamples']} resamples)."]
+    if PAPER_RL in keys:
+        notes.append("R-Lsum is the paper's R-L: summary-level ROUGE-L over the summary's sentences, one per line (as BRIO "
+                     "reports it); R-L is ROUGE-L over the whole text as one sequence.")
     compared = [s for s in table["systems"] if "vs_baseline" in s]
     if compared:
         notes.append(f"▲/▼: better/worse than the baseline, paired bootstrap p < {alpha:g}.")
@@ -170,7 +184,12 @@ def markdown_table(table: dict) -> str:
     scoring = table.get("scoring", {})
     if "bertscore" in scoring:
         bs = scoring["bertscore"]
-        lines += ["", f"BERTScore: {bs['source']}, layer {bs['num_layers']}."]
+        verdict = ("the paper's setting (roberta-large, layer 17, not rescaled), comparable with its 0.85-0.93"
+                   if bs.get("comparable_with_paper") else
+                   "NOT the paper's setting: its BS (0.85-0.93) is roberta-large, layer 17, without baseline rescaling "
+                   "(--bertscore_model roberta-large)")
+        lines += ["", f"BERTScore: {bs['source']}, layer {bs['num_layers']}"
+                      f"{', rescaled with baseline' if bs.get('rescale_with_baseline') else ''}; {verdict}."]
     if "rouge" in scoring:
         lines += ["", f"ROUGE-Lsum sentences: {scoring['rouge']['lsum_sentence_splitter']}."]
     return "\n".join(lines) + "\n"

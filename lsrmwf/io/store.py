@@ -22,6 +22,7 @@ points past the end of the payload file; :func:`pack_arrays`/:func:`unpack_array
 self-describing encoding of named numpy arrays.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -64,6 +65,37 @@ def unpack_arrays(data: bytes) -> Dict[str, "object"]:
     return out
 
 
+def acquire_writer_lock(path: str):
+    """Take the exclusive writer lock of ``path`` (``<path>.lock``) or raise :class:`InputError` naming the
+    holder's pid. Returns the open lock file; closing it (or the process ending) releases the lock."""
+    import fcntl
+
+    handle = open(path + ".lock", "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise InputError(f"{path}: another run (pid {holder}) is writing this file; wait for it to finish, "
+                         f"or stop it, then rerun to resume") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+@contextlib.contextmanager
+def writer_lock(path: str):
+    """``with writer_lock(path):`` the same lock as :class:`ResultStore`, for code that rewrites ``path`` whole."""
+    handle = acquire_writer_lock(path)
+    try:
+        yield
+    finally:
+        handle.close()
+
+
 class ResultStore:
     def __init__(self, path: str, key: str, settings: dict, payload: bool = False, fsync: bool = True):
         self.path = path
@@ -83,23 +115,7 @@ class ResultStore:
         return self.path + ".bin"
 
     def _acquire_lock(self) -> None:
-        import fcntl
-
-        lock_path = self.path + ".lock"
-        handle = open(lock_path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
-            raise InputError(f"{self.path}: another run (pid {holder}) is writing this file; wait for it to finish, "
-                             f"or stop it, then rerun to resume") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock = handle
+        self._lock = acquire_writer_lock(self.path)
 
     def open(self) -> "ResultStore":
         """Lock the output; read what an earlier run finished; prepare the file for appending."""

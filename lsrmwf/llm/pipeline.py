@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
 
 from ..data.sentences import split_lines_and_sentences as split_sentences
-from ..io import InputError
-from ..io.store import ResultStore, cache_key
+from ..io import InputError, iter_jsonl, write_jsonl_atomic
+from ..io.store import ResultStore, cache_key, writer_lock
 from . import prompts
 from .client import EndpointError, GenerationParams, LLMClient, RequestError, Usage, ask
 from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
-from .selection import select
+from .selection import decide, select
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +323,36 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
         stats.elapsed_s = time.perf_counter() - start
         stats.http_requests = client.http_requests - http_before
         bar.close()
+
+
+def rescore_file(path: str, selection: Selection) -> List[dict]:
+    """Apply ``selection`` to every finished row of ``path`` from its stored ROUGE; no LLM, no dataset.
+
+    Rows store the ROUGE of both LLM summaries (``rouge_by_summary``), so a new score, threshold or
+    ``score_on`` needs nothing else. A new ``rouge_measure`` needs the references: rerun the generating
+    command (it re-scores finished rows without asking the LLM again). Returns all rows, rewritten atomically.
+    """
+    with writer_lock(path):  # no generating run may append while the file is rewritten
+        return _rescore_locked(path, selection)
+
+
+def _rescore_locked(path: str, selection: Selection) -> List[dict]:
+    rows = [row for _, row in iter_jsonl(path, tolerate_torn_tail=True)]
+    current = selection.as_dict()
+    for k, r in enumerate(rows):
+        if r.get("error") is not None:
+            continue
+        if not r.get("rouge_by_summary"):
+            raise InputError(f"{path}: row {k + 1} (id {r.get('id')!r}) has no rouge_by_summary; is this a rationale file?")
+        measure = (r.get("selection") or {}).get("rouge_measure", "fmeasure")
+        if measure != selection.rouge_measure:
+            raise InputError(f"{path}: rows were scored with --rouge_measure {measure}; --rescore can change the score, "
+                             f"threshold and --score_on only. For {selection.rouge_measure}, rerun the generating command "
+                             f"with the new measure: it re-scores finished rows against the references without LLM calls")
+        r.update(decide(r["rouge_by_summary"], selection.score, selection.score_threshold, selection.score_on))
+        r["selection"] = current
+    write_jsonl_atomic(path, rows)
+    return rows
 
 
 def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, progress: bool = True,

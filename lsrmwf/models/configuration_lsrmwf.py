@@ -19,6 +19,12 @@ class LsrMwfConfig(BartConfig):
             Initial value of every fusion gate (paper: 0.02 for CNN/DM, 0.01 for XSum).
         freeze_gates (`bool`, *optional*, defaults to `False`):
             Keep the gates at `gate_init` (the fixed-gate ablation, paper Table 4).
+        gate_logit_scale (`float`, *optional*):
+            Each gate is `sigmoid(gate_logit_scale * p)` of a learned parameter `p`. `None` (the
+            default) means `1 / (gate_init * (1 - gate_init))`, resolved when the model is built and
+            then stored, so that near its initial value a gate moves as fast as a directly learned
+            weight would (see `LsrMwfDecoderLayer`). Checkpoints saved before this option existed
+            used plain logits and reload with 1.0.
         view_dropout (`float`, *optional*):
             Dropout inside the view modules; `None` means the model's `dropout`.
         view_ffn_dim (`int`, *optional*):
@@ -29,8 +35,8 @@ class LsrMwfConfig(BartConfig):
             for full BART layers. The resolved number is stored, so a checkpoint always reloads
             with the width it was trained with.
 
-    Gates are stored as logits and read through a sigmoid, so they stay strictly inside (0, 1)
-    whatever the optimizer does. The view layers are BART encoder layers, so
+    Gates are stored as scaled logits and read through a sigmoid, so they stay strictly inside
+    (0, 1) whatever the optimizer does. The view layers are BART encoder layers, so
     `model.gradient_checkpointing_enable()` (`--gradient_checkpointing`) recomputes them too.
     """
 
@@ -39,6 +45,7 @@ class LsrMwfConfig(BartConfig):
     views: list[str] | tuple[str, ...] = ALL_VIEWS
     gate_init: float = 0.02
     freeze_gates: bool = False
+    gate_logit_scale: float | None = None
     view_dropout: float | None = None
     view_ffn_dim: int | None = None
 
@@ -51,6 +58,8 @@ class LsrMwfConfig(BartConfig):
             raise ValueError(f"gate_init must lie strictly between 0 and 1, got {self.gate_init}")
         self.views = [v for v in ALL_VIEWS if v in views]
         self.gate_init = float(self.gate_init)
+        if self.gate_logit_scale is not None and not float(self.gate_logit_scale) > 0.0:
+            raise ValueError(f"gate_logit_scale must be > 0, got {self.gate_logit_scale}")
         kwargs.pop("model_type", None)  # a BART config.json says "bart"; this config is always "lsrmwf"
         super().__post_init__(**kwargs)
         self.__dict__.pop("model_type", None)

@@ -6,7 +6,10 @@ single Transformer layer over the document's shared token embeddings, with its o
 LayerNorm, stacked hierarchically (EA reads the document, AS also reads EA's output, TER also reads
 AS's). Decoder layer ``i`` cross-attends to its own fusion
 
-    X + g_i^EA * A + g_i^AS * S + g_i^TER * R,        g_i^v = sigmoid(gate logit) in (0, 1)
+    X + g_i^EA * A + g_i^AS * S + g_i^TER * R,        g_i^v = sigmoid(k * p_i^v) in (0, 1)
+
+(``p`` a learned parameter, ``k = 1 / (g0 (1 - g0))`` for the initial gate ``g0``; see
+:func:`resolve_gate_logit_scale`.)
 
 During training each view's masked-mean output is pulled toward the masked-mean encoding of that
 view's rationale text by a cosine loss (``view_losses``); the target encoding carries no gradient,
@@ -61,6 +64,31 @@ def pop_cache(kwargs: dict):
 def cache_of(output):
     """The decoder cache carried by a transformers model output, whatever the installed version calls it."""
     return getattr(output, CACHE_KWARG, None)
+
+
+def resolve_gate_logit_scale(config) -> float:
+    """The gates' logit scale ``k`` (``g = sigmoid(k * p)``), resolved once and written to the config.
+
+    Why scaled: the paper learns each gate as a plain weight in [0, 1] with Adam. Adam moves any
+    parameter by about its learning rate per step, whatever the gradient's size, so a directly
+    learned gate moves ~lr per step. Through an unscaled sigmoid the logit moves ~lr and the gate
+    only ``g (1 - g)`` times that, 1/51 at g = 0.02: over a whole run at the paper's rates the gates
+    would stay at their initial value (the paper's fixed-gate ablation, Table 4). With
+    ``k = 1 / (g0 (1 - g0))`` the gate's derivative is ``dg/dp = k g (1 - g) = 1`` at ``g0``: near its
+    initial value a gate learns at the model's learning rate like the paper's direct weight, while
+    the sigmoid keeps it inside (0, 1) with a non-zero gradient everywhere. (A clamp would trap a
+    gate at 0 or 1 for good; projecting after each step is lost on DeepSpeed's fp32 master copies.)
+    """
+    if getattr(config, "gate_logit_scale", None) is None:
+        g0 = float(config.gate_init)
+        config.gate_logit_scale = 1.0 / (g0 * (1.0 - g0))
+    return float(config.gate_logit_scale)
+
+
+def initial_gate_parameter(config) -> float:
+    """The parameter value ``p`` whose gate ``sigmoid(k * p)`` is ``config.gate_init``."""
+    g0 = float(config.gate_init)
+    return math.log(g0 / (1.0 - g0)) / resolve_gate_logit_scale(config)
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -174,7 +202,7 @@ class LsrMwfPreTrainedModel(BartPreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, LsrMwfDecoderLayer):
-            init.constant_(module.gate_logits, math.log(self.config.gate_init / (1.0 - self.config.gate_init)))
+            init.constant_(module.gate_logits, initial_gate_parameter(self.config))
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -190,6 +218,8 @@ class LsrMwfPreTrainedModel(BartPreTrainedModel):
                 **{k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs},
             )
             model_type = config_dict.get("model_type")
+            if model_type == "lsrmwf" and "gate_logit_scale" not in config_dict and "gate_logit_scale" not in kwargs:
+                kwargs["gate_logit_scale"] = 1.0  # saved before the scale existed: its gates are plain logits
             if model_type not in COMPATIBLE_MODEL_TYPES:
                 raise ValueError(
                     f"{pretrained_model_name_or_path}: model_type {model_type!r} is not a BART checkpoint; "
@@ -238,11 +268,13 @@ class LsrMwfDecoderLayer(BartDecoderLayer):
     def __init__(self, config: LsrMwfConfig, layer_idx: Optional[int] = None):
         super().__init__(config, layer_idx=layer_idx)
         self.layer_idx = layer_idx
-        logit = math.log(config.gate_init / (1.0 - config.gate_init))
-        self.gate_logits = nn.Parameter(torch.full((len(config.views),), logit), requires_grad=not config.freeze_gates)
+        # gate = sigmoid(gate_logit_scale * gate_logits): see resolve_gate_logit_scale for why scaled
+        self.gate_logit_scale = resolve_gate_logit_scale(config)
+        self.gate_logits = nn.Parameter(torch.full((len(config.views),), initial_gate_parameter(config)),
+                                        requires_grad=not config.freeze_gates)
 
     def gates(self) -> torch.Tensor:
-        return torch.sigmoid(self.gate_logits)
+        return torch.sigmoid(self.gate_logits * self.gate_logit_scale)
 
     def fuse(self, encoder_hidden_states: torch.Tensor, view_states: torch.Tensor) -> torch.Tensor:
         return GatedFusion.apply(encoder_hidden_states, view_states, self.gates())  # casts to the views' dtype itself

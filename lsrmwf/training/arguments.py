@@ -47,6 +47,15 @@ class ModelArguments:
     )
     gate_init: Optional[float] = field(default=None, metadata={"help": "Initial gate value (preset: 0.02 cnndm, 0.01 xsum)."})
     freeze_gates: bool = field(default=False, metadata={"help": "Keep the gates fixed at --gate_init (Table 4 ablation)."})
+    freeze_encoder: bool = field(
+        default=False,
+        metadata={"help": "Do not train BART's encoder (layers, positions, LayerNorms); the view modules, gates and "
+                          "decoder still train. For small GPUs: no optimizer state and no gradients for the encoder."},
+    )
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={"help": "Do not train the shared token embeddings (tied with the LM head) and BART's learned positions."},
+    )
     view_ffn_dim: Optional[int] = field(
         default=None,
         metadata={"help": "Feed-forward width of the view layers. Default: 2 * d_model (half of bart-large's), or the "
@@ -151,6 +160,12 @@ class DataArguments(DatasetArguments):
     max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
     no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
     preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
+    strict_data: bool = field(
+        default=False,
+        metadata={"help": "Stop with an error naming the rows when an example's document or summary is empty after "
+                          "stripping whitespace. Default: leave such examples out (as the paper does) and count them "
+                          "in the log and run_summary.json."},
+    )
 
     def __post_init__(self):
         if self.stage == "basic_reading":

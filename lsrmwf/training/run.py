@@ -29,6 +29,7 @@ from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from .checkpoints import resolve_checkpoint
 from .collators import LsrMwfCollator, pad_sequences
+from .freezing import freeze_parameters
 from .trainer import LsrMwfTrainer, gathered_parameters, model_views
 
 logger = logging.getLogger("lsrmwf.train")
@@ -41,6 +42,10 @@ class RawData:
     train: Optional[object] = None
     eval: Optional[object] = None
     predict: Optional[object] = None
+    # per split, the examples left out for an empty document or summary ({"row", "id", "field"} each)
+    empty: Optional[Dict[str, list]] = None
+
+    SPLITS = ("train", "eval", "predict")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -96,19 +101,23 @@ def find_checkpoint(training_args) -> Optional[str]:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_split(data_args, model_args, which: str):
-    """One raw split (id/document/summary) for train/eval/predict, or None if no source names it."""
+def load_split(data_args, model_args, which: str, dropped: Optional[list] = None):
+    """One raw split (id/document/summary) for train/eval/predict, or None if no source names it.
+
+    Examples with an empty document or summary are left out and listed in ``dropped``
+    (``--strict_data``: an error naming them)."""
     file = {"train": data_args.train_file, "eval": data_args.validation_file, "predict": data_args.test_file}[which]
     split = {"train": data_args.train_split, "eval": data_args.validation_split, "predict": data_args.test_split}[which]
     limit = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}[which]
     if file is None and data_args.dataset_name is None:
         return None
-    return data_args.load(split, file, limit, model_args.cache_dir)
+    return data_args.load(split, file, limit, model_args.cache_dir,
+                          on_empty="error" if data_args.strict_data else "drop", dropped=dropped)
 
 
 def load_raw_data(data_args, model_args, training_args) -> RawData:
     """The splits the run needs; a missing source is an error naming the flag to give."""
-    raw = RawData()
+    raw = RawData(empty={"train": [], "eval": [], "predict": []})
     with training_args.main_process_first(desc="loading data"):
         if training_args.do_train:
             if data_args.stage == "basic_reading":
@@ -117,17 +126,23 @@ def load_raw_data(data_args, model_args, training_args) -> RawData:
                     passage_sentences=data_args.brd_passage_sentences, mask_ratio=data_args.brd_mask_ratio,
                     seed=training_args.seed)
             else:
-                raw.train = load_split(data_args, model_args, "train")
+                raw.train = load_split(data_args, model_args, "train", raw.empty["train"])
                 if raw.train is None:
                     raise InputError("--do_train needs --dataset_name or --train_file")
         if training_args.do_eval:
-            raw.eval = load_split(data_args, model_args, "eval")
+            raw.eval = load_split(data_args, model_args, "eval", raw.empty["eval"])
             if raw.eval is None:
                 raise InputError("--do_eval needs --validation_file (or --dataset_name with a validation split)")
         if training_args.do_predict:
-            raw.predict = load_split(data_args, model_args, "predict")
+            raw.predict = load_split(data_args, model_args, "predict", raw.empty["predict"])
             if raw.predict is None:
                 raise InputError("--do_predict needs --test_file (or --dataset_name with a test split)")
+    for split, rows in raw.empty.items():
+        if rows:
+            from ..data.loading import describe_empty
+
+            logger.warning("left out %d %s example(s) with an empty document or summary (--strict_data makes this an "
+                           "error): %s", len(rows), split, describe_empty(rows, split, limit=5))
     return raw
 
 
@@ -437,12 +452,13 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[
     return metrics
 
 
-def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results) -> dict:
+def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results, parameters=None) -> dict:
     """``run_summary.json``: what the run trained on and what it measured (main process only)."""
     summary = {
         "model": type(model).__name__, "views": list(model_views(model)), "resumed_from": checkpoint,
-        "examples": {k: (len(v) if v is not None else None) for k, v in vars(raw).items()},
-        "rationale_join": join_stats, "metrics": results,
+        "examples": {k: (len(getattr(raw, k)) if getattr(raw, k) is not None else None) for k in RawData.SPLITS},
+        "empty_examples_left_out": {k: len(v) for k, v in (raw.empty or {}).items()},
+        "rationale_join": join_stats, "parameters": parameters, "metrics": results,
     }
     if join_stats:
         summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
@@ -479,6 +495,10 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
                          f"{tokenizer.mask_token!r}; use a BART tokenizer or --brd_mix_original false")
     views = model_views(model)
     logger.info("model: %s, %.1fM parameters, views %s", type(model).__name__, model.num_parameters() / 1e6, list(views) or "none")
+    parameters = freeze_parameters(model, model_args.freeze_encoder, model_args.freeze_embeddings)
+    message = parameters.pop("message")
+    if training_args.should_log:
+        print(message, flush=True)  # printed, not logged: visible at the default log level
     if not views and data_args.rationale_file and data_args.target == "gold":
         logger.warning("--baseline has no views: the rationales in %s are not used (only --target llm_summary|both "
                        "reads its summaries)", data_args.rationale_file)
@@ -498,5 +518,5 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
         results.update(evaluate(trainer, data.eval))
     if training_args.do_predict:
         results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args))
-    write_run_summary(training_args, model, raw, join_stats, checkpoint, results)
+    write_run_summary(training_args, model, raw, join_stats, checkpoint, results, parameters)
     return results

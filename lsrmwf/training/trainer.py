@@ -51,9 +51,10 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
     )
     gate_learning_rate: Optional[float] = field(
         default=None,
-        metadata={"help": "Peak learning rate of the gate logits (default: --learning_rate); it follows the same "
-                          "schedule. A gate g = sigmoid(logit) moves g(1-g) times as fast as its logit, about 1/50 "
-                          "at g = 0.02, so ~50x --learning_rate lets gates move as a directly learned gate would."},
+        metadata={"help": "Learning rate of the gate parameters (default: --learning_rate; with --lr_schedule noam "
+                          "its Noam factor). Not needed for gates to learn: a gate is sigmoid(k*p) with k = 1/(g0(1-g0)), "
+                          "so near its initial value g0 it moves like a directly learned weight, about one learning "
+                          "rate per Adam step."},
     )
     kd_alpha: float = field(default=0.5, metadata={"help": "KD: weight of CE against the T^2-scaled KL term."})
     kd_temperature: float = field(default=2.0, metadata={"help": "KD: softmax temperature T."})

@@ -1,0 +1,53 @@
+"""The paper's analyses as commands (lsrmwf.analysis): the grids, and a γ sweep run end to end at tiny scale."""
+
+import json
+import os
+
+from test_train_script import write_rationales
+
+from lsrmwf.analysis import GATE_GRID, VIEW_GRID, main, settings
+
+TINY_BASE = [
+    "--dataset_name", "aclsum", "--max_train_samples", "6", "--max_predict_samples", "2", "--do_train", "--do_predict",
+    "--config_overrides", "d_model=32,encoder_layers=1,decoder_layers=2,encoder_attention_heads=2,decoder_attention_heads=2,"
+                          "encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings=256",
+    "--tokenizer_vocab_size", "400", "--max_source_length", "128", "--max_target_length", "32", "--max_rationale_length", "32",
+    "--num_beams", "1", "--min_length", "2", "--max_length", "8", "--per_device_train_batch_size", "2",
+    "--per_device_eval_batch_size", "2", "--max_steps", "2", "--warmup_steps", "2", "--save_strategy", "no",
+    "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--logging_steps", "1",
+]
+
+
+def test_the_grids_are_the_papers():
+    assert [n for n, _ in settings("views")] == ["ea", "as", "ter", "ea+as", "ea+ter", "as+ter", "ea+as+ter"]
+    assert len(VIEW_GRID) == 7
+    gate = dict(settings("gate_init"))
+    assert GATE_GRID == ["0.001", "0.015", "0.02", "0.02*", "0.025", "0.1"]
+    assert gate["0.02*"] == ["--gate_init", "0.02", "--freeze_gates"] and gate["0.02"] == ["--gate_init", "0.02"]
+    gamma = dict(settings("gamma", ["6:4", "7:3"]))
+    assert gamma["6:4"] == ["--gamma_ce", "0.6", "--gamma_views", "0.4"]
+    assert dict(settings("views", ["ea+ter"]))["ea+ter"] == ["--views", "ea", "ter"]
+
+
+def test_gamma_sweep_writes_a_table_and_a_plot(aclsum_train, tmp_path):
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 6)
+    out = tmp_path / "gamma"
+    assert main(["gamma", "--grid", "6:4", "9:1", "--rationale_file", rationales, "--output_dir", str(out), "--", *TINY_BASE]) == 0
+    table = (out / "results.md").read_text().splitlines()
+    assert table[0] == "| γ1:γ2 | R-1 | R-2 | R-Lsum (paper's R-L) |"
+    assert [line.split("|")[1].strip() for line in table[2:]] == ["6:4", "9:1"]
+    r1 = json.loads((out / "6-4" / "all_results.json").read_text())["predict_rouge1"]
+    assert table[2].split("|")[2].strip() == f"{r1:.2f}"  # F1 x 100, as train.py reports it
+    res = json.loads((out / "results.json").read_text())
+    assert [r["setting"] for r in res["results"]] == ["6:4", "9:1"] and all("predict_rouge1" in r for r in res["results"])
+    assert (out / "gamma.png").read_bytes()[:4] == b"\x89PNG"
+    # each setting trained with its own weights: the logged loss is γ1·CE + γ2·Σ view losses
+    for name, g1 in (("6-4", 0.6), ("9-1", 0.9)):
+        state = json.loads((out / name / "trainer_state.json").read_text())
+        h = next(x for x in state["log_history"] if "loss" in x and "ce" in x)
+        views = sum(h[k] for k in ("loss_ea", "loss_as", "loss_ter"))
+        assert abs(h["loss"] - (g1 * h["ce"] + (1 - g1) * views)) < 1e-3 * h["loss"]
+    # a finished setting is not trained again
+    stamp = os.path.getmtime(out / "6-4" / "all_results.json")
+    main(["gamma", "--grid", "6:4", "--rationale_file", rationales, "--output_dir", str(out), "--", *TINY_BASE])
+    assert os.path.getmtime(out / "6-4" / "all_results.json") == stamp
