@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..data.arguments import DatasetSplitArguments
-from ..evaluation.generation import DTYPES, GenerationSettings
+from ..evaluation.generation import GenerationSettings
 from ..evaluation.report import ScoringOptions
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
@@ -65,7 +65,7 @@ class InputArguments(DatasetSplitArguments):
 
 
 @dataclass
-class GenerationArguments:
+class GenerationArguments(GenerationSettings):
     preset: Optional[str] = field(
         default=None,
         metadata={"help": "The paper's generation settings (cnndm: 4 beams, length penalty 2.0, 55-140 tokens; xsum: "
@@ -73,15 +73,6 @@ class GenerationArguments:
                           "Default: the preset the hub dataset implies, else cnndm (as train.py).",
                   "choices": PRESET_CHOICES},
     )
-    num_beams: Optional[int] = field(default=None, metadata={"help": "Beam size (preset: 4 / 8)."})
-    length_penalty: Optional[float] = field(default=None, metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
-    min_length: Optional[int] = field(default=None, metadata={"help": "Minimum summary tokens (preset: 55 / 11)."})
-    max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
-    no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
-    max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens kept (preset: 1024 / 512)."})
-    batch_size: int = field(default=16, metadata={"help": "Documents per generation batch (1 = per-document latency)."})
-    device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
-    dtype: str = field(default="float32", metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
 
 
 @dataclass

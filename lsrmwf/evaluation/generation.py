@@ -14,26 +14,35 @@ time.
 import copy
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Callable, List, Optional, Sequence
 
 from ..io import InputError
 
-GENERATION_FIELDS = ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size")
 DTYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclass
-class GenerationSettings:
-    num_beams: Optional[int] = None
-    length_penalty: Optional[float] = None
-    min_length: Optional[int] = None
-    max_length: Optional[int] = None
-    no_repeat_ngram_size: Optional[int] = None
-    max_source_length: Optional[int] = None
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "float32"
+class BeamSearchArguments:
+    """Decoding settings, shared by ``train.py`` (its predict step) and ``evaluate.py``. ``None`` means
+    "from the preset" (see :func:`lsrmwf.presets.fill_from_preset`), else the checkpoint's own config."""
+
+    num_beams: Optional[int] = field(default=None, metadata={"help": "Beam size (preset: 4 / 8)."})
+    length_penalty: Optional[float] = field(default=None, metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
+    min_length: Optional[int] = field(default=None, metadata={"help": "Minimum summary tokens (preset: 55 / 11)."})
+    max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
+    no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
+
+
+GENERATION_FIELDS = tuple(f.name for f in fields(BeamSearchArguments))
+
+
+@dataclass
+class GenerationSettings(BeamSearchArguments):
+    max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens kept (preset: 1024 / 512)."})
+    batch_size: int = field(default=16, metadata={"help": "Documents per generation batch (1 = per-document latency)."})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
+    dtype: str = field(default="float32", metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
 
 
 def resolve_device(device: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..data.arguments import DatasetArguments
+from ..evaluation.generation import BeamSearchArguments
 from ..io import InputError
 from ..io.schema import VIEWS
 from ..presets import PRESETS
@@ -98,7 +99,7 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments(DatasetArguments):
+class DataArguments(DatasetArguments, BeamSearchArguments):
     preset: Optional[str] = field(
         default=None,
         metadata={"help": "The paper's settings for a dataset family (lengths, generation, gates, gammas); explicit "
@@ -154,11 +155,6 @@ class DataArguments(DatasetArguments):
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N training examples."})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation examples."})
     max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N test examples."})
-    num_beams: Optional[int] = field(default=None, metadata={"help": "Beam size (preset: 4 / 8)."})
-    length_penalty: Optional[float] = field(default=None, metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
-    min_length: Optional[int] = field(default=None, metadata={"help": "Minimum summary tokens (preset: 55 / 11)."})
-    max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
-    no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
     preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
     strict_data: bool = field(
         default=False,
