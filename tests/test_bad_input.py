@@ -74,7 +74,7 @@ CASES = [
                                             "--model_name_or_path", "nobody-xyz/no-such-model", "--do_train", "--use_cpu"],
      ["--model_name_or_path nobody-xyz/no-such-model: cannot be loaded"]),
     ("train: unknown flag", lambda f: train(f, "--learning_rat", "1e-3"), ["unknown argument(s)", "--learning_rat"]),  # no prefix match
-    ("train: broken JSON config", lambda f: ["train.py", f["config"]], ["config.json: not valid JSON", "line 1"]),
+    ("train: broken JSON config", lambda f: ["train.py", f["config"]], ["config.json:1: not valid JSON"]),
     ("train: unwritable --output_dir", lambda f: train(f)[:4] + [f["under_file"]] + train(f)[5:], ["--output_dir", "a_file/out", "cannot be written"]),
     ("train: rationale field of the wrong type", lambda f: train(f, "--rationale_file", f["wrong_rat"]),
      ["wrong_type.jsonl:1", "rationales[0].aspect: must be a string, got list"]),

@@ -5,19 +5,14 @@
 def parse_dataclasses(parser, argv=None, json_file=None):
     """``parser``'s dataclasses from ``argv`` (or a JSON config file); unknown flags, a broken JSON file and
     invalid values become one-line :class:`lsrmwf.io.InputError` messages instead of tracebacks."""
-    import json
-
-    from ..io import InputError
+    from ..io import InputError, read_json
 
     if json_file is not None:
+        config = read_json(json_file)
+        if not isinstance(config, dict):
+            raise InputError(f"{json_file}: expected a JSON object of argument names and values")
         try:
-            return parser.parse_json_file(json_file=json_file)
-        except FileNotFoundError:
-            raise InputError(f"{json_file}: file not found") from None
-        except json.JSONDecodeError as e:
-            raise InputError(f"{json_file}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-        except UnicodeDecodeError as e:
-            raise InputError(f"{json_file}: not valid UTF-8 ({e})") from None
+            return parser.parse_dict(config)
         except ValueError as e:
             if isinstance(e, InputError):
                 raise

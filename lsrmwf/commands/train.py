@@ -12,7 +12,7 @@ import os
 import sys
 from typing import List, Optional
 
-from ..io import InputError
+from ..io import InputError, read_json
 from ..presets import HUB_DATASETS, fill_from_preset, get_preset
 from ..training.arguments import DataArguments, ModelArguments
 from ..training.trainer import LsrMwfTrainingArguments
@@ -50,15 +50,9 @@ def parse_args(argv: Optional[List[str]] = None):
     parser = HfArgumentParser((ModelArguments, DataArguments, LsrMwfTrainingArguments), allow_abbrev=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
-        import json
-
         path = os.path.abspath(argv[0])
-        try:
-            with open(path, encoding="utf-8") as f:
-                given = set(json.load(f))
-        except (OSError, ValueError):
-            given = set()  # parse_dataclasses reports what is wrong with the file
         model_args, data_args, training_args = parse_dataclasses(parser, json_file=path)
+        given = set(read_json(path))  # its keys count as given
     else:
         flags = given_flags(argv)
         if not {"--" + f for f in flags} & set(DATA_SOURCE_FLAGS):

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from lsrmwf.io import InputError
+from ..io import InputError, read_json
 
 # ----------------------------------------------------------------------------------------------
 # Data model
@@ -99,18 +99,6 @@ BIGBENCH_DEFAULTS = {
     "append_choices_to_input": True,
 }
 BIGBENCH_SEED = 42  # JsonTask's default random_seed: orders the choices listed in the prompt
-
-
-def _read_json(path: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not valid UTF-8 ({e})") from None
 
 
 @functools.lru_cache(maxsize=None)
@@ -209,7 +197,7 @@ def load_bigbench_task(path: str, name: Optional[str] = None, max_examples: Opti
     ``task.info["notes"]``. Bad examples otherwise raise :class:`InputError`.
     """
     json_path = _task_json_path(path)
-    data = _read_json(json_path)
+    data = read_json(json_path)
     if not isinstance(data, dict):
         raise InputError(f"{json_path}: expected a JSON object (a BIG-bench task)")
     task_name = name or str(data.get("name") or os.path.basename(os.path.dirname(os.path.abspath(json_path))))
@@ -230,7 +218,7 @@ def load_bigbench_task(path: str, name: Optional[str] = None, max_examples: Opti
             raise InputError(f"{json_path}: max_examples ({max_examples}) is below the number of subtasks ({len(subs)})")
     examples = []
     for sub in subs:
-        sub_data = _read_json(sub)
+        sub_data = read_json(sub)
         if not isinstance(sub_data, dict):
             raise InputError(f"{sub}: expected a JSON object (a BIG-bench task)")
         group = f"{task_name}:{sub_data.get('name') or os.path.basename(os.path.dirname(sub))}"
@@ -253,7 +241,7 @@ def is_multiple_choice_bigbench_task(task_json: str) -> Tuple[bool, str]:
     tasks which have the fixed answers easy for the evaluation, resulting in a total of 73 tasks")
     gives no finer rule; this one keeps more than 73 on BIG-bench 1.0.0.
     """
-    data = _read_json(task_json)
+    data = read_json(task_json)
     parts = [(task_json, data)]
     if "examples" not in data:
         base = os.path.dirname(os.path.abspath(task_json))
@@ -261,7 +249,7 @@ def is_multiple_choice_bigbench_task(task_json: str) -> Tuple[bool, str]:
                       if os.path.isfile(os.path.join(base, d, "task.json")))
         if not subs:
             return False, "no examples and no subtasks"
-        parts = [(s, _read_json(s)) for s in subs]
+        parts = [(s, read_json(s)) for s in subs]
     for where, d in parts:
         if d.get("preferred_score") != "multiple_choice_grade":
             return False, f"{where}: preferred_score is {d.get('preferred_score')!r}"

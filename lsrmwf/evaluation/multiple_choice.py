@@ -77,8 +77,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from tqdm.auto import tqdm
 
-from lsrmwf.io import InputError
-
+from ..io import InputError
 from .mc_tasks import (  # noqa: F401  (re-exported: the public API lives here)
     BIGBENCH_DEFAULTS,
     BIGBENCH_SEED,

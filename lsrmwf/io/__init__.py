@@ -40,6 +40,19 @@ def iter_jsonl(path: str, tolerate_torn_tail: bool = False) -> Iterator[Tuple[in
         yield i, obj
 
 
+def read_json(path: str):
+    """A whole JSON file; a missing file, bad UTF-8 or bad JSON is an :class:`InputError` naming the line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not valid UTF-8 ({e})") from None
+
+
 def repair_torn_tail(path: str) -> bool:
     """Cut a torn (newline-less, unparsable) last line off ``path`` so appends start on a fresh line.
 
