@@ -1,4 +1,5 @@
-"""The resumable, concurrent generation loop and its two tasks.
+"""The resumable, concurrent generation loop and its two tasks (a third, the served teacher's
+log-probs, lives in :mod:`lsrmwf.llm.teacher_logprobs`).
 
 * :class:`RationaleTask` (paper steps 1-2): per document, a *dig* request (Tasks 1-3) and a
   *summarize* request (Tasks 4-5), then ROUGE-based selection (:mod:`lsrmwf.llm.selection`).
@@ -244,7 +245,7 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
             row = await task.process(item, client, endpoint, usage)
             row.update(endpoint=client.base_urls[endpoint], usage=usage.as_dict(),
                        latency_s=round(time.perf_counter() - t0, 3))
-            store.append(row)
+            store.append(row, payload=row.pop("_payload", None))  # binary results (teacher log-probs) go to <output>.bin
             stats.usage.add(usage)
             stats.finished += 1
             stats.failed += row["error"] is not None
@@ -267,7 +268,7 @@ def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, pro
     Pass ``stats`` to inspect the run afterwards (e.g. ``stats.requested_ids``).
     """
     settings = run_settings(task, client.params)
-    store = ResultStore(output, cache_key(settings), settings)
+    store = ResultStore(output, cache_key(settings), settings, payload=getattr(task, "payload", False))
     stats = stats if stats is not None else RunStats()
     with store:
         if store.cut_torn_tail:
