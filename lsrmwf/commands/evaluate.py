@@ -118,6 +118,23 @@ class ScoringArguments:
     confidence: float = field(default=0.95, metadata={"help": "Confidence level of the intervals."})
     significance_level: float = field(default=0.05, metadata={"help": "p-value below which a difference is marked."})
     seed: int = field(default=12345, metadata={"help": "Bootstrap seed."})
+    study_metrics: bool = field(
+        default=False,
+        metadata={"help": "The logit-KD study's measurements per system: BLEU (sacrebleu), METEOR (if nltk's WordNet is "
+                          "installed), semantic similarity (mean cosine, --semantic_model), NLI consistency (--nli_model), "
+                          "latency; written to study_metrics.json (on by itself with --teacher_system)."},
+    )
+    semantic_model: Optional[str] = field(
+        default=None, metadata={"help": "Sentence-embedding model for semantic similarity (default: the offline all-MiniLM-L6-v2)."}
+    )
+    nli_model: Optional[str] = field(
+        default=None,
+        metadata={"help": "Sequence-classification NLI checkpoint (with an 'entailment' label) for NLI consistency: the "
+                          "fraction of summaries entailed by their document. Without it the column is skipped."},
+    )
+    teacher_system: Optional[str] = field(
+        default=None, metadata={"help": "The teacher among the systems: adds the retention table (% of the teacher, speed-up)."}
+    )
 
 
 @dataclass
@@ -170,6 +187,8 @@ def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringA
         raise InputError(f"--batch_size must be >= 1, got {gen.batch_size}")
     if not 0 < sc.confidence < 1:
         raise InputError(f"--confidence must lie in (0, 1), got {sc.confidence}")
+    if sc.teacher_system and sc.teacher_system not in (inp.system_names or []) + [inp.model_system_name] and not inp.predictions:
+        raise InputError(f"--teacher_system {sc.teacher_system!r}: give the teacher's predictions among --predictions")
     if sc.bootstrap_resamples < 1:
         raise InputError(f"--bootstrap_resamples must be >= 1, got {sc.bootstrap_resamples}")
 
@@ -283,6 +302,8 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         table = results_table(results, baseline, options)
         write_outputs(results, table, inp.output_dir)
         print(markdown_table(table))
+        if sc.study_metrics or sc.teacher_system:
+            _study(results, documents, sources, sc, gen, inp.output_dir)
         if generation is not None:
             speed = generation["speed"]
             logger.info(
@@ -304,6 +325,31 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         logger.info("case view: %s", path)
     logger.info("outputs in %s", os.path.abspath(inp.output_dir))
     return table
+
+
+def _study(results, documents, sources, sc: ScoringArguments, gen: GenerationArguments, output_dir: str) -> dict:
+    """The KD study's table (and the retention table against --teacher_system), printed and written."""
+    from ..evaluation.generation import resolve_device
+    from ..evaluation.study_metrics import (markdown_retention_table, markdown_study_table, read_latencies, retention,
+                                            system_metrics)
+
+    if not sc.nli_model:
+        logger.info("NLI consistency skipped: no --nli_model given (no NLI model ships offline)")
+    study, merged = {}, {}
+    for r in results:
+        latencies = r.per_example.get("latency_s") or read_latencies(sources.get(r.name, {}).get("predictions"), r.ids)
+        docs = [documents[i] for i in r.ids] if documents is not None else None
+        study[r.name] = system_metrics(r.predictions, r.references, docs, latencies, semantic_model=sc.semantic_model,
+                                       nli_model=sc.nli_model, device=resolve_device(gen.device))
+        merged[r.name] = {**r.metrics, **study[r.name]}
+    out = {"systems": study}
+    print(markdown_study_table(study))
+    if sc.teacher_system:
+        out["retention"] = retention(merged, sc.teacher_system)
+        out["teacher"] = sc.teacher_system
+        print(markdown_retention_table(out["retention"], sc.teacher_system))
+    write_json_atomic(os.path.join(output_dir, "study_metrics.json"), out)
+    return out
 
 
 def _documents(ds, files) -> Optional[Dict[str, str]]:
