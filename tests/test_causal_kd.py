@@ -332,6 +332,15 @@ def test_train_py_causal_white_box_kd_predicts_and_resumes(tiny_models, aclsum_t
     assert json.load(open(out / "trainer_state.json"))["global_step"] == 4
     summary = json.load(open(out / "run_summary.json"))
     assert summary["resumed_from"].endswith("checkpoint-2")
+    # evaluate.py generates from the saved causal checkpoint exactly as train.py's predict did
+    from lsrmwf.commands.evaluate import main as evaluate
+
+    assert evaluate(["--model_name_or_path", str(out), "--data_file", data, "--id_column", "id", "--output_dir", str(tmp_path / "ev"),
+                     "--num_beams", "1", "--min_length", "1", "--max_length", "8", "--max_source_length", "48",
+                     "--bertscore", "false", "--bootstrap_resamples", "10", "--no_progress", "--batch_size", "3"]) == 0
+    trained = {r["id"]: r["prediction"] for r in map(json.loads, open(out / "predictions.jsonl"))}
+    generated = {r["id"]: r["prediction"] for r in map(json.loads, open(tmp_path / "ev" / "predictions.jsonl"))}
+    assert generated == trained
 
 
 def test_train_py_sparse_kd_from_store(tiny_models, tiny_tokenizer, aclsum_train, tmp_path):

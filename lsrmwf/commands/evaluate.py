@@ -91,6 +91,11 @@ class GenerationArguments:
     batch_size: int = field(default=16, metadata={"help": "Documents per generation batch (1 = per-document latency)."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
     dtype: str = field(default="float32", metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
+    prompt_template: str = field(
+        default="Summarize:\n{document}\n\nSummary:",
+        metadata={"help": "Causal (decoder-only) checkpoints: the prompt the summary continues ({document} is replaced)."},
+    )
+    use_chat_template: bool = field(default=False, metadata={"help": "Causal checkpoints: --prompt_template as a chat user turn."})
 
 
 @dataclass
@@ -133,7 +138,7 @@ class ScoringArguments:
                           "fraction of summaries entailed by their document. Without it the column is skipped."},
     )
     teacher_system: Optional[str] = field(
-        default=None, metadata={"help": "The teacher among the systems: adds the retention table (% of the teacher, speed-up)."}
+        default=None, metadata={"help": "The teacher among the systems: adds the retention table (each metric as a percentage of the teacher's, and the speed-up)."}
     )
 
 
@@ -367,7 +372,8 @@ def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optiona
     return {
         "model": os.path.abspath(model) if os.path.isdir(model) else model,
         "preset": preset,
-        "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype")},
+        "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype",
+                                                       "prompt_template", "use_chat_template")},
         "data": {"dataset_name": inp.dataset_name, "dataset_config_name": inp.dataset_config_name, "data_file": inp.data_file and os.path.abspath(inp.data_file),
                  "split": inp.split, "text_column": inp.text_column, "id_column": inp.id_column, "max_examples": inp.max_examples},
     }
@@ -390,6 +396,7 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
         num_beams=gen.num_beams, length_penalty=gen.length_penalty, min_length=gen.min_length, max_length=gen.max_length,
         no_repeat_ngram_size=gen.no_repeat_ngram_size, max_source_length=gen.max_source_length,
         batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype,
+        prompt_template=gen.prompt_template, use_chat_template=gen.use_chat_template,
     )
     fill_from_preset(settings, preset)
     identity = _identity(inp, settings, preset)
