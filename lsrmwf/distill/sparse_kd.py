@@ -5,7 +5,8 @@ of its K most probable tokens (at temperature 1). The rest of its distribution i
 :func:`sparse_kd_loss` compares distributions over K+1 classes: the K teacher tokens and one
 *tail* bucket holding everything else, ``p_tail = 1 - sum_k p_k``. The student's K+1 classes are
 its own probabilities of the same K tokens (softmax over its whole vocabulary) and the rest of its
-mass, computed exactly (``logsumexp`` over the other tokens).
+mass, ``1 - sum_k q_k`` (in float32; one softmax pass serves CE and KD, so the sparse step costs
+about what a CE step does).
 
 Temperature: the teacher's values exist only at T=1, so T is applied to the (K+1)-class
 distributions of both sides, ``q_T(c) ∝ q(c)^(1/T)`` (log-probs divided by T and renormalised over
@@ -47,28 +48,26 @@ def sparse_kd_loss(
     tokens; KL the mean over label tokens that have teacher data.
     """
     mask = labels.ne(ignore_index)
-    s = student_logits[mask].float()
-    ce = torch.nn.functional.cross_entropy(s, labels[mask]) if s.shape[0] else s.sum() * 0.0
+    log_q = torch.log_softmax(student_logits[mask].float(), -1)  # one pass over the vocabulary serves CE and KD
+    ce = torch.nn.functional.nll_loss(log_q, labels[mask]) if log_q.shape[0] else log_q.sum() * 0.0
     ids = top_ids[mask]
     has = ids.ge(0).any(-1)
-    s, ids, t_lp = s[has], ids[has], top_logprobs[mask][has].float()
-    if s.shape[0] == 0:
+    log_q, ids, t_lp = log_q[has], ids[has], top_logprobs[mask][has].float()
+    if log_q.shape[0] == 0:
         kl = student_logits.sum() * 0.0
         return alpha * ce + (1.0 - alpha) * temperature**2 * kl, ce, kl
-    if int(ids.max()) >= s.shape[-1]:
-        raise ValueError(f"teacher token id {int(ids.max())} is outside the student's vocabulary of {s.shape[-1]}")
-    valid = ids.ge(0)
-    idx = ids.clamp(min=0)
-    log_z = torch.logsumexp(s, -1, keepdim=True)
-    s_top = s.gather(-1, idx) - log_z  # [N, K] student log-probs of the teacher's tokens
-    taken = torch.zeros_like(s).scatter_add_(-1, idx, valid.float()).gt(0)
-    s_tail = torch.logsumexp(s.masked_fill(taken, float("-inf")), -1, keepdim=True) - log_z
-    s_tail = s_tail.clamp(min=-1e4)  # only if the K tokens were the whole vocabulary
+    if int(ids.max()) >= log_q.shape[-1]:
+        raise ValueError(f"teacher token id {int(ids.max())} is outside the student's vocabulary of {log_q.shape[-1]}")
+    valid = ids.ge(0)  # ids of one position are distinct (map_teacher_tokens drops repeats)
+    s_top = log_q.gather(-1, ids.clamp(min=0))  # [N, K] student log-probs of the teacher's tokens
+    s_top_mass = torch.where(valid, s_top.exp(), torch.zeros_like(s_top)).sum(-1, keepdim=True)
+    s_tail = torch.log((1.0 - s_top_mass).clamp(min=1e-30))  # the rest of the student's mass
+    taken_all = valid.sum(-1, keepdim=True).ge(log_q.shape[-1])
     t_lp = t_lp.masked_fill(~valid, float("-inf"))
     tail_mass = 1.0 - t_lp.exp().sum(-1, keepdim=True)
     # fp16 rounding can make the K values sum to 1 or a hair above: no tail then (nor when K covers the vocabulary)
-    has_tail = tail_mass.gt(0) & ~taken.all(-1, keepdim=True)
-    neg = torch.tensor(float("-inf"), device=s.device)
+    has_tail = tail_mass.gt(0) & ~taken_all
+    neg = torch.tensor(float("-inf"), device=log_q.device)
     t_tail = torch.where(has_tail, tail_mass.clamp(min=1e-30).log(), neg)
     t_cls = torch.cat([t_lp, t_tail], -1) / temperature
     s_cls = torch.cat([torch.where(valid, s_top, neg), s_tail], -1) / temperature
@@ -152,7 +151,7 @@ def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str) -> Tupl
         top = tokens.top_ids.astype(np.int64)
         if top.size and int(top.max()) >= len(table):
             raise InputError(f"{where}: teacher token id {int(top.max())} is outside the student's vocabulary ({len(table)} ids)")
-        return [int(t) for t in tokens.token_ids], top, tokens.top_logprobs.astype(np.float32)
+        return [int(t) for t in tokens.token_ids], _drop_repeats(top), tokens.top_logprobs.astype(np.float32)
     lookup = {}
     for i, b in enumerate(table):
         if b is not None and b not in lookup:
@@ -172,4 +171,17 @@ def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str) -> Tupl
         for k, b in enumerate(row):
             if b:
                 top[i, k] = find(b, f"alternative {k} at token {i}")
-    return labels, top, tokens.top_logprobs.astype(np.float32)
+    return labels, _drop_repeats(top), tokens.top_logprobs.astype(np.float32)
+
+
+def _drop_repeats(top: np.ndarray) -> np.ndarray:
+    """A student id listed twice at one position (two served tokens with the same bytes) counts once."""
+    top = top.copy()
+    for i in range(top.shape[0]):
+        seen = set()
+        for k in range(top.shape[1]):
+            if top[i, k] in seen:
+                top[i, k] = -1
+            elif top[i, k] >= 0:
+                seen.add(int(top[i, k]))
+    return top

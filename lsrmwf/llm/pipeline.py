@@ -235,6 +235,7 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
     bar = tqdm(total=len(items), unit="row", desc=task.name, disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()
     queue = iter(items)
+    write_lock = asyncio.Lock()
 
     async def worker():
         for item in queue:  # a shared iterator: each item goes to exactly one worker
@@ -245,7 +246,10 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
             row = await task.process(item, client, endpoint, usage)
             row.update(endpoint=client.base_urls[endpoint], usage=usage.as_dict(),
                        latency_s=round(time.perf_counter() - t0, 3))
-            store.append(row, payload=row.pop("_payload", None))  # binary results (teacher log-probs) go to <output>.bin
+            # fsync off the event loop (other requests keep flowing), one append at a time;
+            # binary results (teacher log-probs) go to <output>.bin
+            async with write_lock:
+                await asyncio.to_thread(store.append, row, row.pop("_payload", None))
             stats.usage.add(usage)
             stats.finished += 1
             stats.failed += row["error"] is not None
