@@ -358,3 +358,24 @@ def test_train_py_sparse_kd_from_store(tiny_models, tiny_tokenizer, aclsum_train
     with pytest.raises(InputError, match="one teacher"):
         main(train_argv(tiny_models, data, tmp_path / "run2", "--teacher_logprobs_file", store,
                         "--teacher_model_name_or_path", str(tiny_models / "teacher")))
+
+
+def test_half_depth_student_copies_the_kept_teacher_layers():
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from lsrmwf.distill.causal_student import kept_layers, shrink_causal_lm
+
+    assert kept_layers(18, 9) == [0, 2, 4, 6, 8, 11, 13, 15, 17] and kept_layers(4, 2) == [0, 3]
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=2,
+                           num_key_value_heads=1, head_dim=16, max_position_embeddings=64, sliding_window=8,
+                           layer_types=["sliding_attention", "sliding_attention", "full_attention", "full_attention"])
+    teacher = Gemma3ForCausalLM(cfg)
+    student = shrink_causal_lm(teacher)
+    assert student.config.num_hidden_layers == 2 and student.config.layer_types == ["sliding_attention", "full_attention"]
+    t, s = teacher.state_dict(), student.state_dict()
+    for key in s:
+        src = key.replace("layers.1.", "layers.3.")
+        torch.testing.assert_close(s[key], t[src])
+    ids = torch.randint(0, 64, (1, 10))
+    assert student(ids).logits.shape == teacher(ids).logits.shape

@@ -195,11 +195,18 @@ def markdown_retention_table(rows: Dict[str, Dict[str, Optional[float]]], teache
 
 
 def read_latencies(path: str, ids: List[str]) -> Optional[List[float]]:
-    """``latency_s`` per id from a predictions .jsonl, or None when any is missing."""
+    """``latency_s`` per id: from the predictions .jsonl rows, else from the ``generation.json`` that
+    ``evaluate.py`` writes next to the predictions it generated; None when any is missing."""
     if not path or not path.endswith(".jsonl") or not os.path.exists(path):
         return None
+    import json
+
     from ..io import iter_jsonl
 
     lat = {str(r.get("id")): r.get("latency_s") for _, r in iter_jsonl(path)}
+    meta = os.path.join(os.path.dirname(path), "generation.json")
+    if any(lat.get(i) is None for i in ids) and os.path.exists(meta):
+        with open(meta, encoding="utf-8") as f:
+            lat = {str(k): v for k, v in (json.load(f).get("latency_s") or {}).items()}
     values = [lat.get(i) for i in ids]
     return None if any(v is None for v in values) else [float(v) for v in values]
