@@ -379,3 +379,25 @@ def test_half_depth_student_copies_the_kept_teacher_layers():
         torch.testing.assert_close(s[key], t[src])
     ids = torch.randint(0, 64, (1, 10))
     assert student(ids).logits.shape == teacher(ids).logits.shape
+
+
+def test_chat_template_prompt_and_template_errors(tiny_tokenizer, aclsum_train):
+    import copy
+
+    from lsrmwf.data.causal import check_template, prompt_text
+
+    tok = copy.deepcopy(tiny_tokenizer)
+    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    text = prompt_text("A paper.", tok, TEMPLATE, True)
+    assert text == "<|user|>Summarize:\nA paper.\n\nSummary:</s><|assistant|>"
+    ds = tokenize_causal(small_ds(aclsum_train, 1), tok, TEMPLATE, True, 48, 24, with_prompt=True)
+    ex = ds[0]
+    n = len(ex["prompt_input_ids"])
+    assert tok.decode(ex["input_ids"][:n]).endswith("<|assistant|>") and ex["labels"][:n] == [-100] * n
+    assert not tok.decode(ex["labels"][n:]).startswith(" ")  # no continuation space after a chat turn
+    with pytest.raises(InputError, match="no chat template"):
+        prompt_text("x", tiny_tokenizer, TEMPLATE, True)
+    for bad in ("Summarize: {doc}", "{document} {document}", "{document} {other}"):
+        with pytest.raises(InputError, match="--prompt_template"):
+            check_template(bad)
