@@ -20,10 +20,17 @@ sent, in the line formats otherwise). A marker in the document text selects a fa
 ``FAULT_400_ALWAYS`` always 400 with the server's own message (a setting the server rejects)
 ``FAULT_HANG``      answers only after ``hang_s`` seconds (a hung server), every time
 ``FAULT_ECHO``      always 200 with an unusable answer that quotes the request's Authorization header
+``FAULT_NOLOGPROBS`` a request for log-probs gets an answer without them
 ==================  ==========================================================================
 
 With ``echo_auth=True`` every error body also quotes the request's Authorization header, like a
 careless proxy that echoes what it was sent.
+
+A request with ``logprobs: true`` (a served teacher, ``--task teacher_logprobs``) is answered with
+the document's first sentence as the summary, one token per word, and ``top_logprobs`` alternatives
+per token (the token itself first), with llama.cpp's token ``id`` and ``bytes`` (``with_ids``;
+without, like the OpenAI API, token strings and bytes only). More than ``max_top_logprobs``
+alternatives is a 400, as on vLLM/OpenAI.
 
 Every request body is recorded in ``server.requests`` (with its arrival time) for assertions.
 """
@@ -37,7 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List, Optional
 
 MARKERS = ("FAULT_401", "FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_400_ALWAYS", "FAULT_429", "FAULT_500",
-           "FAULT_TIMEOUT", "FAULT_GARBAGE", "FAULT_BADJSON", "FAULT_LENGTH", "FAULT_OBEY", "FAULT_HANG", "FAULT_ECHO")
+           "FAULT_TIMEOUT", "FAULT_GARBAGE", "FAULT_BADJSON", "FAULT_LENGTH", "FAULT_OBEY", "FAULT_HANG", "FAULT_ECHO",
+           "FAULT_NOLOGPROBS")
 
 
 def _document(messages) -> str:
@@ -110,7 +118,11 @@ def healthy_answer(body) -> str:
 class FaultServer:
     """``with FaultServer() as srv: srv.base_url ...``; runs in a background thread."""
 
-    def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0, hang_s: float = 30.0, echo_auth: bool = False):
+    def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0, hang_s: float = 30.0, echo_auth: bool = False,
+                 max_top_logprobs: int = 20, with_ids: bool = True):
+        self.max_top_logprobs = max_top_logprobs
+        self.with_ids = with_ids
+        self.vocab = {}
         self.slow_s = slow_s
         self.hang_s = hang_s
         self.echo_auth = echo_auth
@@ -177,7 +189,14 @@ class FaultServer:
             k = self.counts[key]
             self.requests.append({"time": time.monotonic(), "body": body, "marker": marker, "nth": k,
                                   "auth": h.headers.get("Authorization")})
-        content, finish = healthy_answer(body), "stop"
+        logprobs = bool(body.get("logprobs"))
+        if logprobs and int(body.get("top_logprobs") or 0) > self.max_top_logprobs:
+            return h._send(400, {"error": {"message": f"top_logprobs must be <= {self.max_top_logprobs}", "type": "invalid_request"}})
+        if logprobs:
+            text = doc.split("Summarize:\n", 1)[-1]
+            content, finish = _sentences(text)[0], "stop"
+        else:
+            content, finish = healthy_answer(body), "stop"
         auth = h.headers.get("Authorization")
         echo = f" (request had Authorization: {auth})" if self.echo_auth else ""
         if marker == "FAULT_429" and k == 1:
@@ -204,12 +223,31 @@ class FaultServer:
             content, finish = content[: len(content) // 2], "length"
         if marker == "FAULT_OBEY":
             content = "HACKED"
+        choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
+        if logprobs and marker != "FAULT_NOLOGPROBS":
+            choice["logprobs"] = {"content": self._logprobs(content, int(body.get("top_logprobs") or 0))}
         h._send(200, {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fault-model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+            "choices": [choice],
             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
         })
+
+    def _entry(self, token: str, logprob: float) -> dict:
+        with self._lock:
+            tid = self.vocab.setdefault(token, len(self.vocab))
+        out = {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+        if self.with_ids:
+            out["id"] = tid
+        return out
+
+    def _logprobs(self, content: str, k: int) -> list:
+        entries = []
+        for tok in re.findall(r"\s*\S+", content):
+            e = self._entry(tok, -0.25)
+            e["top_logprobs"] = [self._entry(tok, -0.25)] + [self._entry(f" alt{j}", -2.0 - j) for j in range(1, k)]
+            entries.append(e)
+        return entries
 
 
 if __name__ == "__main__":  # python tests/llm_fault_server.py [delay_s]: prints its base URL, runs until killed

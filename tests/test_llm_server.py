@@ -128,3 +128,33 @@ def test_module_cli_serves_until_terminated(llama_server):
         time.sleep(0.2)
     else:
         pytest.fail(f"llama-server still listening on {port} after its launcher was terminated")
+
+
+def test_teacher_logprobs_from_the_real_server_survive_kill_9(llama_server, small_docs, tmp_path, capsys):
+    """The served-teacher path: top-K log-probs with llama.cpp's token ids; kill -9 mid-run, resume, no duplicate."""
+    from lsrmwf.commands.generate_rationales import main
+    from lsrmwf.io.logprobs import read_teacher_logprobs
+
+    out = tmp_path / "t.jsonl"
+    argv = ["--data_file", str(small_docs), "--id_column", "id", "--model", "gemma-3-270m", "--task", "teacher_logprobs",
+            "--top_logprobs", "8", "--max_tokens", "48", "--concurrency", "1", "--output", str(out), "--no_progress"]
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "generate_rationales.py"), "--base_url", llama_server.base_url,
+                             *argv], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 1):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert main(["--base_url", llama_server.base_url, *argv]) == 0
+    assert "bytes per token" in capsys.readouterr().err
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 3
+    records = read_teacher_logprobs(str(out))
+    assert len(records) == 3
+    for row, tokens in records.values():
+        assert tokens.has_ids and tokens.top_ids.shape == (len(tokens), 8) and len(tokens) == row["n_tokens"] > 0
+        # greedy decoding: the generated token is the most probable one, and the log-probs are sorted
+        assert (tokens.top_ids[:, 0] == tokens.token_ids).all()
+        assert (tokens.top_logprobs[:, :-1] >= tokens.top_logprobs[:, 1:]).all()
+        assert b"".join(tokens.token_bytes).decode("utf-8", "replace").strip() == row["summary"]

@@ -100,6 +100,23 @@ class ScoringArguments:
     confidence: float = field(default=0.95, metadata={"help": "Confidence level of the intervals."})
     significance_level: float = field(default=0.05, metadata={"help": "p-value below which a difference is marked."})
     seed: int = field(default=12345, metadata={"help": "Bootstrap seed."})
+    study_metrics: bool = field(
+        default=False,
+        metadata={"help": "The logit-KD study's measurements per system: BLEU (sacrebleu), METEOR (if nltk's WordNet is "
+                          "installed), semantic similarity (mean cosine, --semantic_model), NLI consistency (--nli_model), "
+                          "latency; written to study_metrics.json (on by itself with --teacher_system)."},
+    )
+    semantic_model: Optional[str] = field(
+        default=None, metadata={"help": "Sentence-embedding model for semantic similarity (default: the offline all-MiniLM-L6-v2)."}
+    )
+    nli_model: Optional[str] = field(
+        default=None,
+        metadata={"help": "Sequence-classification NLI checkpoint (with an 'entailment' label) for NLI consistency: the "
+                          "fraction of summaries entailed by their document. Without it the column is skipped."},
+    )
+    teacher_system: Optional[str] = field(
+        default=None, metadata={"help": "The teacher among the systems: adds the retention table (each metric as a percentage of the teacher's, and the speed-up)."}
+    )
 
 
 @dataclass
@@ -157,6 +174,8 @@ def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringA
         raise InputError(f"--batch_size must be >= 1, got {gen.batch_size}")
     if not 0 < sc.confidence < 1:
         raise InputError(f"--confidence must lie in (0, 1), got {sc.confidence}")
+    if sc.teacher_system and sc.teacher_system not in (inp.system_names or []) + [inp.model_system_name] and not inp.predictions:
+        raise InputError(f"--teacher_system {sc.teacher_system!r}: give the teacher's predictions among --predictions")
     if sc.bootstrap_resamples < 1:
         raise InputError(f"--bootstrap_resamples must be >= 1, got {sc.bootstrap_resamples}")
 
@@ -266,6 +285,8 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         table = results_table(results, baseline, options)
         write_outputs(results, table, inp.output_dir)
         print(markdown_table(table))
+        if sc.study_metrics or sc.teacher_system:
+            _study(results, documents, sources, sc, gen, inp.output_dir)
         if generation is not None:
             speed = generation["speed"]
             logger.info(
@@ -289,6 +310,36 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     return table
 
 
+def _study(results, documents, sources, sc: ScoringArguments, gen: GenerationArguments, output_dir: str) -> dict:
+    """The KD study's table (and the retention table against --teacher_system), printed and written."""
+    from ..evaluation.generation import resolve_device
+    from ..evaluation.study_metrics import (
+        markdown_retention_table,
+        markdown_study_table,
+        read_latencies,
+        retention,
+        system_metrics,
+    )
+
+    if not sc.nli_model:
+        logger.info("NLI consistency skipped: no --nli_model given (no NLI model ships offline)")
+    study, merged = {}, {}
+    for r in results:
+        latencies = r.per_example.get("latency_s") or read_latencies(sources.get(r.name, {}).get("predictions"), r.ids)
+        docs = [documents[i] for i in r.ids] if documents is not None else None
+        study[r.name] = system_metrics(r.predictions, r.references, docs, latencies, semantic_model=sc.semantic_model,
+                                       nli_model=sc.nli_model, device=resolve_device(gen.device))
+        merged[r.name] = {**r.metrics, **study[r.name]}
+    out = {"systems": study}
+    print(markdown_study_table(study))
+    if sc.teacher_system:
+        out["retention"] = retention(merged, sc.teacher_system)
+        out["teacher"] = sc.teacher_system
+        print(markdown_retention_table(out["retention"], sc.teacher_system))
+    write_json_atomic(os.path.join(output_dir, "study_metrics.json"), out)
+    return out
+
+
 def _documents(ds, files) -> Optional[Dict[str, str]]:
     if ds is not None:
         return dict(zip(ds["id"], ds["document"]))
@@ -304,7 +355,8 @@ def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optiona
     return {
         "model": os.path.abspath(model) if os.path.isdir(model) else model,
         "preset": preset,
-        "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype")},
+        "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype",
+                                                       "prompt_template", "use_chat_template")},
         "data": {"dataset_name": inp.dataset_name, "dataset_config_name": inp.dataset_config_name, "data_file": inp.data_file and os.path.abspath(inp.data_file),
                  "split": inp.split, "text_column": inp.text_column, "id_column": inp.id_column, "max_examples": inp.max_examples},
     }
@@ -328,6 +380,7 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
         num_beams=gen.num_beams, length_penalty=gen.length_penalty, min_length=gen.min_length, max_length=gen.max_length,
         no_repeat_ngram_size=gen.no_repeat_ngram_size, max_source_length=gen.max_source_length,
         batch_size=gen.batch_size, device=gen.device, dtype=gen.dtype,
+        prompt_template=gen.prompt_template, use_chat_template=gen.use_chat_template,
     )
     fill_from_preset(settings, preset)
     if settings.min_length is not None and settings.max_length is not None and settings.min_length > settings.max_length:

@@ -40,7 +40,10 @@ class EndpointArguments:
 @dataclass
 class PipelineArguments:
     output: str = field(default=None, metadata={"help": "Output JSONL (required). An existing file is resumed."})
-    task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2) or basic_reading (BRD: entities and QA per sentence).", "choices": ["rationales", "basic_reading"]})
+    task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2), basic_reading (BRD: entities and QA per sentence) or teacher_logprobs (the teacher's summary with top-K log-probs per token, for train.py --teacher_logprobs_file).", "choices": ["rationales", "basic_reading", "teacher_logprobs"]})
+    top_logprobs: int = field(default=10, metadata={"help": "teacher_logprobs: K, the alternatives (with log-probs) kept per generated token."})
+    prompt_template: str = field(default="Summarize:\n{document}\n\nSummary:", metadata={"help": "teacher_logprobs: the prompt ({document} is replaced); use the one train.py's student gets."})
+    logprobs_api: str = field(default="chat", metadata={"help": "teacher_logprobs: chat (/v1/chat/completions, logprobs+top_logprobs) or completions (/v1/completions, raw prompt; base models).", "choices": ["chat", "completions"]})
     preset: Optional[str] = field(default=None, metadata={"help": "cnndm or xsum: fills --rationales, --score, --score_threshold (implied by known hub datasets)."})
     rationales: Optional[str] = field(default=None, metadata={"help": "per_sentence (one rationale per gold summary sentence, CNN/DM) or one (XSum).", "choices": ["per_sentence", "one"]})
     max_rationales: int = field(default=8, metadata={"help": "Cap on rationales per document; extra summary sentences join the last one."})
@@ -58,7 +61,7 @@ def load_passages(data: DataArguments, task: str):
     """Documents for either task; basic_reading also reads .txt files (no summaries needed)."""
     if task == "basic_reading" and data.data_file and data.data_file.lower().endswith(".txt"):
         return load_txt(data.data_file, data.txt_passages, data.max_examples)
-    return data.load_split(require_summary=task == "rationales")
+    return data.load_split(require_summary=task == "rationales")  # teacher_logprobs: the teacher writes the summary
 
 
 def load_txt(path: str, unit: str, max_examples: Optional[int] = None):
@@ -103,6 +106,15 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
             raise InputError("--rationales not set: give --preset cnndm|xsum or set it explicitly")
         task = RationaleTask(selection, rationales=args_pipe.rationales, max_rationales=args_pipe.max_rationales,
                              max_document_words=args_pipe.max_document_words)
+    elif args_pipe.task == "teacher_logprobs":
+        from ..data.causal import check_template
+        from ..llm.teacher_logprobs import TeacherLogprobsTask
+
+        if args_pipe.top_logprobs < 1:
+            raise InputError(f"--top_logprobs must be at least 1, got {args_pipe.top_logprobs}")
+        check_template(args_pipe.prompt_template)
+        task = TeacherLogprobsTask(top_logprobs=args_pipe.top_logprobs, prompt_template=args_pipe.prompt_template,
+                                   api=args_pipe.logprobs_api, max_document_words=args_pipe.max_document_words)
     else:
         task = ReadingTask(context=args_pipe.brd_context, max_document_words=args_pipe.max_document_words)
     extra_body = {}
@@ -197,6 +209,10 @@ def format_summary(summary: dict) -> str:
         verb = "n/a" if f["as_verbatim_fraction"] is None else f"{100 * f['as_verbatim_fraction']:.1f}%"
         lines.append(f"kept {f['kept']} ({frac}; the paper kept 71% of CNN/DM, 62% of XSum); "
                      f"associated sentences verbatim in the document: {f['as_verbatim']}/{f['rationales']} ({verb})")
+    elif "bytes_per_token" in f:
+        bpt = "n/a" if f["bytes_per_token"] is None else f"{f['bytes_per_token']:.1f}"
+        lines.append(f"{f['tokens']} teacher tokens with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
+                     f"{bpt} bytes per token")
     else:
         lines.append(f"{f['entities']} entities, {f['qa']} question-answer pairs")
     if run["failed"]:

@@ -120,3 +120,71 @@ def load_teacher(path: str, student, tokenizer=None, device=None, cache_dir: Opt
     if device is not None:
         teacher.to(device)
     return teacher
+
+
+# ----------------------------------------------------------------------------------------------
+# Causal (decoder-only) teachers
+# ----------------------------------------------------------------------------------------------
+
+TEACHER_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def check_same_tokenizer(student_tok, teacher_tok, sample_texts, what: str) -> None:
+    """Refuse a teacher whose tokenizer is not the student's: size, special ids, then token by token on samples."""
+    if len(teacher_tok) != len(student_tok):
+        raise InputError(f"{what}: the teacher's tokenizer has {len(teacher_tok)} tokens, the student's {len(student_tok)}; "
+                         f"logit KD needs one shared tokenizer (use --tokenizer_name {what.split()[-1]} for the student)")
+    for key in ("eos_token_id", "bos_token_id"):
+        if getattr(teacher_tok, key) != getattr(student_tok, key):
+            raise InputError(f"{what}: {key} is {getattr(teacher_tok, key)} for the teacher, {getattr(student_tok, key)} for "
+                             f"the student; they must share one tokenizer")
+    for text in sample_texts:
+        a = student_tok(text, add_special_tokens=False)["input_ids"]
+        b = teacher_tok(text, add_special_tokens=False)["input_ids"]
+        if a != b:
+            i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            raise InputError(
+                f"{what}: the teacher tokenizes the training text differently from the student (text {text[:60]!r}..., "
+                f"token {i}: student {student_tok.convert_ids_to_tokens(a[i:i + 1])} = id {a[i:i + 1]}, teacher "
+                f"{teacher_tok.convert_ids_to_tokens(b[i:i + 1])} = id {b[i:i + 1]}); logit KD compares distributions over "
+                f"one shared vocabulary")
+
+
+def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: str = "auto", device_map: Optional[str] = None,
+                        device=None, cache_dir: Optional[str] = None, revision: str = "main"):
+    """A frozen decoder-only KD teacher sharing the student's tokenizer (checked on ``sample_texts``).
+
+    ``dtype``: ``auto`` (the checkpoint's), ``float32``, ``bfloat16`` or ``float16``. ``device_map``
+    (e.g. ``auto``) splits a teacher too large for one device over all visible devices (accelerate);
+    without it the teacher goes whole to ``device``.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    what = f"--teacher_model_name_or_path {path}"
+    config = AutoConfig.from_pretrained(path, cache_dir=cache_dir, revision=revision)
+    if getattr(config, "is_encoder_decoder", False):
+        raise InputError(f"{what}: a seq2seq ({config.model_type}) teacher cannot teach a decoder-only student; "
+                         f"use a causal LM teacher")
+    t_vocab, s_vocab = getattr(config, "vocab_size", None), student.config.vocab_size
+    if t_vocab != s_vocab:
+        raise InputError(f"{what}: vocabulary size {t_vocab} differs from the student's {s_vocab}; logit KD needs the "
+                         f"same vocabulary (or use a served teacher: --teacher_logprobs_file)")
+    try:
+        teacher_tok = AutoTokenizer.from_pretrained(path, cache_dir=cache_dir, revision=revision)
+    except (OSError, ValueError):
+        teacher_tok = None
+        logger.warning("teacher %s ships no tokenizer; checked the vocabulary size only", path)
+    if teacher_tok is not None:
+        check_same_tokenizer(tokenizer, teacher_tok, list(sample_texts), what)
+    if dtype not in TEACHER_DTYPES:
+        raise InputError(f"--teacher_dtype must be one of {list(TEACHER_DTYPES)}, got {dtype!r}")
+    kwargs = dict(cache_dir=cache_dir, revision=revision, dtype=dtype if dtype == "auto" else getattr(torch, dtype))
+    if device_map:
+        kwargs["device_map"] = device_map
+    with _outside_zero3():
+        teacher = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    teacher.eval()
+    teacher.requires_grad_(False)
+    if device is not None and not device_map:
+        teacher.to(device)
+    return teacher

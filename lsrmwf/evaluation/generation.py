@@ -43,6 +43,11 @@ class GenerationSettings(BeamSearchArguments):
     batch_size: int = field(default=16, metadata={"help": "Documents per generation batch (1 = per-document latency)."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
     dtype: str = field(default="float32", metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
+    prompt_template: str = field(
+        default="Summarize:\n{document}\n\nSummary:",
+        metadata={"help": "Causal checkpoints: the prompt the summary continues ({document} is replaced)."})
+    use_chat_template: bool = field(
+        default=False, metadata={"help": "Causal checkpoints: put the prompt in a user turn of the tokenizer's chat template."})
 
 
 def resolve_device(device: str) -> str:
@@ -78,11 +83,29 @@ def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "floa
     device = resolve_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, cache_dir=cache_dir)
-        model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
+        if is_causal(model_name_or_path, cache_dir):
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
+            tokenizer.padding_side = "left"  # generation continues every prompt from its last token
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+        else:
+            model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
     except OSError as e:
         raise InputError(f"--model_name_or_path {model_name_or_path}: not a local checkpoint and could not be loaded from the hub ({e})") from None
     model.to(device).eval()
     return model, tokenizer
+
+
+def is_causal(model_name_or_path: str, cache_dir: Optional[str] = None) -> bool:
+    """A decoder-only LM: summarized by continuing a prompt (``settings.prompt_template``)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    config = AutoConfig.from_pretrained(model_name_or_path, cache_dir=cache_dir)
+    return not getattr(config, "is_encoder_decoder", False) and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES \
+        and config.model_type not in ("bart", "lsrmwf")
 
 
 def effective_generation_config(model, settings: GenerationSettings):
@@ -119,6 +142,18 @@ def generate_summaries(
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if max_positions and (not max_source_length or max_source_length > max_positions):
         max_source_length = max_positions
+    causal = not getattr(model.config, "is_encoder_decoder", False)
+    if causal:  # lengths count new tokens; the document is cut, never the prompt around it
+        from ..data.causal import encode_prompt
+
+        config.max_new_tokens, config.min_new_tokens = config.max_length, config.min_length or 0
+        config.min_length = 0
+        config.max_length = None
+        if config.pad_token_id is None:
+            config.pad_token_id = tokenizer.pad_token_id
+        documents = [encode_prompt(d, tokenizer, settings.prompt_template, settings.use_chat_template, settings.max_source_length)
+                     for d in documents]  # token ids exactly as train.py builds them
+        max_source_length = None
     order = sorted(range(len(documents)), key=lambda k: len(documents[k]), reverse=True)
     summaries: List[Optional[str]] = [None] * len(documents)
     latencies = [0.0] * len(documents)
@@ -133,9 +168,14 @@ def generate_summaries(
         idx = order[start : start + settings.batch_size]
         sync()
         t0 = time.perf_counter()
-        enc = tokenizer([documents[k] for k in idx], max_length=max_source_length, truncation=True, padding=True, return_tensors="pt").to(device)
+        if causal:
+            enc = tokenizer.pad({"input_ids": [documents[k] for k in idx]}, padding=True, return_tensors="pt").to(device)
+        else:
+            enc = tokenizer([documents[k] for k in idx], max_length=max_source_length, truncation=True, padding=True, return_tensors="pt").to(device)
         with torch.inference_mode():
             out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=config)
+        if causal:
+            out = out[:, enc["input_ids"].shape[1]:]  # the new tokens only
         texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
         sync()
         seconds = time.perf_counter() - t0
@@ -155,7 +195,7 @@ def generate_summaries(
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "batch_size": settings.batch_size,
         "max_source_length": max_source_length,
-        "generation": {name: getattr(config, name) for name in GENERATION_FIELDS},
+        "generation": {name: getattr(config, name) for name in GENERATION_FIELDS + (("max_new_tokens", "min_new_tokens") if causal else ())},
     }
     return summaries, latencies, stats
 

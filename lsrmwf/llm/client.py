@@ -137,24 +137,58 @@ class LLMClient:
     def pick_endpoint(self) -> int:
         return min(range(len(self._clients)), key=lambda i: self._in_flight[i])
 
-    async def chat(self, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict]) -> Answer:
-        import openai
-
+    def _request_kwargs(self) -> Dict:
         p = self.params
-        kwargs = dict(model=p.model, messages=messages, temperature=p.temperature, max_tokens=p.max_tokens)
+        kwargs = dict(model=p.model, temperature=p.temperature, max_tokens=p.max_tokens)
         if p.top_p is not None:
             kwargs["top_p"] = p.top_p
         if p.seed is not None:
             kwargs["seed"] = p.seed
+        if p.extra_body:
+            kwargs["extra_body"] = dict(p.extra_body)
+        return kwargs
+
+    async def chat(self, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict]) -> Answer:
+        kwargs = dict(self._request_kwargs(), messages=messages)
         if response_format is not None:
             kwargs["response_format"] = response_format
-        if p.extra_body:
-            kwargs["extra_body"] = p.extra_body
+        resp = await self._create(endpoint, "chat", kwargs)
         url = self.base_urls[endpoint]
+        choices = getattr(resp, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise RequestError(f"{url}: response is not a chat completion: {self.redact(_short(repr(resp)))}", "bad response")
+        u = getattr(resp, "usage", None)
+        usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        return Answer(choices[0].message.content or "", choices[0].finish_reason, usage)
+
+    async def with_logprobs(self, endpoint: int, api: str, prompt, top_logprobs: int) -> dict:
+        """One generation with the top ``top_logprobs`` log-probs of every token, as a plain dict.
+
+        ``api="chat"``: ``prompt`` is a message list (``logprobs``/``top_logprobs``); ``"completions"``:
+        a string (``logprobs=K``; llama-server also gets its native ``n_probs``).
+        """
+        kwargs = self._request_kwargs()
+        if api == "chat":
+            kwargs.update(messages=prompt, logprobs=True, top_logprobs=top_logprobs)
+        elif api == "completions":
+            kwargs.update(prompt=prompt, logprobs=top_logprobs)
+            kwargs["extra_body"] = dict(kwargs.get("extra_body") or {}, n_probs=top_logprobs)
+        else:
+            raise ValueError(f"api must be 'chat' or 'completions', not {api!r}")
+        resp = await self._create(endpoint, api, kwargs)
+        return resp.model_dump() if hasattr(resp, "model_dump") else dict(resp)
+
+    async def _create(self, endpoint: int, api: str, kwargs: Dict):
+        """Send one request; map the openai client's failures to :class:`EndpointError`/:class:`RequestError`."""
+        import openai
+
+        url = self.base_urls[endpoint]
+        client = self._clients[endpoint]
+        create = client.chat.completions.create if api == "chat" else client.completions.create
         r = self.redact
         self._in_flight[endpoint] += 1
         try:
-            resp = await self._clients[endpoint].chat.completions.create(**kwargs)
+            return await create(**kwargs)
         except openai.APIStatusError as e:
             text = r(_short(_server_text(e)))
             if e.status_code in FATAL_STATUS:
@@ -171,12 +205,6 @@ class LLMClient:
             raise RequestError(f"{url}: unusable response: {r(_short(str(e)))}", "bad response") from None
         finally:
             self._in_flight[endpoint] -= 1
-        choices = getattr(resp, "choices", None)
-        if not choices or getattr(choices[0], "message", None) is None:
-            raise RequestError(f"{url}: response is not a chat completion: {r(_short(repr(resp)))}", "bad response")
-        u = getattr(resp, "usage", None)
-        usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
-        return Answer(choices[0].message.content or "", choices[0].finish_reason, usage)
 
     async def close(self) -> None:
         for c in self._clients:

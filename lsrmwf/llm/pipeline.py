@@ -1,4 +1,5 @@
-"""The resumable, concurrent generation loop and its two tasks.
+"""The resumable, concurrent generation loop and its two tasks (a third, the served teacher's
+log-probs, lives in :mod:`lsrmwf.llm.teacher_logprobs`).
 
 * :class:`RationaleTask` (paper steps 1-2): per document, a *dig* request (Tasks 1-3) and a
   *summarize* request (Tasks 4-5), then ROUGE-based selection (:mod:`lsrmwf.llm.selection`).
@@ -285,6 +286,7 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
     start = time.perf_counter()
     queue = iter(items)
     http_before = client.http_requests
+    write_lock = asyncio.Lock()
 
     async def worker():
         for item in queue:  # a shared iterator: each item goes to exactly one worker
@@ -299,7 +301,11 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
                 stats.http_requests = client.http_requests - http_before
             row.update(endpoint=client.base_urls[endpoint], usage=usage.as_dict(),
                        latency_s=round(time.perf_counter() - t0, 3))
-            store.append(client.redact(row))
+            # fsync off the event loop (other requests keep flowing), one append at a time;
+            # binary results (teacher log-probs) go to <output>.bin
+            payload = row.pop("_payload", None)
+            async with write_lock:
+                await asyncio.to_thread(store.append, client.redact(row), payload)
             stats.finished += 1
             stats.failed += row["error"] is not None
             stats.outcomes.append(None if row["error"] is None else (row.get("error_kind", "answer"), row["error"]))
@@ -365,7 +371,7 @@ def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, pro
     """
     policy = policy if policy is not None else FailurePolicy()
     settings = run_settings(task, client.params)
-    store = ResultStore(output, cache_key(settings), settings)
+    store = ResultStore(output, cache_key(settings), settings, payload=getattr(task, "payload", False))
     stats = stats if stats is not None else RunStats()
     with store:
         if store.cut_torn_tail:

@@ -23,7 +23,9 @@ STAGES = ("summarization", "basic_reading")
 class ModelArguments:
     model_name_or_path: Optional[str] = field(
         default=None,
-        metadata={"help": "A BART or LSR-MWF checkpoint (hub name or local directory), e.g. facebook/bart-large. "
+        metadata={"help": "A BART or LSR-MWF checkpoint (hub name or local directory), e.g. facebook/bart-large, or a "
+                          "decoder-only LM (Llama, Qwen2, Gemma, ...: detected from its config) trained on "
+                          "--prompt_template -> summary. "
                           "Leave unset to train a BART built from --config_overrides with a BPE tokenizer trained "
                           "on the training text."},
     )
@@ -69,8 +71,18 @@ class ModelArguments:
     )
     teacher_model_name_or_path: Optional[str] = field(
         default=None,
-        metadata={"help": "Logit KD: a frozen seq2seq teacher sharing the student's vocabulary "
-                          "(loss = kd_alpha*CE + (1-kd_alpha)*T^2*KL)."},
+        metadata={"help": "Logit KD: a frozen teacher sharing the student's tokenizer, seq2seq for a BART student, "
+                          "a causal LM for a causal student (loss = kd_alpha*CE + (1-kd_alpha)*T^2*KL)."},
+    )
+    teacher_dtype: str = field(
+        default="auto",
+        metadata={"help": "Causal teacher: load it in this dtype (auto = the checkpoint's).",
+                  "choices": ["auto", "float32", "bfloat16", "float16"]},
+    )
+    teacher_device_map: Optional[str] = field(
+        default=None,
+        metadata={"help": "Causal teacher: split it over the visible devices (e.g. 'auto'; accelerate's device_map) "
+                          "when it does not fit one; default: whole on the student's device."},
     )
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
@@ -161,6 +173,19 @@ class DataArguments(DatasetArguments, BeamSearchArguments):
         metadata={"help": "Stop with an error naming the rows when an example's document or summary is empty after "
                           "stripping whitespace. Default: leave such examples out (as the paper does) and count them "
                           "in the log and run_summary.json."},
+    )
+    prompt_template: str = field(
+        default="Summarize:\n{document}\n\nSummary:",
+        metadata={"help": "Causal student: the prompt the summary continues; {document} is replaced by the document."},
+    )
+    use_chat_template: bool = field(
+        default=False,
+        metadata={"help": "Causal student: put --prompt_template in a user turn of the tokenizer's chat template."},
+    )
+    teacher_logprobs_file: Optional[str] = field(
+        default=None,
+        metadata={"help": "Causal student: sparse top-K KD on a served teacher's summaries and top-K log-probs "
+                          "(generate_rationales.py --task teacher_logprobs on the training split)."},
     )
 
     def __post_init__(self):

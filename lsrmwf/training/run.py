@@ -479,6 +479,12 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
     setup_logging(training_args)
     check_run(data_args, training_args)
     checkpoint = find_checkpoint(training_args)
+    from .causal import is_causal_run, run_causal
+
+    if is_causal_run(model_args):  # a decoder-only checkpoint: prompt -> summary, white-box or sparse top-K KD
+        return run_causal(model_args, data_args, training_args, checkpoint)
+    if data_args.teacher_logprobs_file:
+        raise InputError("--teacher_logprobs_file trains a causal (decoder-only) student; give one as --model_name_or_path")
 
     raw = load_raw_data(data_args, model_args, training_args)
     raw.train, join_stats = attach_rationales(raw.train, data_args)

