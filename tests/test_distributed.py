@@ -1,8 +1,7 @@
-"""train.py under `accelerate launch`: two processes on CPU (gloo), and DeepSpeed ZeRO-2/3 on CPU.
+"""train.py under `accelerate launch`: two processes on CPU (gloo), and a one-process ZeRO-3 run with a KD teacher.
 
-Accelerate only runs DeepSpeed with several processes on GPUs (on CPU it sees one process per
-rank), so the DeepSpeed runs here use one process; configs/accelerate/2gpu_zero*.yaml are the
-two-GPU setups.
+Two-process DeepSpeed runs (ZeRO-2 through accelerate, ZeRO-3 through torchrun, with kill and resume)
+are in test_multiprocess_zero.py.
 """
 
 import importlib.util
@@ -84,21 +83,6 @@ def test_processes_that_would_train_alone_are_refused(tmp_path):
 
 
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="DeepSpeed is not installed")
-
-
-@needs_deepspeed
-@pytest.mark.deepspeed
-@pytest.mark.slow
-def test_deepspeed_zero2_on_cpu_with_resume(aclsum_train, tmp_path):
-    out = tmp_path / "zero2"
-    ds = ["--use_deepspeed", "--deepspeed_config_file", os.path.join(ROOT, "ds_configs", "zero2.json"), "--num_processes", "1"]
-    launch(ds, [*TINY, "--max_steps", "2", "--save_steps", "2", "--output_dir", str(out)], {"DS_ACCELERATOR": "cpu"})
-    assert (out / "checkpoint-2" / "global_step2").is_dir()  # a DeepSpeed (ZeRO) checkpoint
-    assert len(read_jsonl(out / "predictions.jsonl")) == 5
-    launch(ds, [*TINY, "--max_steps", "3", "--save_steps", "3", "--output_dir", str(out)], {"DS_ACCELERATOR": "cpu"})
-    state = json.loads((out / "trainer_state.json").read_text())
-    assert state["global_step"] == 3
-    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
 
 
 @needs_deepspeed

@@ -92,17 +92,23 @@ def initial_gate_parameter(config) -> float:
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``hidden`` [B, T, D] over positions where ``mask`` [B, T] is non-zero; zeros if none."""
+    """Mean of ``hidden`` [B, T, D] over positions where ``mask`` [B, T] is non-zero; zeros if none.
+
+    In fp32 (``[B, D]``, whatever ``hidden``'s dtype): the sum over T positions is accumulated in fp32,
+    so fp16's range (65504) cannot overflow it; the [B, T, D] product stays in ``hidden``'s dtype."""
     mask = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return (hidden * mask).sum(1, dtype=torch.float32) / mask.sum(1, dtype=torch.float32).clamp(min=1.0)
 
 
 def alignment_loss(pooled: torch.Tensor, target: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Mean of ``1 - cos(pooled, target)`` over rows where ``present``; an exact zero (still attached
-    to the graph, so every rank has the same parameters in its backward) when no row has a target."""
-    target = target.to(pooled.dtype)
+    to the graph, so every rank has the same parameters in its backward) when no row has a target.
+
+    Computed in fp32 whatever the inputs' dtype (bf16/fp16 training): the norms square d_model values,
+    which overflows fp16 for a vector norm above 256, and bf16's 8-bit mantissa would round 1 - cos."""
+    pooled, target = pooled.float(), target.float()
     cos = nn.functional.cosine_similarity(pooled, target, dim=-1, eps=1e-6)
-    weight = present.to(pooled.dtype)
+    weight = present.float()
     return ((1.0 - cos) * weight).sum() / weight.sum().clamp(min=1.0)
 
 
@@ -132,8 +138,11 @@ class GatedFusion(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             grad_views = gates.to(views.dtype).view(1, v, 1, 1) * grad_v.unsqueeze(1)
         if ctx.needs_input_grad[2]:
-            # [B, 1, N] @ [B, N, V]: on CPU about 8x faster than the [B, V, N] @ [B, N, 1] form
-            grad_gates = torch.matmul(grad_v.reshape(b, 1, -1), views.reshape(b, v, -1).transpose(1, 2)).sum(0).view(v)
+            # [B, 1, N] @ [B, N, V]: on CPU about 8x faster than the [B, V, N] @ [B, N, 1] form.
+            # In fp16 the product sums T*D loss-scaled terms per gate: its fp16 result would pass 65504 (inf, a
+            # skipped step, a lower loss scale) long before any single gradient does, so it is taken in fp32.
+            g, vs = (grad_v.float(), views.float()) if views.dtype == torch.float16 else (grad_v, views)
+            grad_gates = torch.matmul(g.reshape(b, 1, -1), vs.reshape(b, v, -1).transpose(1, 2)).sum(0).view(v)
             grad_gates = grad_gates.to(gates.dtype)
         return grad, grad_views, grad_gates
 

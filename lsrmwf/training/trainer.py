@@ -1,5 +1,5 @@
 """The LSR-MWF trainer: Eq. (11)'s γ-weighted loss, optional logit KD, the paper's LR schedule,
-and logging of every loss term and every gate.
+and logging of every loss term, every gate and the throughput (samples/s, tokens/s, a CNN/DM-sized ETA).
 
 ``loss = gamma_ce * token_loss + gamma_views * (L_EA + L_AS + L_TER)`` where ``token_loss`` is the
 cross-entropy, or with a teacher ``kd_alpha * CE + (1 - kd_alpha) * T^2 * KL``. A plain BART
@@ -22,6 +22,7 @@ from ..distill.logit_kd import kd_loss
 from ..io import InputError
 from .checkpoints import write_complete_marker
 from .collators import view_present
+from .throughput import Throughput
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,8 @@ class LsrMwfTrainer(Seq2SeqTrainer):
         self._term_names = ["ce"] + (["kd_kl"] if self.teacher is not None else []) + [f"loss_{v}" for v in self.views]
         self._term_sum = None
         self._term_count = None
+        self._throughput = Throughput()
+        self.add_callback(self._throughput.clock)
         if self.views and hasattr(self.model, "gates"):
             n_layers = self.model.config.decoder_layers
             self._gate_keys = gate_log_keys(self.views, n_layers)
@@ -224,6 +227,10 @@ class LsrMwfTrainer(Seq2SeqTrainer):
                 write_complete_marker(path, self.state.global_step)
 
     # -- loss ------------------------------------------------------------------------------------
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._throughput.count(inputs)
+        return super().training_step(model, inputs, num_items_in_batch)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get("labels")
@@ -296,6 +303,8 @@ class LsrMwfTrainer(Seq2SeqTrainer):
                         logs[name] = s / c
                 self._term_sum.zero_()
                 self._term_count.zero_()
+            logs.update(self._throughput.rates(lambda t: self.accelerator.reduce(t, reduction="sum")))
+            self._throughput.eta(self.args, logs, self.is_world_process_zero())
             if self._gate_keys is not None:
                 gates = read_gates(self.model)
                 for row_keys, row in zip(self._gate_keys, gates.tolist()):
