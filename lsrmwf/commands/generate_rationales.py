@@ -40,7 +40,7 @@ class EndpointArguments:
 @dataclass
 class PipelineArguments:
     output: str = field(default=None, metadata={"help": "Output JSONL (required). An existing file is resumed."})
-    task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2) or basic_reading (BRD: entities and QA per sentence).", "choices": ["rationales", "basic_reading"]})
+    task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2) or basic_reading (BRD: per sentence, named entities and a question with its answer).", "choices": ["rationales", "basic_reading"]})
     preset: Optional[str] = field(default=None, metadata={"help": "cnndm or xsum: fills --rationales, --score, --score_threshold (implied by known hub datasets)."})
     rationales: Optional[str] = field(default=None, metadata={"help": "per_sentence (one rationale per gold summary sentence, CNN/DM) or one (XSum).", "choices": ["per_sentence", "one"]})
     max_rationales: int = field(default=8, metadata={"help": "Cap on rationales per document; extra summary sentences join the last one."})
@@ -49,7 +49,10 @@ class PipelineArguments:
     score_on: str = field(default="total", metadata={"help": "Which LLM summary is scored against the gold one: total (S^tol) or sub_summaries (S^mul, concatenated).", "choices": ["total", "sub_summaries"]})
     rouge_measure: str = field(default="fmeasure", metadata={"help": "ROUGE F1 (fmeasure) or recall (the paper's Eq. 6) or precision.", "choices": ["fmeasure", "recall", "precision"]})
     max_document_words: Optional[int] = field(default=None, metadata={"help": "Cut documents to their first N words in prompts (default: whole document)."})
-    brd_context: str = field(default="sentence", metadata={"help": "basic_reading: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
+    brd_format: str = field(default="fewshot", metadata={"help": "basic_reading: fewshot (the BRD paper's: NER and QRA as separate few-shot plain-text requests per sentence, one row per request; compose passages with compose_brd.py) or json (the older form: one JSON request per sentence for entities and QA together, read by the seq2seq --stage basic_reading).", "choices": ["fewshot", "json"]})
+    brd_behaviours: str = field(default="ner,qra", metadata={"help": "basic_reading --brd_format fewshot: which behaviours to request, comma-separated: ner (named entity recognition), qra (question raising and answering)."})
+    brd_fewshot_file: Optional[str] = field(default=None, metadata={"help": "basic_reading --brd_format fewshot: the few-shot prompt file (description, template with {sentence} and {output}, examples per behaviour); default lsrmwf/llm/brd_fewshot.json."})
+    brd_context: str = field(default="sentence", metadata={"help": "basic_reading --brd_format json: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
 
@@ -84,8 +87,9 @@ def load_txt(path: str, unit: str, max_examples: Optional[int] = None):
 
 def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: DataArguments):
     """Validate the arguments; return ``(task, client)``."""
+    from ..llm import brd_prompts
     from ..llm.client import GenerationParams, LLMClient
-    from ..llm.pipeline import RationaleTask, ReadingTask, Selection
+    from ..llm.pipeline import FewShotReadingTask, RationaleTask, ReadingTask, Selection
 
     if not args_endpoint.base_url:
         raise InputError("--base_url is required (e.g. http://127.0.0.1:8080/v1; start a local server with python -m lsrmwf.llm.server)")
@@ -105,8 +109,12 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         task = RationaleTask(Selection(args_pipe.score, args_pipe.score_threshold, args_pipe.score_on, args_pipe.rouge_measure),
                              rationales=args_pipe.rationales, max_rationales=args_pipe.max_rationales,
                              max_document_words=args_pipe.max_document_words)
-    else:
+    elif args_pipe.brd_format == "json":
         task = ReadingTask(context=args_pipe.brd_context, max_document_words=args_pipe.max_document_words)
+    else:
+        path = args_pipe.brd_fewshot_file or brd_prompts.DEFAULT_FEWSHOT_FILE
+        fewshot = brd_prompts.load_fewshot(path)
+        task = FewShotReadingTask(fewshot, tuple(brd_prompts.select_behaviours(fewshot, args_pipe.brd_behaviours, path)))
     extra_body = {}
     if args_endpoint.extra_body:
         try:
@@ -175,6 +183,9 @@ def format_summary(summary: dict) -> str:
         verb = "n/a" if f["as_verbatim_fraction"] is None else f"{100 * f['as_verbatim_fraction']:.1f}%"
         lines.append(f"kept {f['kept']} ({frac}; the paper kept 71% of CNN/DM, 62% of XSum); "
                      f"associated sentences verbatim in the document: {f['as_verbatim']}/{f['rationales']} ({verb})")
+    elif "ner_answers" in f:
+        lines.append(f"{f['ner_answers']} NER answers ({f['entities']} quoted entities), {f['qra_answers']} QRA answers "
+                     f"({f['qa']} question-answer pairs); compose passages with compose_brd.py")
     else:
         lines.append(f"{f['entities']} entities, {f['qa']} question-answer pairs")
     if run["failed"]:
