@@ -49,6 +49,8 @@ def load_causal_lm(model_name_or_path: str, device: str = "auto", dtype: str = "
         model = AutoModelForCausalLM.from_pretrained(model_name_or_path, dtype=getattr(torch, dtype), **kwargs)
     except OSError as e:
         raise InputError(f"{flag} {model_name_or_path}: not a local checkpoint and could not be loaded from the hub ({e})") from None
+    except ImportError as e:  # reading a GGUF needs the gguf package
+        raise InputError(f"{flag} {model_name_or_path}: {' '.join(str(e).split())[:300]} (for --gguf_file: pip install gguf)") from None
     except ValueError as e:
         raise InputError(f"{flag} {model_name_or_path}: not a causal LM ({' '.join(str(e).split())[:300]})") from None
     model.to(resolve_device(device)).eval()
