@@ -48,7 +48,18 @@ MARKERS = ("FAULT_401", "FAULT_500_ALWAYS", "FAULT_LENGTH_ALWAYS", "FAULT_400_AL
            "FAULT_NOLOGPROBS")
 
 
+def _fewshot(messages) -> Optional[str]:
+    """A BRD few-shot request (one user message, no system message): its input sentence, else None."""
+    if not messages or messages[0].get("role") != "user" or "<document>" in (messages[0].get("content") or ""):
+        return None
+    last = messages[0]["content"].rsplit("\n\n", 1)[-1]
+    return last.splitlines()[0].split(":", 1)[-1].strip()
+
+
 def _document(messages) -> str:
+    sentence = _fewshot(messages)
+    if sentence is not None:
+        return sentence
     text = "\n".join(m.get("content") or "" for m in messages if m.get("role") == "user")
     m = re.search(r"<document>\n(.*?)\n</document>", text, re.S)
     return m.group(1) if m else text
@@ -58,6 +69,8 @@ def _task(body) -> str:
     rf = body.get("response_format") or {}
     if rf.get("type") == "json_schema":
         return rf["json_schema"]["name"]
+    if _fewshot(body["messages"]) is not None:
+        return "brd_qra" if "question" in body["messages"][0]["content"].split("\n\n", 1)[0].lower() else "brd_ner"
     prompt = body["messages"][1]["content"] if len(body["messages"]) > 1 else ""
     if "sub-summar" in prompt:
         return "summaries"
@@ -99,6 +112,12 @@ def healthy_answer(body) -> str:
         if json_mode:
             return json.dumps({"rationales": rats})
         return "\n".join(f"{r['aspect']} | {r['sentence']} | {' # '.join(r['triples'][0])}" for r in rats)
+    if task in ("brd_ner", "brd_qra"):  # the BRD paper's plain-text answers, with a run-on next example to cut
+        names = re.findall(r"\b[A-Z][a-z]+\b", doc)[:2]
+        if task == "brd_ner":
+            ents = ", and ".join(f'"{n}" is a name entity' for n in names) or "there is no named entity"
+            return f"In this sentence, {ents}.\n\nEnter a sentence: A run-on example."
+        return f"Question: What does the sentence say?\nAnswer: {doc}\n\nThe sentence: A run-on example."
     if task == "summaries":
         n = _count(body)
         subs = [sents[i % len(sents)] for i in range(n)]

@@ -125,3 +125,31 @@ def test_brd_stage_only_trains(aclsum_train, tmp_path):
     with pytest.raises(InputError, match="--stage basic_reading only trains"):
         main(["--stage", "basic_reading", "--basic_reading_file", br, "--output_dir", str(tmp_path / "o"), "--do_train",
               "--do_predict", *TINY])
+
+
+def test_fewshot_rows_are_merged_per_sentence(tmp_path):
+    """The default few-shot form (one row per sentence and behaviour) feeds the seq2seq stage too."""
+    def row(doc, k, b, **kw):
+        base = {"id": f"{doc}:{k}:{b}", "doc_id": doc, "sentence_index": k, "n_sentences": 2, "sentence": f"Sentence {k} of {doc}.",
+                "behaviour": b, "error": None}
+        return dict(base, **kw)
+
+    rows = [
+        row("d", 1, "qra", answer="Question: Which? Answer: One.", qa=[{"question": "Which?", "answer": "One."}]),
+        row("d", 0, "ner", answer='In this sentence, "Paris" is a location entity.', entities=[{"name": "Paris", "type": "location"}]),
+        row("d", 0, "qra", answer="Question: What? Answer: Zero.", qa=[{"question": "What?", "answer": "Zero."}]),
+        row("d", 1, "ner", error="server error", answer=None),
+        row("e", 0, "ner", error="server error", answer=None),
+    ]
+    ds, stats = build_basic_reading_dataset(write(tmp_path / "fs.jsonl", rows), passage_sentences=3, mask_ratio=0.0)
+    by_id = {r["id"]: r for r in ds}
+    assert by_id["reading:d:0"]["summary"] == "Entities: Paris (location) Questions: What? Answer: Zero."
+    assert by_id["reading:d:1"]["summary"] == "Questions: Which? Answer: One."
+    assert "reading:e:0" not in by_id and stats["failed_rows"] == 1
+    assert by_id["passage:d:0"]["summary"] == "Sentence 0 of d. Sentence 1 of d."
+    with pytest.raises(InputError, match="mixes few-shot rows"):
+        build_basic_reading_dataset(write(tmp_path / "mixed.jsonl", rows + reading_rows_plain()))
+
+
+def reading_rows_plain():
+    return [{"id": "x:0", "doc_id": "x", "sentence": "A b.", "entities": [], "qa": [{"question": "Q?", "answer": "A."}], "error": None}]

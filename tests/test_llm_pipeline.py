@@ -227,8 +227,8 @@ def test_basic_reading_over_a_txt_file(tmp_path):
     txt.write_text("Apple sold a new phone in Paris. Critics liked it.\n\nBerlin is large.\n")
     out = tmp_path / "brd.jsonl"
     with FaultServer() as srv:
-        code = cli_main(["--task", "basic_reading", "--data_file", str(txt), "--base_url", srv.base_url, "--model", "m",
-                         "--output", str(out), "--no_progress"])
+        code = cli_main(["--task", "basic_reading", "--brd_format", "json", "--data_file", str(txt), "--base_url", srv.base_url,
+                         "--model", "m", "--output", str(out), "--no_progress"])
         assert srv.requests[0]["body"]["response_format"]["json_schema"]["name"] == "basic_reading"
     assert code == 0
     rows = read_rows(out)

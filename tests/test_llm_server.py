@@ -92,18 +92,22 @@ def test_rationales_end_to_end_and_resume(llama_server, small_docs, tmp_path, ca
 
 
 def test_basic_reading_on_real_sentences(llama_server, tmp_path, capsys):
+    """The paper's few-shot NER and QRA requests, one row per sentence and behaviour."""
     from lsrmwf.commands.generate_rationales import main
 
     txt = tmp_path / "p.txt"
     txt.write_text("Apple opened a new store in Paris on Monday. Thousands of people queued outside.\n")
     out = tmp_path / "brd.jsonl"
     assert main(["--task", "basic_reading", "--data_file", str(txt), "--base_url", llama_server.base_url, "--model", "gemma-3-270m",
-                 "--max_tokens", "512", "--output", str(out), "--no_progress"]) == 0
+                 "--max_tokens", "256", "--output", str(out), "--no_progress"]) == 0
     rows = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
-    assert set(rows) == {"0:0", "0:1"}
-    assert rows["0:0"]["sentence"] == "Apple opened a new store in Paris on Monday."
+    assert set(rows) == {"0:0:ner", "0:0:qra", "0:1:ner", "0:1:qra"}
+    assert rows["0:0:ner"]["sentence"] == "Apple opened a new store in Paris on Monday."
     for r in rows.values():
-        assert r["error"] is not None or (r["qa"] and all(q["question"] and q["answer"] for q in r["qa"]))
+        assert r["brd_prompt_version"].startswith(f"brd-{r['behaviour']}-")
+        assert r["error"] is not None or r["answer"]
+        if r["error"] is None and r["behaviour"] == "qra":
+            assert all(q["question"] and q["answer"] for q in r["qa"])
 
 
 def test_module_cli_serves_until_terminated(llama_server):

@@ -1,6 +1,12 @@
 """``evaluate.py``: score prediction files and/or generate from a checkpoint, compare systems,
 plot the gates and render case pages.
 
+``--task`` picks what is evaluated (one function per task, :data:`TASKS`): ``summarization`` (the
+default: ROUGE/BERTScore of prediction files or a seq2seq checkpoint's summaries),
+``multiple_choice`` (a causal LM's accuracy by candidate log-likelihood on BIG-bench, the six
+GLUE-style tasks of the BRD paper or JSONL tasks) and ``teacher_student_ce`` (the BRD paper's
+Table 5 cross-entropy between a teacher and a student causal LM over the tasks' texts).
+
 Examples::
 
     python evaluate.py --predictions preds.jsonl --references refs.jsonl --output_dir out
@@ -9,6 +15,10 @@ Examples::
     python evaluate.py --model_name_or_path runs/lsrmwf --predictions bart.jsonl --baseline bart \\
         --data_file test.jsonl --gates_file runs/lsrmwf/gates.jsonl \\
         --rationale_file rationales.jsonl --case_ids 17 42 --output_dir out
+    python evaluate.py --task multiple_choice --model_name_or_path facebook/xglm-564M \
+        --mc_tasks xnli rte cb paws-x boolq sst-2 bigbench --output_dir out_mc
+    python evaluate.py --task teacher_student_ce --teacher_model_name_or_path lmsys/vicuna-13b-v1.3 \
+        --model_name_or_path runs/xglm-brd --mc_tasks rte cb bigbench --max_examples 1000 --output_dir out_ce
 """
 
 import logging
@@ -133,10 +143,25 @@ class ViewArguments:
     no_progress: bool = field(default=False, metadata={"help": "Hide progress bars."})
 
 
+@dataclass
+class TaskArguments:
+    task: str = field(default="summarization", metadata={"help": "summarization (score summaries), multiple_choice (a causal LM's accuracy per task and the average; BRD paper section 3.3) or teacher_student_ce (BRD paper Table 5: CE between --teacher_model_name_or_path and --model_name_or_path over the tasks' texts).", "choices": ["summarization", "multiple_choice", "teacher_student_ce"]})
+    mc_tasks: Optional[List[str]] = field(default=None, metadata={"help": "multiple_choice / teacher_student_ce: task specs: xnli rte cb paws-x boolq sst-2 (hub; NAME=FILE reads a local JSONL/CSV), bigbench (the committed list of the paper's multiple-choice tasks), bigbench:NAME or bigbench:PATH, jsonl:PATH or a .jsonl path (rows {prompt, choices, label})."})
+    bigbench_dir: Optional[str] = field(default=None, metadata={"help": "The fetched BIG-bench benchmark_tasks folder (scripts/fetch_bigbench.py; default ~/.cache/lsrmwf/bigbench)."})
+    mc_split: Optional[str] = field(default=None, metadata={"help": "Split of the hub GLUE-style tasks (default: each task's evaluation split)."})
+    mc_normalization: str = field(default="token", metadata={"help": "Candidate score: token (average per-token log-prob, the paper's formula; default), word (sum / words) or sum.", "choices": ["token", "word", "sum"]})
+    gguf_file: Optional[str] = field(default=None, metadata={"help": "Load --model_name_or_path's weights from this GGUF file inside it (transformers dequantizes it)."})
+    teacher_model_name_or_path: Optional[str] = field(default=None, metadata={"help": "teacher_student_ce: the teacher causal LM (local directory or hub name). A served teacher would need prompt log-probs (vLLM); llama.cpp ignores echo, so load it here."})
+    teacher_gguf_file: Optional[str] = field(default=None, metadata={"help": "teacher_student_ce: the teacher's GGUF file inside --teacher_model_name_or_path."})
+    ce_average: str = field(default="arithmetic", metadata={"help": "teacher_student_ce: a text's average per-token probability as the arithmetic mean of token probabilities (default) or geometric (exp of the mean log-prob).", "choices": ["arithmetic", "geometric"]})
+    ce_text: str = field(default="prompt", metadata={"help": "teacher_student_ce: the text of an example: its prompt, or prompt_answer (the prompt followed by its first correct choice).", "choices": ["prompt", "prompt_answer"]})
+
+
 def build_parser():
     from transformers import HfArgumentParser
 
-    return HfArgumentParser((InputArguments, GenerationArguments, ScoringArguments, ViewArguments), description=__doc__.split("\n\n")[0],
+    return HfArgumentParser((InputArguments, GenerationArguments, ScoringArguments, ViewArguments, TaskArguments),
+                            description=__doc__.split("\n\n")[0],
                             allow_abbrev=False)  # a misspelt flag is an error, not a silent prefix match
 
 
@@ -147,12 +172,97 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(format="%(message)s", level=logging.WARNING, stream=sys.stderr)
     logger.setLevel(logging.INFO)
     try:
-        args = parse_dataclasses(parser, argv)
-        run(*args)
+        *args, task = parse_dataclasses(parser, argv)
+        TASKS[task.task](*args, task)
     except InputError as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_summarization(inp, gen, sc, view, task: TaskArguments):
+    if task.mc_tasks or task.teacher_model_name_or_path or task.gguf_file:
+        raise InputError("--mc_tasks / --teacher_model_name_or_path / --gguf_file belong to --task multiple_choice or teacher_student_ce")
+    return run(inp, gen, sc, view)
+
+
+def _load_mc_tasks(inp: InputArguments, task: TaskArguments):
+    from ..evaluation.mc_tasks import load_tasks
+
+    if not task.mc_tasks:
+        raise InputError(f"--task {task.task} needs --mc_tasks (e.g. xnli rte cb paws-x boolq sst-2 bigbench)")
+    if not inp.output_dir:
+        raise InputError("--output_dir is required")
+    return load_tasks(task.mc_tasks, bigbench_dir=task.bigbench_dir, max_examples=inp.max_examples, split=task.mc_split)
+
+
+def _percent(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def run_multiple_choice_task(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments,
+                             task: TaskArguments) -> dict:
+    """Accuracy per task and the averages: ``mc_results.json``, ``mc_results.md``; ``mc_cache.jsonl`` resumes a killed run."""
+    from ..evaluation.causal_lm import load_causal_lm
+    from ..evaluation.multiple_choice import run_multiple_choice
+
+    tasks = _load_mc_tasks(inp, task)
+    os.makedirs(inp.output_dir, exist_ok=True)
+    model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, task.gguf_file)
+    results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size, normalization=task.mc_normalization,
+                                  cache_path=os.path.join(inp.output_dir, "mc_cache.jsonl"), progress=not view.no_progress)
+    results["model"] = inp.model_name_or_path if not task.gguf_file else f"{inp.model_name_or_path}/{task.gguf_file}"
+    lines = [f"Multiple choice: {results['model']} (score: {task.mc_normalization}; accuracy in %)", "",
+             "| task | examples | accuracy |", "|---|---:|---:|"]
+    for name, entry in results["tasks"].items():
+        lines.append(f"| {name} | {entry['n']} | {_percent(entry['accuracy'])} |")
+    if results["bigbench_average"] is not None:
+        lines.append(f"| BIG-bench average | | {_percent(results['bigbench_average'])} |")
+    lines.append(f"| **Average** | | **{_percent(results['average'])}** |")
+    table = "\n".join(lines) + "\n"
+    write_json_atomic(os.path.join(inp.output_dir, "mc_results.json"), results)
+    with open(os.path.join(inp.output_dir, "mc_results.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    print(table)
+    logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"],
+                os.path.join(inp.output_dir, "mc_cache.jsonl"))
+    return results
+
+
+def run_teacher_student_ce(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments,
+                           task: TaskArguments) -> dict:
+    """Per task, CE = -sum over its texts of pbar*log(qbar) (BRD Table 5); ``ce_results.json`` and ``ce_results.md``."""
+    from ..evaluation.causal_lm import load_causal_lm, teacher_student_ce
+
+    if not task.teacher_model_name_or_path:
+        raise InputError("--task teacher_student_ce needs --teacher_model_name_or_path (and the student as --model_name_or_path)")
+    tasks = _load_mc_tasks(inp, task)
+    texts = {}
+    for t in tasks:
+        if task.ce_text == "prompt":
+            texts[t.name] = [ex.prompt for ex in t.examples]
+        else:
+            texts[t.name] = [ex.prompt + (" " if ex.prompt and not ex.prompt[-1].isspace() else "") + ex.choices[ex.correct[0]]
+                             for ex in t.examples]
+    os.makedirs(inp.output_dir, exist_ok=True)
+    teacher = load_causal_lm(task.teacher_model_name_or_path, gen.device, gen.dtype, inp.cache_dir, task.teacher_gguf_file,
+                             flag="--teacher_model_name_or_path")
+    student = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, task.gguf_file)
+    per_task = {name: teacher_student_ce(*teacher, *student, tx, task.ce_average, gen.batch_size) for name, tx in texts.items()}
+    bb = [per_task[t.name]["ce"] for t in tasks if t.kind == "bigbench"]
+    results = {"teacher": task.teacher_model_name_or_path, "student": inp.model_name_or_path, "average": task.ce_average,
+               "text": task.ce_text, "tasks": per_task, "bigbench_average": sum(bb) / len(bb) if bb else None}
+    lines = [f"Teacher-student cross-entropy (lower: closer), teacher {results['teacher']}, student {results['student']}", "",
+             "| task | texts | CE |", "|---|---:|---:|"]
+    lines += [f"| {name} | {r['n']} | {r['ce']:.2f} |" for name, r in per_task.items()]
+    if bb:
+        lines.append(f"| BIG-bench average | | {results['bigbench_average']:.2f} |")
+    table = "\n".join(lines) + "\n"
+    write_json_atomic(os.path.join(inp.output_dir, "ce_results.json"), results)
+    with open(os.path.join(inp.output_dir, "ce_results.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    print(table)
+    return results
 
 
 def _check_arguments(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, view: ViewArguments) -> None:
@@ -426,3 +536,7 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
     write_jsonl_atomic(final, ({"id": i, "prediction": done[i]["prediction"], "reference": s} for i, s in zip(ids, summaries)))
     logger.info("predictions: %s", final)
     return [done[i]["prediction"] for i in ids], {i: done[i]["latency_s"] for i in ids}, report
+
+
+TASKS = {"summarization": run_summarization, "multiple_choice": run_multiple_choice_task,
+         "teacher_student_ce": run_teacher_student_ce}

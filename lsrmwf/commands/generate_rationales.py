@@ -40,7 +40,7 @@ class EndpointArguments:
 @dataclass
 class PipelineArguments:
     output: str = field(default=None, metadata={"help": "Output JSONL (required). An existing file is resumed."})
-    task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2), basic_reading (BRD: entities and QA per sentence) or teacher_logprobs (the teacher's summary with top-K log-probs per token, for train.py --teacher_logprobs_file).", "choices": ["rationales", "basic_reading", "teacher_logprobs"]})
+    task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2), basic_reading (BRD: per sentence, named entities and a question with its answer) or teacher_logprobs (the teacher's summary with top-K log-probs per token, for train.py --teacher_logprobs_file).", "choices": ["rationales", "basic_reading", "teacher_logprobs"]})
     top_logprobs: int = field(default=10, metadata={"help": "teacher_logprobs: K, the alternatives (with log-probs) kept per generated token."})
     prompt_template: str = field(default="Summarize:\n{document}\n\nSummary:", metadata={"help": "teacher_logprobs: the prompt ({document} is replaced); use the one train.py's student gets."})
     logprobs_api: str = field(default="chat", metadata={"help": "teacher_logprobs: chat (/v1/chat/completions, logprobs+top_logprobs) or completions (/v1/completions, raw prompt; base models).", "choices": ["chat", "completions"]})
@@ -53,7 +53,10 @@ class PipelineArguments:
     rescore: bool = field(default=False, metadata={"help": "Only re-apply --score/--score_threshold/--score_on to the finished rows of --output from their stored ROUGE (no LLM, no dataset), then print the score report."})
     rouge_measure: str = field(default="fmeasure", metadata={"help": "ROUGE F1 (fmeasure) or recall (the paper's Eq. 6) or precision.", "choices": ["fmeasure", "recall", "precision"]})
     max_document_words: Optional[int] = field(default=None, metadata={"help": "Cut documents to their first N words in prompts (default: whole document)."})
-    brd_context: str = field(default="sentence", metadata={"help": "basic_reading: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
+    brd_format: str = field(default="fewshot", metadata={"help": "basic_reading: fewshot (the BRD paper's: NER and QRA as separate few-shot plain-text requests per sentence, one row per request; compose passages with compose_brd.py) or json (the older form: one JSON request per sentence for entities and QA together, read by the seq2seq --stage basic_reading).", "choices": ["fewshot", "json"]})
+    brd_behaviours: str = field(default="ner,qra", metadata={"help": "basic_reading --brd_format fewshot: which behaviours to request, comma-separated: ner (named entity recognition), qra (question raising and answering)."})
+    brd_fewshot_file: Optional[str] = field(default=None, metadata={"help": "basic_reading --brd_format fewshot: the few-shot prompt file (description, template with {sentence} and {output}, examples per behaviour); default lsrmwf/llm/brd_fewshot.json."})
+    brd_context: str = field(default="sentence", metadata={"help": "basic_reading --brd_format json: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
 
@@ -88,8 +91,9 @@ def load_txt(path: str, unit: str, max_examples: Optional[int] = None):
 
 def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: DataArguments):
     """Validate the arguments; return ``(task, client)``."""
+    from ..llm import brd_prompts
     from ..llm.client import GenerationParams, LLMClient
-    from ..llm.pipeline import RationaleTask, ReadingTask
+    from ..llm.pipeline import FewShotReadingTask, RationaleTask, ReadingTask
 
     if not args_endpoint.base_url:
         raise InputError("--base_url is required (e.g. http://127.0.0.1:8080/v1; start a local server with python -m lsrmwf.llm.server)")
@@ -115,8 +119,12 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         check_template(args_pipe.prompt_template)
         task = TeacherLogprobsTask(top_logprobs=args_pipe.top_logprobs, prompt_template=args_pipe.prompt_template,
                                    api=args_pipe.logprobs_api, max_document_words=args_pipe.max_document_words)
-    else:
+    elif args_pipe.brd_format == "json":
         task = ReadingTask(context=args_pipe.brd_context, max_document_words=args_pipe.max_document_words)
+    else:
+        path = args_pipe.brd_fewshot_file or brd_prompts.DEFAULT_FEWSHOT_FILE
+        fewshot = brd_prompts.load_fewshot(path)
+        task = FewShotReadingTask(fewshot, tuple(brd_prompts.select_behaviours(fewshot, args_pipe.brd_behaviours, path)))
     extra_body = {}
     if args_endpoint.extra_body:
         try:
@@ -213,6 +221,9 @@ def format_summary(summary: dict) -> str:
         bpt = "n/a" if f["bytes_per_token"] is None else f"{f['bytes_per_token']:.1f}"
         lines.append(f"{f['tokens']} teacher tokens with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
                      f"{bpt} bytes per token")
+    elif "ner_answers" in f:
+        lines.append(f"{f['ner_answers']} NER answers ({f['entities']} quoted entities), {f['qra_answers']} QRA answers "
+                     f"({f['qa']} question-answer pairs); compose passages with compose_brd.py")
     else:
         lines.append(f"{f['entities']} entities, {f['qa']} question-answer pairs")
     if run["failed"]:

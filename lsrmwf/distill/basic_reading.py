@@ -1,6 +1,11 @@
 """Basic Reading Distillation (BRD) pre-education data for a seq2seq student: per sentence, the LLM's
 entities and question/answer pairs as a target, mixed with denoising examples built from the original
 passages (:func:`build_basic_reading_dataset`).
+
+It reads both forms ``generate_rationales.py --task basic_reading`` writes: ``--brd_format json`` (one
+row per sentence with ``entities`` and ``qa``) and the default few-shot form (one row per sentence and
+behaviour, ``id`` ``<doc_id>:<k>:<ner|qra>``), whose NER and QRA rows are merged per sentence
+(:func:`merge_fewshot_rows`). The causal student's passages come from :mod:`.brd_compose`.
 """
 
 import logging
@@ -82,9 +87,13 @@ def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
     rows: Dict[str, dict] = {}  # id -> row; a later row for the same id (a retry) replaces an earlier one
     stats = {"rows": 0, "failed_rows": 0, "empty_readings": 0}
     failed = set()
+    fewshot: List[Tuple[int, dict]] = []
     for line, obj in iter_jsonl(path, tolerate_torn_tail=True):
         stats["rows"] += 1
         where = f"{path}:{line}"
+        if "behaviour" in obj:  # the few-shot form: merged per sentence below
+            fewshot.append((line, obj))
+            continue
         if obj.get("error"):
             # the LLM failed on this sentence: no reading, but its text still belongs to the original passage
             key = str(obj.get("id", f"line {line}"))
@@ -108,8 +117,45 @@ def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
         obj["_line"] = line
         rows[str(obj["id"])] = obj
         failed.discard(str(obj["id"]))
+    if fewshot:
+        if rows or failed:
+            raise InputError(f"{path}: mixes few-shot rows (with 'behaviour') and --brd_format json rows; use one form per file")
+        merged = merge_fewshot_rows(path, fewshot)
+        failed = {r["id"] for r in merged if r.get("_failed")}
+        rows = {r["id"]: r for r in merged}
     stats["failed_rows"] = len(failed)
     return list(rows.values()), stats
+
+
+def merge_fewshot_rows(path: str, rows: List[Tuple[int, dict]]) -> List[dict]:
+    """Few-shot rows (one per sentence and behaviour) as one row per sentence: ``entities`` from the
+    NER row, ``qa`` from the QRA row; ``_failed`` when no behaviour of the sentence has an answer."""
+    by_sentence: "OrderedDict[str, dict]" = OrderedDict()
+    for line, obj in rows:
+        where = f"{path}:{line}"
+        for key in ("id", "doc_id", "sentence_index", "sentence", "behaviour"):
+            if key not in obj:
+                raise InputError(f"{where}: field {key!r} is missing")
+        if not isinstance(obj["sentence"], str) or not obj["sentence"].strip():
+            raise InputError(f"{where}: field 'sentence' is empty or not a string")
+        if obj["behaviour"] not in ("ner", "qra"):
+            raise InputError(f"{where}: field 'behaviour' must be 'ner' or 'qra', got {obj['behaviour']!r}")
+        key = f"{obj['doc_id']}:{obj['sentence_index']}"
+        merged = by_sentence.setdefault(key, {"id": key, "doc_id": obj["doc_id"], "sentence": obj["sentence"],
+                                             "entities": [], "qa": [], "_line": line, "_answers": set()})
+        if obj.get("error"):
+            continue
+        if obj["behaviour"] == "ner":
+            merged["entities"] = [dict(e, detail=e.get("detail", "")) for e in obj.get("entities") or [] if isinstance(e, dict) and e.get("name")]
+        else:
+            merged["qa"] = [q for q in obj.get("qa") or [] if isinstance(q, dict) and "question" in q and "answer" in q]
+        merged["_answers"].add(obj["behaviour"])
+    out = []
+    for r in by_sentence.values():
+        if not r.pop("_answers"):
+            r["_failed"] = True
+        out.append(r)
+    return out
 
 
 def build_basic_reading_dataset(

@@ -50,19 +50,12 @@ Tasks
     ``bigbench_mc_tasks.txt`` (the rule: :func:`~lsrmwf.evaluation.mc_tasks.is_multiple_choice_bigbench_task`;
     the BIG-bench files come from ``scripts/fetch_bigbench.py``).
 
-Command line (planned; not wired yet)
-    ``evaluate.py --task multiple_choice --model_name_or_path M --mc_tasks xnli rte cb paws-x boolq
-    sst-2 bigbench [--bigbench_dir DIR] [--mc_normalization token|word|sum] [--batch_size N]
-    [--max_examples N] [--mc_cache FILE] --output_dir OUT`` will do::
-
-        model = AutoModelForCausalLM.from_pretrained(M).to(device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(M)
-        tasks = load_tasks(args.mc_tasks, bigbench_dir=args.bigbench_dir, max_examples=args.max_examples)
-        results = run_multiple_choice(model, tokenizer, tasks, batch_size=args.batch_size,
-                                      normalization=args.mc_normalization, cache_path=args.mc_cache,
-                                      device=device)
-        # write results as JSON and a table of results["accuracy"] + the averages
-
+Command line
+    ``evaluate.py --task multiple_choice --model_name_or_path M [--gguf_file F] --mc_tasks xnli rte cb
+    paws-x boolq sst-2 bigbench [--bigbench_dir DIR] [--mc_normalization token|word|sum] [--batch_size N]
+    [--max_examples N] --output_dir OUT`` (:mod:`lsrmwf.commands.evaluate`) loads the causal LM, calls
+    :func:`run_multiple_choice` with the cache ``OUT/mc_cache.jsonl`` and writes ``mc_results.json``
+    and ``mc_results.md``;
     and the helper ``python -m lsrmwf.evaluation.multiple_choice select-bigbench DIR`` prints the
     task list the selection rule gives on a fetched BIG-bench.
 """

@@ -263,3 +263,62 @@ def parse_reading(text: str) -> Tuple[List[dict], List[dict]]:
     if not qa:
         raise AnswerError("no question with an answer: expected at least one question and its answer")
     return entities, qa
+
+
+# ------------------------------------------------------------------------------------------------
+# Basic reading, few-shot plain text (the BRD paper's Tables 1-2)
+# ------------------------------------------------------------------------------------------------
+
+_MARKUP = re.compile(r"\*\*|__|`")
+_QUOTED = re.compile(r"[\"“”]([^\"“”]+)[\"“”]")
+_ENTITY_CLAUSE = re.compile(r"((?:[\"“][^\"“”]+[\"”](?:\s*,\s*|\s+and\s+|\s*,\s*and\s+)?)+)\s+(?:is|are)\s+(?:an?\s+|the\s+)?"
+                            r"(.+?)\s+entit(?:y|ies)\b", re.I)
+_QA_PAIR = re.compile(r"\b(?:question|q)\s*[:：]\s*(.+?)\s*\b(?:answer|a)\s*[:：]\s*(.+?)(?=\s*\b(?:question|q)\s*[:：]|\Z)",
+                      re.I | re.S)
+MAX_QA_PAIRS = 5
+
+
+def plain_answer(text: str, input_label: str = "", output_label: str = "") -> str:
+    """The answer as one line: markdown emphasis removed, a leading ``output_label`` dropped, and
+    everything from a model-written next example (``input_label`` again) cut off."""
+    text = _MARKUP.sub("", text or "")
+    if input_label:
+        cut = text.lower().find(input_label.lower())
+        if cut != -1:
+            text = text[:cut]
+    text = normalize_space(text)
+    if output_label and text.lower().startswith(output_label.lower()):
+        text = text[len(output_label):].strip()
+    return text
+
+
+def parse_ner_answer(text: str, input_label: str = "", output_label: str = "") -> dict:
+    """``{"answer": the cleaned text, "entities": [{name, type}]}``. The text is what training uses;
+    ``entities`` is read from ``"X" is a <type> entity`` clauses where the model wrote them (may be empty)."""
+    answer = plain_answer(text, input_label, output_label)
+    if not answer or not any(ch.isalnum() for ch in answer):
+        raise AnswerError("the answer is empty; write the named entities of the sentence after 'Output:'")
+    if _looks_like_json(answer):
+        raise AnswerError("the answer is JSON; answer in plain sentences like the examples")
+    entities = []
+    for m in _ENTITY_CLAUSE.finditer(answer):
+        typ = normalize_space(m.group(2))
+        for name in _QUOTED.findall(m.group(1)):
+            if name.strip():
+                entities.append({"name": normalize_space(name), "type": typ})
+    return {"answer": answer, "entities": entities}
+
+
+def parse_qra_answer(text: str, input_label: str = "", output_label: str = "") -> dict:
+    """``{"answer": "Question: q Answer: a ...", "qa": [{question, answer}]}``: at least one pair,
+    labels matched case-insensitively (``Q:``/``A:`` too), at most :data:`MAX_QA_PAIRS`."""
+    cleaned = plain_answer(text, input_label, output_label)
+    qa = []
+    for m in _QA_PAIR.finditer(cleaned):
+        q, a = normalize_space(m.group(1)), normalize_space(m.group(2))
+        if any(ch.isalnum() for ch in q) and any(ch.isalnum() for ch in a):
+            qa.append({"question": q, "answer": a})
+    if not qa:
+        raise AnswerError("no question with an answer: write 'Question: ... Answer: ...' like the examples")
+    qa = qa[:MAX_QA_PAIRS]
+    return {"answer": " ".join(f"Question: {p['question']} Answer: {p['answer']}" for p in qa), "qa": qa}

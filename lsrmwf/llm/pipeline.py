@@ -3,7 +3,11 @@ log-probs, lives in :mod:`lsrmwf.llm.teacher_logprobs`).
 
 * :class:`RationaleTask` (paper steps 1-2): per document, a *dig* request (Tasks 1-3) and a
   *summarize* request (Tasks 4-5), then ROUGE-based selection (:mod:`lsrmwf.llm.selection`).
-* :class:`ReadingTask` (Basic Reading Distillation): per sentence, entities and questions+answers.
+* :class:`FewShotReadingTask` (Basic Reading Distillation, the paper's form): per sentence and
+  behaviour (``ner``, ``qra``), one few-shot plain-text request (:mod:`lsrmwf.llm.brd_prompts`); one row
+  per request, id ``<doc_id>:<sentence index>:<behaviour>``.
+* :class:`ReadingTask` (``--brd_format json``, the older form): per sentence, one JSON request for
+  entities and questions+answers together.
 
 :func:`run_task` drives either: it skips ids the output file already holds (same cache key),
 keeps at most ``concurrency`` examples in flight, appends and flushes each row as it finishes,
@@ -16,6 +20,7 @@ refused, HTTP 400 on every request, a hung server), or more than a set fraction 
 """
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,9 +29,17 @@ from typing import Iterable, List, Optional
 from ..data.sentences import split_lines_and_sentences as split_sentences
 from ..io import InputError, iter_jsonl, write_jsonl_atomic
 from ..io.store import ResultStore, cache_key, writer_lock
-from . import prompts
+from . import brd_prompts, prompts
 from .client import EndpointError, GenerationParams, LLMClient, RequestError, Usage, ask
-from .parsing import AnswerError, parse_rationales, parse_reading, parse_summaries, verbatim_flags
+from .parsing import (
+    AnswerError,
+    parse_ner_answer,
+    parse_qra_answer,
+    parse_rationales,
+    parse_reading,
+    parse_summaries,
+    verbatim_flags,
+)
 from .selection import decide, select
 
 logger = logging.getLogger(__name__)
@@ -241,6 +254,60 @@ class ReadingTask:
                 "qa": sum(len(r.get("qa") or []) for r in rows)}
 
 
+@dataclass
+class FewShotReadingTask:
+    """Basic reading as in the BRD paper: per sentence, NER and QRA as separate few-shot requests.
+
+    Rows: ``{id: "<doc_id>:<k>:<behaviour>", doc_id, sentence_index: k, n_sentences, sentence,
+    behaviour, answer (the cleaned plain text the composed passages use), entities | qa (parsed),
+    brd_prompt_version}``. The cache key covers every behaviour the few-shot file defines, not
+    only the chosen ones, so adding ``qra`` to a finished ``ner`` run resumes it.
+    """
+
+    fewshot: dict  # behaviour -> brd_prompts.FewShotPrompt
+    behaviours: tuple = ("ner", "qra")
+    name: str = "basic_reading"
+
+    @property
+    def prompt_version(self) -> str:
+        blob = ",".join(f"{b}={p.version}" for b, p in sorted(self.fewshot.items()))
+        return "brd-fewshot-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    def settings(self) -> dict:
+        return {"brd_format": "fewshot", "fewshot_versions": {b: p.version for b, p in sorted(self.fewshot.items())}}
+
+    def items(self, ds) -> Iterable[dict]:
+        for doc_id, doc in zip(ds["id"], ds["document"]):
+            sentences = split_sentences(doc)
+            for k, sentence in enumerate(sentences):
+                for b in self.behaviours:
+                    yield {"id": f"{doc_id}:{k}:{b}", "doc_id": doc_id, "sentence_index": k,
+                           "n_sentences": len(sentences), "sentence": sentence, "behaviour": b}
+
+    async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
+        b = item["behaviour"]
+        prompt = self.fewshot[b]
+        parse = parse_ner_answer if b == "ner" else parse_qra_answer
+        row = {k: item[k] for k in ("id", "doc_id", "sentence_index", "n_sentences", "sentence", "behaviour")}
+        row.update(answer=None, brd_prompt_version=prompt.version)
+        try:
+            parsed = await ask(client, endpoint, prompt.messages(item["sentence"]), None,
+                               lambda text: parse(text, prompt.input_label, prompt.output_label), usage)
+        except (RequestError, AnswerError) as e:
+            return failed(row, f"basic reading ({b}): {e}", e)
+        row.update(parsed, error=None)
+        return row
+
+    def reselect(self, store, ds) -> int:
+        return 0
+
+    def file_summary(self, store: ResultStore) -> dict:
+        rows = list(store.done.values())
+        count = {b: sum(1 for r in rows if r.get("behaviour") == b) for b in brd_prompts.BEHAVIOURS}
+        return {"rows_done": len(rows), "ner_answers": count["ner"], "qra_answers": count["qra"],
+                "entities": sum(len(r.get("entities") or []) for r in rows), "qa": sum(len(r.get("qa") or []) for r in rows)}
+
+
 # ------------------------------------------------------------------------------------------------
 # Runner
 # ------------------------------------------------------------------------------------------------
@@ -274,7 +341,8 @@ class RunStats:
 
 def run_settings(task, params: GenerationParams) -> dict:
     """What every row records and its cache key hashes (endpoint and concurrency excluded)."""
-    return {"task": task.name, "model": params.model, "prompt_version": prompts.PROMPT_VERSION,
+    version = getattr(task, "prompt_version", None) or prompts.PROMPT_VERSION
+    return {"task": task.name, "model": params.model, "prompt_version": version,
             "params": {**params.as_dict(), **task.settings()}}
 
 
