@@ -97,3 +97,40 @@ def fill_from_preset(obj, preset: Optional[str], fields=None) -> None:
             continue
         if hasattr(obj, key) and getattr(obj, key) is None:
             setattr(obj, key, value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Basic Reading Distillation with a causal student (train.py --stage basic_reading --preset brd)
+# ----------------------------------------------------------------------------------------------
+
+BRD_PAPER = "BRD paper"  # shared/seeds/002_… (Basic Reading Distillation), Appendix A.1 "Training Configuration"
+
+# XGLM-564M continued on the D_ORI/D_NER/D_QRA mix. Only values the command line left unset are filled.
+BRD_PRESET = {
+    "learning_rate": 3e-4,  # A.1: "learning rate = 0.0003"
+    "per_device_train_batch_size": 8,  # A.1: "batch size = 8" (on four A100s; per GPU or in total is not said)
+    "max_source_length": 2048,  # A.1: "max input length = 2048"; --block_size (the packed block) defaults to it
+    "max_steps": 40000,  # A.1: "for a maximum of 40000 steps"
+    "save_steps": 1000,  # A.1: "We save the model every 1000 steps"
+    "lr_schedule": "hf",  # HF's schedule (--lr_scheduler_type, linear decay), not LSR-MWF's Noam: the paper names none
+    "warmup_steps": 0,  # not stated
+    "brd_mix": "ori=1,ner=1,qra=1",  # section 3.2 mixes the three sets; equal weights are not stated
+}
+BRD_SOURCES = {
+    "learning_rate": BRD_PAPER, "per_device_train_batch_size": BRD_PAPER,
+    "max_source_length": BRD_PAPER, "max_steps": BRD_PAPER, "save_steps": BRD_PAPER,
+    "lr_schedule": OWN, "warmup_steps": OWN, "brd_mix": OWN,
+}
+# Not stated by the paper either: the optimizer (HF's AdamW defaults here), weight decay, precision, and the
+# mixing proportions (all passages of each set once). One million CC-100 passages per set (section 4).
+
+
+def fill_brd_preset(data_args, training_args, given=frozenset()) -> None:
+    """Fill what the command line left open from :data:`BRD_PRESET`. Fields that default to ``None`` are
+    unset when ``None``; the Trainer's fields (real defaults) and ``brd_mix`` are unset when not in ``given``."""
+    for key, value in BRD_PRESET.items():
+        for obj in (data_args, training_args):
+            if not hasattr(obj, key):
+                continue
+            if getattr(obj, key) is None or (key not in given and getattr(obj, key) is not None):
+                setattr(obj, key, value)

@@ -13,7 +13,7 @@ import sys
 from typing import List, Optional
 
 from ..io import InputError, read_json
-from ..presets import HUB_DATASETS, fill_from_preset, get_preset
+from ..presets import HUB_DATASETS, fill_brd_preset, fill_from_preset, get_preset
 from ..training.arguments import DataArguments, ModelArguments
 from ..training.trainer import LsrMwfTrainingArguments
 from . import parse_dataclasses
@@ -40,7 +40,8 @@ DEFAULT_RUN_ARGS = [
     "--logging_steps", "10", "--save_steps", "40", "--save_total_limit", "2",
     "--eval_strategy", "no", "--report_to", "none", "--seed", "42",
 ]
-DATA_SOURCE_FLAGS = ("--dataset_name", "--train_file", "--validation_file", "--test_file", "--basic_reading_file")
+DATA_SOURCE_FLAGS = ("--dataset_name", "--train_file", "--validation_file", "--test_file", "--basic_reading_file",
+                     "--brd_passages_dir")
 
 
 def parse_args(argv: Optional[List[str]] = None):
@@ -84,6 +85,14 @@ def resolve_preset(model_args, data_args, training_args, given=frozenset()) -> s
     HF's learning rate and warmup defaults (the preset's numbers are Noam's).
     """
     preset = data_args.preset
+    if preset is None and data_args.brd_passages_dir:
+        preset = data_args.preset = "brd"
+        logger.info("--brd_passages_dir: using preset 'brd' (the BRD paper's A.1) for unset values")
+    if preset == "brd":
+        if data_args.stage != "basic_reading":
+            raise InputError("--preset brd is the causal --stage basic_reading's (BRD paper, A.1)")
+        fill_brd_preset(data_args, training_args, given)
+        return preset
     if preset is None:
         preset = HUB_DATASETS.get(data_args.dataset_name or "", {}).get("preset", "cnndm")
         logger.info("no --preset given: using %r for unset values", preset)

@@ -116,12 +116,13 @@ class DataArguments(DatasetArguments, BeamSearchArguments):
         default=None,
         metadata={"help": "The paper's settings for a dataset family (lengths, generation, gates, gammas); explicit "
                           "values win. Default: the one the hub dataset implies, else cnndm.",
-                  "choices": sorted(PRESETS)},
+                  "choices": sorted(PRESETS) + ["brd"]},
     )
     stage: str = field(
         default="summarization",
-        metadata={"help": "summarization, or basic_reading: BRD pre-education on --basic_reading_file, whose "
-                          "checkpoint the summarization stage then starts from.", "choices": list(STAGES)},
+        metadata={"help": "summarization, or basic_reading: BRD. A BART/LSR-MWF student denoises --basic_reading_file "
+                          "(pre-education the summarization stage starts from); a causal student trains with the LM "
+                          "loss on the packed --brd_passages_dir mix (preset brd).", "choices": list(STAGES)},
     )
     train_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet training file."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_eval."})
@@ -159,6 +160,30 @@ class DataArguments(DatasetArguments, BeamSearchArguments):
         default=True,
         metadata={"help": "BRD: mix in denoising examples built from the original passages so the model does not forget."},
     )
+    brd_passages_dir: Optional[str] = field(
+        default=None,
+        metadata={"help": "--stage basic_reading, causal student: the directory of compose_brd.py with ori.jsonl, "
+                          "ner.jsonl and qra.jsonl (one passage per row, field 'text')."},
+    )
+    brd_mix: str = field(
+        default="ori=1,ner=1,qra=1",
+        metadata={"help": "Causal BRD: weight per passage file. 0 leaves a file out (qra=0 is -QRA); the integer part "
+                          "repeats every passage, the fractional part adds that seeded share once more."},
+    )
+    max_passages: Optional[int] = field(
+        default=None,
+        metadata={"help": "Causal BRD: at most N passages of each file (seeded choice, nested for growing N), before mixing."},
+    )
+    brd_drop_qra_pattern: Optional[str] = field(
+        default=None,
+        metadata={"help": "Causal BRD (Table 10's -SentData): drop the QRA question/answer segments in which this "
+                          "regex is found (case-insensitive); their sentences stay."},
+    )
+    brd_sep: str = field(default=" <sep> ", metadata={"help": "Causal BRD: the --sep the passages were composed with."})
+    block_size: Optional[int] = field(
+        default=None,
+        metadata={"help": "Causal BRD: tokens per packed training block (default --max_source_length; preset brd: 2048)."},
+    )
     brd_passage_sentences: int = field(default=3, metadata={"help": "BRD: sentences per original passage."})
     brd_mask_ratio: float = field(default=0.3, metadata={"help": "BRD: fraction of a passage's words masked out (text infilling)."})
     max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens (preset: 1024 / 512)."})
@@ -190,10 +215,19 @@ class DataArguments(DatasetArguments, BeamSearchArguments):
 
     def __post_init__(self):
         if self.stage == "basic_reading":
-            if not self.basic_reading_file:
-                raise InputError("--stage basic_reading needs --basic_reading_file (from generate_rationales.py --task basic_reading)")
-        elif self.basic_reading_file:
-            raise InputError("--basic_reading_file is only read by --stage basic_reading")
+            if self.basic_reading_file and self.brd_passages_dir:
+                raise InputError("give one of --basic_reading_file (BART denoising) or --brd_passages_dir (causal student)")
+            if not (self.basic_reading_file or self.brd_passages_dir):
+                raise InputError("--stage basic_reading needs --brd_passages_dir (a causal student; from compose_brd.py) or "
+                                 "--basic_reading_file (a BART student; from generate_rationales.py --task basic_reading)")
+        else:
+            for flag in ("basic_reading_file", "brd_passages_dir", "max_passages", "brd_drop_qra_pattern", "block_size"):
+                if getattr(self, flag) is not None:
+                    raise InputError(f"--{flag} is only read by --stage basic_reading")
+        if self.max_passages is not None and self.max_passages < 1:
+            raise InputError(f"--max_passages must be >= 1 (leave it out to use every passage), got {self.max_passages}")
+        if self.block_size is not None and self.block_size < 2:
+            raise InputError(f"--block_size must be >= 2, got {self.block_size}")
         if self.target != "gold" and not self.rationale_file:
             raise InputError(f"--target {self.target} trains on the LLM summaries of --rationale_file; give that file")
         for flag in ("max_train_samples", "max_eval_samples", "max_predict_samples"):

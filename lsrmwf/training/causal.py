@@ -22,6 +22,7 @@ from typing import Dict, Optional
 import torch
 
 from ..data.causal import CausalCollator, check_template, encode_prompt, prompt_text, tokenize_causal
+from ..distill.brd_mix import load_brd_mix, packed_dataset
 from ..distill.logit_kd import kd_loss, load_causal_teacher
 from ..distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, token_bytes_table
 from ..io import InputError
@@ -198,8 +199,12 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args):
 
 def check_causal_args(model_args, data_args, training_args) -> None:
     check_template(data_args.prompt_template)
-    if data_args.stage != "summarization":
-        raise InputError("--stage basic_reading trains BART; a causal student runs --stage summarization")
+    if data_args.stage == "basic_reading":
+        if not data_args.brd_passages_dir:
+            raise InputError("--basic_reading_file is the BART denoising stage's; a causal student's --stage basic_reading "
+                             "reads the passages of compose_brd.py: give --brd_passages_dir")
+        if model_args.teacher_model_name_or_path or data_args.teacher_logprobs_file:
+            raise InputError("--stage basic_reading trains with the plain LM loss; leave out the KD teacher")
     if data_args.rationale_file:
         raise InputError("--rationale_file: LSR-MWF's views need a BART student; a causal student trains on documents and "
                          "summaries (for LLM summaries as targets use --teacher_logprobs_file)")
@@ -209,10 +214,39 @@ def check_causal_args(model_args, data_args, training_args) -> None:
         raise InputError("give one teacher: --teacher_model_name_or_path (white-box) or --teacher_logprobs_file (served)")
 
 
+def run_causal_brd(model_args, data_args, training_args, checkpoint: Optional[str]) -> Dict[str, float]:
+    """BRD with a causal student: the plain LM loss on packed blocks of the D_ORI/D_NER/D_QRA mix
+    (:mod:`lsrmwf.distill.brd_mix`). Training only; the same Trainer, checkpoints and resume as other runs."""
+    from transformers import set_seed
+
+    set_seed(training_args.seed)
+    model, tokenizer = load_causal_student(model_args)
+    block = data_args.block_size or data_args.max_source_length
+    if not block:
+        raise InputError("give --block_size (or --max_source_length, or --preset brd)")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and block > limit:
+        raise InputError(f"--block_size {block} exceeds the model's max_position_embeddings {limit}")
+    with training_args.main_process_first(desc="BRD passages"):
+        texts, stats = load_brd_mix(data_args.brd_passages_dir, data_args.brd_mix, data_args.max_passages,
+                                    data_args.brd_drop_qra_pattern, data_args.brd_sep, seed=training_args.seed)
+        train_ds, packing = packed_dataset(texts, tokenizer, block, data_args.preprocessing_num_workers)
+    stats["packing"] = packing
+    logger.info("causal BRD student %s, %.1fM parameters: %d blocks of %d tokens", type(model).__name__,
+                model.num_parameters() / 1e6, len(train_ds), block)
+    trainer = CausalKDTrainer(model=model, args=training_args, data_collator=CausalCollator(pad_token_id=tokenizer.pad_token_id),
+                              train_dataset=train_ds, processing_class=tokenizer)
+    results = train(trainer, checkpoint, train_ds)
+    write_run_summary(training_args, model, RawData(train=train_ds), None, checkpoint, results, extra={"brd": stats})
+    return results
+
+
 def run_causal(model_args, data_args, training_args, checkpoint: Optional[str]) -> Dict[str, float]:
     from transformers import set_seed
 
     check_causal_args(model_args, data_args, training_args)
+    if data_args.stage == "basic_reading":
+        return run_causal_brd(model_args, data_args, training_args, checkpoint)
     raw = load_raw_data(data_args, model_args, training_args)
     set_seed(training_args.seed)
     model, tokenizer = load_causal_student(model_args)

@@ -452,7 +452,8 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[
     return metrics
 
 
-def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results, parameters=None) -> dict:
+def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results, parameters=None,
+                      extra: Optional[dict] = None) -> dict:
     """``run_summary.json``: what the run trained on and what it measured (main process only)."""
     summary = {
         "model": type(model).__name__, "views": list(model_views(model)), "resumed_from": checkpoint,
@@ -460,6 +461,7 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
         "empty_examples_left_out": {k: len(v) for k, v in (raw.empty or {}).items()},
         "rationale_join": join_stats, "parameters": parameters, "metrics": results,
     }
+    summary.update(extra or {})
     if join_stats:
         summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
     if training_args.should_save:
@@ -483,6 +485,9 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
 
     if is_causal_run(model_args):  # a decoder-only checkpoint: prompt -> summary, white-box or sparse top-K KD
         return run_causal(model_args, data_args, training_args, checkpoint)
+    if data_args.brd_passages_dir:
+        raise InputError("--brd_passages_dir trains a causal (decoder-only) student with the LM loss; a BART/LSR-MWF "
+                         "student's --stage basic_reading denoises --basic_reading_file")
     if data_args.teacher_logprobs_file:
         raise InputError("--teacher_logprobs_file trains a causal (decoder-only) student; give one as --model_name_or_path")
 
