@@ -52,8 +52,10 @@ def _fewshot(messages) -> Optional[str]:
     """A BRD few-shot request (one user message, no system message): its input sentence, else None."""
     if not messages or messages[0].get("role") != "user" or "<document>" in (messages[0].get("content") or ""):
         return None
-    last = messages[0]["content"].rsplit("\n\n", 1)[-1]
-    return last.splitlines()[0].split(":", 1)[-1].strip()
+    first = messages[0]["content"].rsplit("\n\n", 1)[-1].splitlines()[0]
+    if not first.startswith(("Enter a sentence:", "The sentence:")):  # e.g. a teacher log-probs request
+        return None
+    return first.split(":", 1)[-1].strip()
 
 
 def _document(messages) -> str:

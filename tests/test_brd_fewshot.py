@@ -90,8 +90,10 @@ def test_generation_sends_separate_fewshot_requests_and_resumes(tmp_path):
         bodies = [r["body"] for r in srv.requests]
     assert len(bodies) == 6
     assert all("response_format" not in b and len(b["messages"]) == 1 and b["messages"][0]["role"] == "user" for b in bodies)
-    assert bodies[0]["messages"][0]["content"].endswith("\n\nEnter a sentence: Apple sold a new phone in Paris.\nOutput:")
-    assert bodies[3]["messages"][0]["content"].endswith("\n\nThe sentence: Apple sold a new phone in Paris.")
+    # concurrent requests arrive in any order: the first run sent the 3 NER requests, the second the 3 QRA ones
+    assert any(b["messages"][0]["content"].endswith("\n\nEnter a sentence: Apple sold a new phone in Paris.\nOutput:")
+               for b in bodies[:3])
+    assert any(b["messages"][0]["content"].endswith("\n\nThe sentence: Apple sold a new phone in Paris.") for b in bodies[3:])
     rows = {r["id"]: r for r in rows_of(out)}
     assert sorted(rows) == ["0:0:ner", "0:0:qra", "0:1:ner", "0:1:qra", "1:0:ner", "1:0:qra"]
     ner, qra = rows["0:0:ner"], rows["0:0:qra"]

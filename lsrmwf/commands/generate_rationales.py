@@ -105,9 +105,7 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         raise InputError("--concurrency must be at least 1")
     check_writable_file(args_pipe.output, "--output")
     if args_pipe.task == "rationales":
-        selection = selection_of(args_pipe, data)
-        if args_pipe.rationales is None:
-            raise InputError("--rationales not set: give --preset cnndm|xsum or set it explicitly")
+        selection = selection_of(args_pipe, data, needed=("rationales", "score", "score_threshold"))
         task = RationaleTask(selection, rationales=args_pipe.rationales, max_rationales=args_pipe.max_rationales,
                              max_document_words=args_pipe.max_document_words)
     elif args_pipe.task == "teacher_logprobs":
@@ -179,13 +177,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def selection_of(pipe: PipelineArguments, data: DataArguments):
-    """The rationale selection settings (preset-filled), for a run or for ``--rescore``."""
+def selection_of(pipe: PipelineArguments, data: DataArguments, needed=("score", "score_threshold")):
+    """The rationale selection settings (preset-filled), for a run or for ``--rescore``; every setting in
+    ``needed`` must end up set."""
     from ..llm.pipeline import Selection
 
     preset = pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
     fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold"))
-    missing = [f"--{k}" for k in ("score", "score_threshold") if getattr(pipe, k) is None]
+    missing = [f"--{k}" for k in needed if getattr(pipe, k) is None]
     if missing:
         raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
     return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure)

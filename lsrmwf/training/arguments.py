@@ -87,6 +87,21 @@ class ModelArguments:
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Where hub models and datasets are cached."})
     model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
 
+    _config: Optional[object] = field(default=None, init=False, repr=False)  # read once by load_config
+
+    def load_config(self):
+        """The checkpoint's config, read once; a path or hub name that cannot be loaded is an InputError."""
+        if self._config is None:
+            from transformers import AutoConfig
+
+            try:
+                self._config = AutoConfig.from_pretrained(self.model_name_or_path, cache_dir=self.cache_dir,
+                                                          revision=self.model_revision)
+            except (OSError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise InputError(f"--model_name_or_path {self.model_name_or_path}: cannot be loaded ({first})") from None
+        return self._config
+
     def __post_init__(self):
         if self.views is not None:
             bad = [v for v in self.views if v not in VIEWS]

@@ -44,11 +44,7 @@ def is_causal_config(config) -> bool:
 def is_causal_run(model_args) -> bool:
     if not model_args.model_name_or_path:
         return False
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-                                        revision=model_args.model_revision)
-    return is_causal_config(config)
+    return is_causal_config(model_args.load_config())
 
 
 def document_hash(document: str) -> str:

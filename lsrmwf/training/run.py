@@ -192,7 +192,7 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
     ``--config_overrides`` and a BPE tokenizer trained on ``train_texts`` (or, when resuming, the one
     saved in ``checkpoint``).
     """
-    from transformers import AutoConfig, AutoTokenizer, BartConfig, BartForConditionalGeneration
+    from transformers import AutoTokenizer, BartConfig, BartForConditionalGeneration
 
     from ..models.configuration_lsrmwf import LsrMwfConfig
     from ..models.modeling_lsrmwf import LsrMwfForConditionalGeneration
@@ -205,11 +205,7 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
         lsr_kwargs["view_ffn_dim"] = model_args.view_ffn_dim
     path = model_args.model_name_or_path
     if path:
-        try:
-            config = AutoConfig.from_pretrained(path, **hub)
-        except (OSError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(f"--model_name_or_path {path}: cannot be loaded ({first})") from None
+        config = model_args.load_config()
         check_bart_checkpoint(path, config)
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or path, **hub)
         if model_args.baseline:
