@@ -64,9 +64,10 @@ def cache_of(output):
 
 
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``hidden`` [B, T, D] over positions where ``mask`` [B, T] is non-zero; zeros if none."""
-    mask = mask.to(hidden.dtype).unsqueeze(-1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    """Mean of ``hidden`` [B, T, D] over positions where ``mask`` [B, T] is non-zero; zeros if none.
+    ``hidden`` may have middle dimensions ([B, V, T, D]: every view pooled with the same mask)."""
+    mask = mask.to(hidden.dtype).reshape(mask.shape[0], *([1] * (hidden.dim() - 3)), mask.shape[1], 1)
+    return (hidden * mask).sum(-2) / mask.sum(-2).clamp(min=1.0)
 
 
 def alignment_loss(pooled: torch.Tensor, target: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -91,7 +92,14 @@ class GatedFusion(torch.autograd.Function):
     def forward(ctx, hidden, views, gates):
         ctx.save_for_backward(views, gates)
         b, v = views.shape[:2]
-        return hidden + torch.matmul(gates.to(views.dtype), views.reshape(b, v, -1)).view_as(hidden)
+        # [B, 1, V] @ [B, V, T*D] reads the views in place; matmul([V], [B, V, T*D]) copied them to
+        # [B*T*D, V] for a matrix-vector product, in every layer. Same sum, ~10x faster on CPU.
+        weights = gates.to(views.dtype).view(1, 1, v).expand(b, 1, v)
+        flat = views.reshape(b, v, -1)
+        if hidden.dtype == views.dtype and not torch.is_autocast_enabled(hidden.device.type):
+            return torch.baddbmm(hidden.reshape(b, 1, -1), weights, flat).view_as(hidden)
+        # mixed dtypes or autocast: the product in the views' (autocast) dtype, the sum in the promoted one
+        return hidden + torch.bmm(weights, flat).view_as(hidden)
 
     @staticmethod
     def backward(ctx, grad):
@@ -362,7 +370,7 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
         return masked_mean(hidden, attention_mask)
 
     def _view_losses(self, view_states, attention_mask, rationale_inputs):
-        losses = {}
+        losses, pooled = {}, None
         batch, _, length, _ = view_states.shape
         doc_mask = attention_mask if attention_mask is not None else view_states.new_ones(batch, length)
         for k, view in enumerate(self.config.views):
@@ -377,8 +385,11 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
             else:
                 target = target.detach()
                 present = target.abs().sum(-1) > 0
-            pooled = masked_mean(view_states[:, k], doc_mask)
-            losses[view] = alignment_loss(pooled, target, present.to(pooled.device))
+            if pooled is None:
+                # All views pooled in one pass: the backward writes one [B, V, T, D] gradient, where pooling
+                # view_states[:, k] view by view wrote a zero-filled one per view and summed them.
+                pooled = masked_mean(view_states, doc_mask)
+            losses[view] = alignment_loss(pooled[:, k], target, present.to(pooled.device))
         return losses or None
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,

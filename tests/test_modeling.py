@@ -313,3 +313,31 @@ def test_fusion_keeps_no_per_layer_copy_of_the_views_for_backward():
         return len({ptr for ptr, n in sizes if n == view_bytes})
 
     assert view_sized_storages(2) == view_sized_storages(6) == 1
+
+
+def test_fusion_and_view_pooling_fast_paths_match_the_plain_formulas():
+    """GatedFusion's fused multiply-add (fp32, non-contiguous input), its autocast path, and the
+    one-pass pooling of all views give what the plain per-layer / per-view expressions give."""
+    from lsrmwf.modeling import GatedFusion, masked_mean
+
+    g = torch.Generator().manual_seed(4)
+    views = torch.randn(2, 3, 6, 8, generator=g, requires_grad=True)
+    gates = torch.rand(3, generator=g, requires_grad=True)
+    hidden = torch.randn(2, 8, 6, generator=g).transpose(1, 2).requires_grad_()  # non-contiguous
+    plain = lambda h, v, w: h + torch.matmul(w.to(v.dtype), v.reshape(v.shape[0], v.shape[1], -1)).view_as(h)  # noqa: E731
+    out, grad = GatedFusion.apply(hidden, views, gates), torch.randn(2, 6, 8, generator=g)
+    expected = plain(hidden, views, gates)
+    torch.testing.assert_close(out, expected)
+    for a, b in zip(torch.autograd.grad(out, (hidden, views, gates), grad), torch.autograd.grad(expected, (hidden, views, gates), grad)):
+        torch.testing.assert_close(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = GatedFusion.apply(hidden, views, gates), plain(hidden, views, gates)
+    assert out.dtype == expected.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    pooled = masked_mean(views, mask)
+    assert pooled.shape == (2, 3, 8)
+    for k in range(3):
+        torch.testing.assert_close(pooled[:, k], masked_mean(views[:, k], mask))
