@@ -118,6 +118,51 @@ class GatedFusion(torch.autograd.Function):
         return grad, grad_views, grad_gates
 
 
+class AllLayersFusion(torch.autograd.Function):
+    """Every decoder layer's ``X + sum_v g[l, v] * views[:, v]`` at once: ``X`` [B, T, D], ``views``
+    [B, V, T, D], ``g`` [L, V] -> [L, B, T, D], one [L, V] @ [V, T*D] product per example.
+
+    Same sums as a `GatedFusion` per layer, but the backward gets the L layers' gradients together and
+    takes the views' and gates' gradients as two products, where L per-layer fusions each wrote a
+    [B, V, T, D] gradient that autograd then added up, L times, and read the views once per layer.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, views, gates):
+        ctx.save_for_backward(views, gates)
+        b, v, layers = views.shape[0], views.shape[1], gates.shape[0]
+        weights, flat_views, flat_hidden = gates.to(views.dtype), views.reshape(b, v, -1), hidden.reshape(b, 1, -1)
+        fused = hidden.new_empty((layers, *hidden.shape))
+        for i in range(b):  # written in place: fused[l] is each layer's contiguous [B, T, D]
+            torch.addmm(flat_hidden[i], weights, flat_views[i], out=fused[:, i].view(layers, -1))
+        return fused
+
+    @staticmethod
+    def backward(ctx, grad):
+        views, gates = ctx.saved_tensors
+        b, v, layers = views.shape[0], views.shape[1], gates.shape[0]
+        weights, flat_views = gates.to(views.dtype), views.reshape(b, v, -1)
+        grad_hidden = grad.sum(0) if ctx.needs_input_grad[0] else None
+        grad_views = grad_gates = None
+        if ctx.needs_input_grad[1]:
+            grad_views = views.new_empty(views.shape)
+            for i in range(b):
+                torch.mm(weights.t(), grad[:, i].reshape(layers, -1), out=grad_views[i].view(v, -1))
+        if ctx.needs_input_grad[2]:
+            grad_gates = sum(torch.mm(grad[:, i].reshape(layers, -1), flat_views[i].t()) for i in range(b)).to(gates.dtype)
+        return grad_hidden, grad_views, grad_gates
+
+
+class LayerFusions:
+    """The decoder layers' fused encoder states, computed for all layers at once by the decoder."""
+
+    def __init__(self, fused: torch.Tensor):
+        self.fused = fused.unbind(0)
+
+    def __getitem__(self, layer_idx: int) -> torch.Tensor:
+        return self.fused[layer_idx]
+
+
 @dataclass
 class LsrMwfEncoderOutput(BaseModelOutput):
     """BART's encoder output plus the rationale views.
@@ -252,7 +297,9 @@ class LsrMwfDecoderLayer(BartDecoderLayer):
     def gates(self) -> torch.Tensor:
         return torch.sigmoid(self.gate_logits)
 
-    def fuse(self, encoder_hidden_states: torch.Tensor, view_states: torch.Tensor) -> torch.Tensor:
+    def fuse(self, encoder_hidden_states: torch.Tensor, view_states) -> torch.Tensor:
+        if isinstance(view_states, LayerFusions):  # already fused for every layer by the decoder
+            return view_states[self.layer_idx]
         return GatedFusion.apply(encoder_hidden_states, view_states, self.gates())  # casts to the views' dtype itself
 
     def forward(self, hidden_states, attention_mask=None, encoder_hidden_states=None, encoder_attention_mask=None,
@@ -275,6 +322,29 @@ class LsrMwfDecoder(LsrMwfPreTrainedModel, BartDecoder):
         BartDecoder.__init__(self, config)
         self.layers = nn.ModuleList([LsrMwfDecoderLayer(config, layer_idx=i) for i in range(config.decoder_layers)])
         self.post_init()
+
+    def forward(self, *args, view_states=None, **kwargs):
+        hidden = kwargs.get("encoder_hidden_states")
+        if isinstance(view_states, torch.Tensor) and self._fuses_all_layers_at_once(hidden, view_states, kwargs):
+            gates = torch.stack([layer.gates() for layer in self.layers])
+            view_states = LayerFusions(AllLayersFusion.apply(hidden, view_states, gates))
+        return BartDecoder.forward(self, *args, view_states=view_states, **kwargs)
+
+    def _fuses_all_layers_at_once(self, hidden, views, kwargs) -> bool:
+        """When gradients are taken: each layer's `GatedFusion` is what runs under no_grad (generation),
+        autocast or mixed dtypes, gradient checkpointing (a layer's recompute must compute its own
+        fusion), and once the cross-attention cache holds the keys and values."""
+        cache = next((kwargs[n] for n in _CACHE_NAMES if kwargs.get(n) is not None), None)
+        return (
+            torch.is_grad_enabled()
+            and hidden is not None
+            and hidden.dtype == views.dtype
+            and not torch.is_autocast_enabled(hidden.device.type)
+            and not self.gradient_checkpointing
+            and not any(getattr(layer, "gradient_checkpointing", False) for layer in self.layers)
+            and not (isinstance(cache, EncoderDecoderCache) and any(cache.is_updated.values()))
+            and [layer.layer_idx for layer in self.layers] == list(range(len(self.layers)))
+        )
 
 
 class LsrMwfModel(LsrMwfPreTrainedModel, BartModel):

@@ -341,3 +341,45 @@ def test_fusion_and_view_pooling_fast_paths_match_the_plain_formulas():
     assert pooled.shape == (2, 3, 8)
     for k in range(3):
         torch.testing.assert_close(pooled[:, k], masked_mean(views[:, k], mask))
+
+
+def test_training_fuses_all_layers_at_once_with_the_per_layer_results():
+    """With gradients on, the decoder fuses every layer in one AllLayersFusion; the loss and every
+    gradient equal the per-layer GatedFusion path's, and each layer still reads its fusion through fuse()."""
+    from lsrmwf.modeling import AllLayersFusion, GatedFusion, LsrMwfDecoder
+
+    g = torch.Generator().manual_seed(5)
+    hidden = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    views = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    gates = torch.rand(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(AllLayersFusion.apply, (hidden, views, gates))
+    fused = AllLayersFusion.apply(hidden, views, gates)
+    for layer in range(4):
+        torch.testing.assert_close(fused[layer], GatedFusion.apply(hidden, views, gates[layer]))
+
+    def run(at_once):
+        model = tiny_model(gate_init=0.1)
+        calls = []
+        for layer in model.model.decoder.layers:
+            original = layer.fuse
+            layer.fuse = lambda *a, _orig=original: calls.append(1) or _orig(*a)
+        seen = []
+        original_apply = AllLayersFusion.apply
+        AllLayersFusion.apply = lambda *a: seen.append(1) or original_apply(*a)
+        decide = LsrMwfDecoder._fuses_all_layers_at_once
+        if not at_once:
+            LsrMwfDecoder._fuses_all_layers_at_once = lambda *a: False
+        try:
+            out = model(**batch())
+            (out.loss + sum(out.view_losses.values())).backward()
+        finally:
+            AllLayersFusion.apply = original_apply
+            LsrMwfDecoder._fuses_all_layers_at_once = decide
+        assert len(calls) == len(model.model.decoder.layers) and len(seen) == int(at_once)
+        return out.loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    (loss_a, grads_a), (loss_b, grads_b) = run(True), run(False)
+    torch.testing.assert_close(loss_a, loss_b)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=name)
