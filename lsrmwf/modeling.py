@@ -331,9 +331,9 @@ class LsrMwfDecoder(LsrMwfPreTrainedModel, BartDecoder):
         return BartDecoder.forward(self, *args, view_states=view_states, **kwargs)
 
     def _fuses_all_layers_at_once(self, hidden, views, kwargs) -> bool:
-        """When gradients are taken: each layer's `GatedFusion` is what runs under no_grad (generation),
-        autocast or mixed dtypes, gradient checkpointing (a layer's recompute must compute its own
-        fusion), and once the cross-attention cache holds the keys and values."""
+        """When gradients are taken. Each layer's own `GatedFusion` is what runs under no_grad
+        (generation), autocast or mixed dtypes, gradient checkpointing (a layer's recompute must compute
+        its own fusion), and once the cross-attention cache holds the keys and values."""
         cache = next((kwargs[n] for n in _CACHE_NAMES if kwargs.get(n) is not None), None)
         return (
             torch.is_grad_enabled()
@@ -344,6 +344,8 @@ class LsrMwfDecoder(LsrMwfPreTrainedModel, BartDecoder):
             and not any(getattr(layer, "gradient_checkpointing", False) for layer in self.layers)
             and not (isinstance(cache, EncoderDecoderCache) and any(cache.is_updated.values()))
             and [layer.layer_idx for layer in self.layers] == list(range(len(self.layers)))
+            # read outside their layers' forward: only when every gate is there whole (not a ZeRO-3/FSDP shard)
+            and all(layer.gate_logits.numel() == views.shape[1] for layer in self.layers)
         )
 
 
