@@ -1,8 +1,8 @@
 """Plain BART vs LSR-MWF in one run: training step time, peak memory, beam-search time.
 
 Same harness, same batch, same depth as bart-large (12 encoder + 12 decoder layers) at a width a
-CPU can run. Prints ratios LSR-MWF / BART; targets: step <= 1.25x, peak memory <= 1.2x,
-generation <= 1.10x.
+CPU can run. Prints ratios LSR-MWF / BART; targets: step <= 1.15x, peak memory <= 1.15x,
+generation <= 1.05x, and the step-time ratio within 0.03 of the step's FLOP ratio.
 
     python bench/bench_model.py                      # CPU defaults: d_model 256, source 512, target 64
     python bench/bench_model.py --d_model 1024 --batch_size 8 --device cuda   # bart-large width
@@ -11,9 +11,21 @@ Peak memory: on CUDA, ``torch.cuda.max_memory_allocated``. On CPU there is no al
 it is computed as weights + gradients + Adam state + every tensor autograd keeps for the backward
 (counted once per storage through saved-tensor hooks), measured during a real step.
 
-Step and generation times are medians, over interleaved runs, of each LSR-MWF run's time divided
-by the BART run just before it; on a shared CPU single steps vary by +-20%, so the script also prints the
-step's matmul + attention FLOP ratio, which does not depend on the machine.
+Step time: ``--repeats`` alternating repeats (default 5), each timing ``--steps`` training steps of
+each model, the two models taking turns step by step and the one that goes first alternating from
+one repeat to the next. A repeat's ratio is its LSR-MWF time over its BART time; the printed step
+ratio is the median over repeats. Generation alternates the same way. On a shared CPU single steps
+vary by +-20%, so the script also prints the step's matmul + attention FLOP ratio, which does not
+depend on the machine. ``--clock cpu`` times with the process's CPU time instead of the wall clock:
+with ``OMP_NUM_THREADS=1`` on a machine that other jobs load, that leaves out the time the process
+waits for a core (with more threads it would count their spin-waits instead).
+
+FLOPs: ``torch.utils.flop_counter`` counts matmuls and the CUDA attention kernels, but nothing for the
+CPU one (``_scaled_dot_product_flash_attention_for_cpu`` and its backward), so on CPU attention is
+counted here with the same convention PyTorch uses for the CUDA kernels: forward ``Q K^T`` and ``P V``,
+2 * B * H * Tq * Tk * (Dqk + Dv) (= 4 * B * H * Tq * Tk * Dh); backward recomputes ``Q K^T`` and takes
+``dP = dO V^T``, ``dV = P^T dO``, ``dQ = dS K``, ``dK = dS^T Q``, 2 * B * H * Tq * Tk * (3 * Dqk + 2 * Dv)
+(= 10 * B * H * Tq * Tk * Dh, 2.5x the forward). Causal masking is not discounted (as in PyTorch).
 
 LSR-MWF is timed as it trains by default (rationale targets pre-encoded once, ``--cache_rationale_
 targets``); ``--rationale_ids`` times the uncached path, which adds three short encoder passes.
@@ -45,8 +57,10 @@ def parse():
     p.add_argument("--batch_size", type=int, default=2)
     p.add_argument("--gen_batch_size", type=int, default=2)
     p.add_argument("--num_beams", type=int, default=4)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--gen_repeats", type=int, default=3)
+    p.add_argument("--steps", type=int, default=2, help="timed training steps per model in each repeat (0: no step timing)")
+    p.add_argument("--repeats", type=int, default=5, help="alternating repeats of --steps steps per model; the step ratio is their median")
+    p.add_argument("--gen_repeats", type=int, default=3, help="timed beam searches per model, alternating (0: no generation timing)")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall clock, or the process's CPU time (see above)")
     p.add_argument("--rationale_ids", action="store_true", help="feed rationale token ids instead of cached targets")
     p.add_argument("--view_ffn_dim", type=int, default=None, help="view layers' FFN width (default: the config's, 2 * d_model; 4 * d_model = full BART layers)")
     p.add_argument("--gradient_checkpointing", action="store_true", help="recompute every layer in backward, in both models")
@@ -123,14 +137,51 @@ def saved_activation_bytes(model, batch):
     return sum(seen.values())
 
 
+def _attention_shapes(query, key, value):
+    b, h, tq, dqk = query
+    bk, hk, tk, dk = key
+    _, _, tv, dv = value
+    if not (b == bk and dk == dqk and tv == tk and h % hk == 0):
+        raise ValueError(f"attention shapes q={query} k={key} v={value} do not fit together")
+    return b * h, tq, tk, dqk, dv
+
+
+def cpu_attention_flops(query, key, value, *args, out_shape=None, **kwargs):
+    """Forward of ``_scaled_dot_product_flash_attention_for_cpu``: S = Q K^T and O = P V."""
+    bh, tq, tk, dqk, dv = _attention_shapes(query, key, value)
+    return 2 * bh * tq * tk * dqk + 2 * bh * tq * tk * dv
+
+
+def cpu_attention_backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs):
+    """Backward: S = Q K^T recomputed, dP = dO V^T, dV = P^T dO, dQ = dS K, dK = dS^T Q."""
+    bh, tq, tk, dqk, dv = _attention_shapes(query, key, value)
+    return 2 * bh * tq * tk * (3 * dqk + 2 * dv)
+
+
+CPU_ATTENTION_FLOPS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention_flops,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: cpu_attention_backward_flops,
+}
+ATTENTION_OPS = {
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention_for_cpu_backward",
+    "_scaled_dot_product_flash_attention", "_scaled_dot_product_flash_attention_backward",
+    "_scaled_dot_product_efficient_attention", "_scaled_dot_product_efficient_attention_backward",
+    "_scaled_dot_product_cudnn_attention", "_scaled_dot_product_cudnn_attention_backward",
+    "_flash_attention_forward", "_flash_attention_backward", "_efficient_attention_forward", "_efficient_attention_backward",
+}
+
+
 def step_flops(model, batch):
-    """Matmul and attention FLOPs of one forward+backward: a machine-independent view of step cost."""
+    """Matmul + attention FLOPs of one forward+backward (a machine-independent view of step cost),
+    and the attention part of them."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as counter:
         loss_of(model(**batch)).backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    counts = counter.get_flop_counts()["Global"]
+    attention = sum(n for op, n in counts.items() if getattr(op, "__name__", str(op)).split(".")[0] in ATTENTION_OPS)
+    return counter.get_total_flops(), attention
 
 
 def peak_memory(args, model, opt, batch):
@@ -158,21 +209,30 @@ def main():
     for name in models:  # warm-up (allocates Adam state) and peak memory
         train_step(models[name], opts[name], batches[name])
         results[name]["peak_memory_mb"] = peak_memory(args, models[name], opts[name], batches[name]) / 2**20
-        results[name]["step_gflop"] = step_flops(models[name], batches[name]) / 1e9
+        total, attention = step_flops(models[name], batches[name])
+        results[name]["step_gflop"], results[name]["attention_gflop"] = total / 1e9, attention / 1e9
+        if attention == 0:
+            print(f"warning: no attention FLOPs counted for {name}: its attention kernel has no formula", file=sys.stderr)
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    names = tuple(models)
     times = {name: [] for name in models}
-    for _ in range(args.steps):  # interleaved so machine load hits both alike
-        for name in models:
-            sync(args.device)
-            t = time.perf_counter()
-            train_step(models[name], opts[name], batches[name])
-            sync(args.device)
-            times[name].append(time.perf_counter() - t)
+    repeat_ratios = []
+    for r in range(args.repeats if args.steps > 0 else 0):
+        # The models take turns step by step, and the first alternates between repeats, so both see
+        # the machine's load of the moment alike; a repeat's ratio is its summed LSR-MWF time over BART's.
+        spent = dict.fromkeys(names, 0.0)
+        for _ in range(args.steps):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                sync(args.device)
+                t = clock()
+                train_step(models[name], opts[name], batches[name])
+                sync(args.device)
+                times[name].append(clock() - t)
+                spent[name] += times[name][-1]
+        repeat_ratios.append(spent["lsrmwf"] / spent["bart"])
     for name in models:
-        results[name]["step_s"] = statistics.median(times[name])
-    # Each LSR-MWF step runs right after a BART step, so a pair shares the machine's load of the
-    # moment; the median of the per-pair ratios is steadier than a ratio of medians on a busy CPU.
-    pair_ratios = sorted(l / b for b, l in zip(times["bart"], times["lsrmwf"]))
+        results[name]["step_s"] = statistics.median(times[name]) if times[name] else float("nan")
 
     gen_times = {name: [] for name in models}
     src = batches["bart"]["input_ids"][: args.gen_batch_size]
@@ -184,41 +244,51 @@ def main():
     with torch.no_grad():
         for name in models:  # warm-up
             models[name].generate(src, attention_mask=mask, **gen_kwargs)
-        for _ in range(args.gen_repeats):
-            for name in models:
+        for r in range(args.gen_repeats):
+            for name in (names if r % 2 == 0 else names[::-1]):
                 sync(args.device)
-                t = time.perf_counter()
+                t = clock()
                 out = models[name].generate(src, attention_mask=mask, **gen_kwargs)
                 sync(args.device)
-                gen_times[name].append(time.perf_counter() - t)
+                gen_times[name].append(clock() - t)
                 assert out.shape[1] == args.target_length, "forced lengths differ: the comparison would be unfair"
     for name in models:
-        results[name]["generate_s"] = statistics.median(gen_times[name])
+        results[name]["generate_s"] = statistics.median(gen_times[name]) if gen_times[name] else float("nan")
 
     b, l = results["bart"], results["lsrmwf"]
+    gen_ratios = [g_l / g_b for g_b, g_l in zip(gen_times["bart"], gen_times["lsrmwf"])]
     ratios = {
-        "step_time": statistics.median(pair_ratios),
+        "step_time": statistics.median(repeat_ratios) if repeat_ratios else float("nan"),
         "peak_memory": l["peak_memory_mb"] / b["peak_memory_mb"],
-        "generation_time": statistics.median(g_l / g_b for g_b, g_l in zip(gen_times["bart"], gen_times["lsrmwf"])),
+        "generation_time": statistics.median(gen_ratios) if gen_ratios else float("nan"),
+        "step_flops": l["step_gflop"] / b["step_gflop"],
     }
-    targets = {"step_time": 1.25, "peak_memory": 1.20, "generation_time": 1.10}
+    targets = {"step_time": 1.15, "peak_memory": 1.15, "generation_time": 1.05}
     print(f"device={args.device} threads={torch.get_num_threads()} layers={args.layers}+{args.layers} d_model={args.d_model} "
           f"source={args.source_length} target={args.target_length} batch={args.batch_size} beams={args.num_beams} "
           f"rationale targets={'token ids (uncached)' if args.rationale_ids else 'pre-encoded (cached)'} "
-          f"gradient checkpointing={'on' if args.gradient_checkpointing else 'off'} steps={args.steps} view_ffn_dim={models['lsrmwf'].config.view_ffn_dim}")
+          f"gradient checkpointing={'on' if args.gradient_checkpointing else 'off'} view_ffn_dim={models['lsrmwf'].config.view_ffn_dim} "
+          f"repeats={args.repeats}x{args.steps} steps gen_repeats={args.gen_repeats} clock={args.clock}")
     print(f"{'':14}{'BART':>12}{'LSR-MWF':>12}{'ratio':>9}{'target':>9}")
     print(f"{'params (M)':14}{b['params'] / 1e6:12.2f}{l['params'] / 1e6:12.2f}{l['params'] / b['params']:9.3f}")
     rows = [("step (s)", "step_s", "step_time"), ("peak mem (MB)", "peak_memory_mb", "peak_memory"), ("generate (s)", "generate_s", "generation_time")]
     for label, key, r in rows:
+        if ratios[r] != ratios[r]:  # nan: not timed in this run
+            continue
         ok = "ok" if ratios[r] <= targets[r] else "MISSED"
         print(f"{label:14}{b[key]:12.3f}{l[key]:12.3f}{ratios[r]:9.3f}{'<= ' + str(targets[r]):>9}  {ok}")
-    print(f"{'step (GFLOP)':14}{b['step_gflop']:12.1f}{l['step_gflop']:12.1f}{l['step_gflop'] / b['step_gflop']:9.3f}"
-          "   (matmul + attention only; the same on any machine)")
-    print(f"step ratio per interleaved pair: min {pair_ratios[0]:.3f}, max {pair_ratios[-1]:.3f} (the spread is machine noise)")
+    print(f"{'step (GFLOP)':14}{b['step_gflop']:12.1f}{l['step_gflop']:12.1f}{ratios['step_flops']:9.3f}"
+          f"   matmul + attention (attention {b['attention_gflop']:.1f} / {l['attention_gflop']:.1f}); the same on any machine")
+    if repeat_ratios:
+        gap = ratios["step_time"] - ratios["step_flops"]
+        print(f"step time ratio - FLOP ratio: {gap:+.3f} (target <= +0.03: {'ok' if gap <= 0.03 else 'MISSED'}); "
+              f"per repeat: {', '.join(f'{x:.3f}' for x in repeat_ratios)} (the spread is machine noise)")
+    if gen_ratios:
+        print(f"generation ratio per repeat: {', '.join(f'{x:.3f}' for x in gen_ratios)}")
     if args.output:
         with open(args.output, "w") as f:
             json.dump({"args": vars(args), "results": results, "ratios": ratios, "targets": targets,
-                       "step_pair_ratios": pair_ratios}, f, indent=2)
+                       "step_repeat_ratios": repeat_ratios, "generation_ratios": gen_ratios}, f, indent=2)
 
 
 if __name__ == "__main__":

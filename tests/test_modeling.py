@@ -316,3 +316,73 @@ def test_fusion_keeps_no_per_layer_copy_of_the_views_for_backward():
         return len({ptr for ptr, n in sizes if n == view_bytes})
 
     assert view_sized_storages(2) == view_sized_storages(6) == 1
+
+
+def test_fusion_and_view_pooling_fast_paths_match_the_plain_formulas():
+    """GatedFusion's fused multiply-add (fp32, non-contiguous input), its autocast path, and the
+    one-pass pooling of all views give what the plain per-layer / per-view expressions give."""
+    from lsrmwf.models.modeling_lsrmwf import GatedFusion, masked_mean
+
+    g = torch.Generator().manual_seed(4)
+    views = torch.randn(2, 3, 6, 8, generator=g, requires_grad=True)
+    gates = torch.rand(3, generator=g, requires_grad=True)
+    hidden = torch.randn(2, 8, 6, generator=g).transpose(1, 2).requires_grad_()  # non-contiguous
+    plain = lambda h, v, w: h + torch.matmul(w.to(v.dtype), v.reshape(v.shape[0], v.shape[1], -1)).view_as(h)  # noqa: E731
+    out, grad = GatedFusion.apply(hidden, views, gates), torch.randn(2, 6, 8, generator=g)
+    expected = plain(hidden, views, gates)
+    torch.testing.assert_close(out, expected)
+    for a, b in zip(torch.autograd.grad(out, (hidden, views, gates), grad), torch.autograd.grad(expected, (hidden, views, gates), grad)):
+        torch.testing.assert_close(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, expected = GatedFusion.apply(hidden, views, gates), plain(hidden, views, gates)
+    assert out.dtype == expected.dtype == torch.float32
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    pooled = masked_mean(views, mask)
+    assert pooled.shape == (2, 3, 8)
+    for k in range(3):
+        torch.testing.assert_close(pooled[:, k], masked_mean(views[:, k], mask))
+
+
+def test_training_fuses_all_layers_at_once_with_the_per_layer_results():
+    """With gradients on, the decoder fuses every layer in one AllLayersFusion; the loss and every
+    gradient equal the per-layer GatedFusion path's, and each layer still reads its fusion through fuse()."""
+    from lsrmwf.models.modeling_lsrmwf import AllLayersFusion, GatedFusion, LsrMwfDecoder
+
+    g = torch.Generator().manual_seed(5)
+    hidden = torch.randn(2, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    views = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    gates = torch.rand(4, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(AllLayersFusion.apply, (hidden, views, gates))
+    fused = AllLayersFusion.apply(hidden, views, gates)
+    for layer in range(4):
+        torch.testing.assert_close(fused[layer], GatedFusion.apply(hidden, views, gates[layer]))
+
+    def run(at_once):
+        model = tiny_model(gate_init=0.1)
+        calls = []
+        for layer in model.model.decoder.layers:
+            original = layer.fuse
+            layer.fuse = lambda *a, _orig=original: calls.append(1) or _orig(*a)
+        seen = []
+        original_apply = AllLayersFusion.apply
+        AllLayersFusion.apply = lambda *a: seen.append(1) or original_apply(*a)
+        decide = LsrMwfDecoder._fuses_all_layers_at_once
+        if not at_once:
+            LsrMwfDecoder._fuses_all_layers_at_once = lambda *a: False
+        try:
+            out = model(**batch())
+            (out.loss + sum(out.view_losses.values())).backward()
+        finally:
+            AllLayersFusion.apply = original_apply
+            LsrMwfDecoder._fuses_all_layers_at_once = decide
+        assert len(calls) == len(model.model.decoder.layers) and len(seen) == int(at_once)
+        return out.loss.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    (loss_a, grads_a), (loss_b, grads_b) = run(True), run(False)
+    torch.testing.assert_close(loss_a, loss_b)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=name)
