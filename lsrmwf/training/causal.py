@@ -27,7 +27,7 @@ from ..distill.logit_kd import kd_loss, load_causal_teacher
 from ..distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, token_bytes_table
 from ..io import InputError
 from ..io.logprobs import read_teacher_logprobs
-from .run import RawData, evaluate, load_raw_data, predict, train, write_run_summary
+from .run import RawData, load_raw_data, train, train_evaluate_predict, write_run_summary
 from .trainer import LsrMwfTrainer
 
 logger = logging.getLogger("lsrmwf.train")
@@ -287,12 +287,6 @@ def run_causal(model_args, data_args, training_args, checkpoint: Optional[str]) 
         train_dataset=data.train, eval_dataset=data.eval, processing_class=tokenizer, teacher_model=teacher,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
-    results = {}
-    if training_args.do_train:
-        results.update(train(trainer, checkpoint, data.train))
-    if training_args.do_eval:
-        results.update(evaluate(trainer, data.eval))
-    if training_args.do_predict:
-        results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args))
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint)
     write_run_summary(training_args, model, raw, None, checkpoint, results)
     return results

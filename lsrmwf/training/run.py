@@ -448,6 +448,18 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[
     return metrics
 
 
+def train_evaluate_predict(trainer, tokenizer, data: RawData, raw: RawData, training_args, checkpoint) -> Dict[str, float]:
+    """Whichever of --do_train, --do_eval, --do_predict was asked for, in that order; their metrics."""
+    results = {}
+    if training_args.do_train:
+        results.update(train(trainer, checkpoint, data.train))
+    if training_args.do_eval:
+        results.update(evaluate(trainer, data.eval))
+    if training_args.do_predict:
+        results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args))
+    return results
+
+
 def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results, parameters=None,
                       extra: Optional[dict] = None) -> dict:
     """``run_summary.json``: what the run trained on and what it measured (main process only)."""
@@ -518,12 +530,6 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
     data.train = encode_rationale_targets(data.train, model, views, model_args, training_args)
 
     trainer = build_trainer(model, tokenizer, teacher, data, raw, training_args)
-    results = {}
-    if training_args.do_train:
-        results.update(train(trainer, checkpoint, data.train))
-    if training_args.do_eval:
-        results.update(evaluate(trainer, data.eval))
-    if training_args.do_predict:
-        results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args))
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint)
     write_run_summary(training_args, model, raw, join_stats, checkpoint, results, parameters)
     return results
