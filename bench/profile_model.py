@@ -19,6 +19,7 @@ autograd engine, and the timing mode's own overhead.
 """
 
 import os
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -85,26 +86,28 @@ def main():
         models[n].train()
         bm.train_step(models[n], opts[n], batches[n])  # warm-up, Adam state
 
+    flops = {n: bm.step_flops(models[n], batches[n]) for n in names}  # (matmul + attention, attention)
     steps = max(parser_args.steps, 1)
-    totals = {n: 0.0 for n in names}
-    results = {n: (defaultdict(float), defaultdict(float)) for n in names}
+    per_step = {n: [] for n in names}
     for i in range(steps):  # alternating (and alternating which goes first), so machine load hits both alike
         for n in (names if i % 2 == 0 else names[::-1]):
             if parser_args.clock == "cpu":
                 with CpuTimeProfile() as prof:
                     bm.train_step(models[n], opts[n], batches[n])
-                t = {k: v / steps for k, v in prof.times.items()}
-                c = {k: v / steps for k, v in prof.calls.items()}
-                t["(outside ops)"] = (prof.total - sum(prof.times.values())) / steps
+                t, c = dict(prof.times), dict(prof.calls)
+                t["(outside ops)"] = prof.total - sum(prof.times.values())
             else:
                 with profile(activities=[ProfilerActivity.CPU]) as prof:
                     bm.train_step(models[n], opts[n], batches[n])
-                t, c = self_times(prof, steps)
-            for k, v in t.items():
-                results[n][0][k] += v
-            for k, v in c.items():
-                results[n][1][k] += v
+                t, c = self_times(prof, 1)
+            per_step[n].append((t, c))
+    # Each op's median over the profiled steps: a step that the machine's load slowed down moves
+    # the medians less than it would move means.
+    results, totals = {}, {}
     for n in names:
+        keys = set().union(*(t for t, _ in per_step[n]))
+        results[n] = ({k: statistics.median(t.get(k, 0.0) for t, _ in per_step[n]) for k in keys},
+                      {k: statistics.median(c.get(k, 0) for _, c in per_step[n]) for k in keys})
         totals[n] = sum(results[n][0].values())
 
     (tb, cb), (tl, cl) = results["bart"], results["lsrmwf"]
@@ -114,14 +117,21 @@ def main():
         by_kind[kind(op)][0] += tb.get(op, 0.0)
         by_kind[kind(op)][1] += tl.get(op, 0.0)
     what = "thread CPU time" if parser_args.clock == "cpu" else "torch.profiler self CPU time"
-    print(f"threads={torch.get_num_threads()} steps profiled per model={steps}; {what} per step (ms)")
-    print(f"{'':12}{'BART':>10}{'LSR-MWF':>10}{'extra':>10}{'ratio':>8}{'share of extra':>16}")
+    print(f"threads={torch.get_num_threads()} steps profiled per model={steps}; {what} per step (ms), "
+          "each op's median over the steps")
+    print(f"{'':12}{'BART':>10}{'LSR-MWF':>10}{'extra':>10}{'ratio':>8}{'FLOP ratio':>12}{'share of extra':>16}")
     extra_total = totals["lsrmwf"] - totals["bart"]
+    flop_ratio = {
+        "matmul": (flops["lsrmwf"][0] - flops["lsrmwf"][1]) / (flops["bart"][0] - flops["bart"][1]),
+        "attention": flops["lsrmwf"][1] / flops["bart"][1],
+        "total": flops["lsrmwf"][0] / flops["bart"][0],
+    }
     for k in ("matmul", "attention", "other"):
         b, l = by_kind[k]
-        print(f"{k:12}{b / 1e3:10.1f}{l / 1e3:10.1f}{(l - b) / 1e3:10.1f}{l / max(b, 1e-9):8.3f}{(l - b) / extra_total:16.1%}")
+        fr = f"{flop_ratio[k]:12.3f}" if k in flop_ratio else f"{'':12}"
+        print(f"{k:12}{b / 1e3:10.1f}{l / 1e3:10.1f}{(l - b) / 1e3:10.1f}{l / max(b, 1e-9):8.3f}{fr}{(l - b) / extra_total:16.1%}")
     print(f"{'total':12}{totals['bart'] / 1e3:10.1f}{totals['lsrmwf'] / 1e3:10.1f}{extra_total / 1e3:10.1f}"
-          f"{totals['lsrmwf'] / totals['bart']:8.3f}")
+          f"{totals['lsrmwf'] / totals['bart']:8.3f}{flop_ratio['total']:12.3f}")
     print()
     top = sorted(ops, key=lambda op: -(tl.get(op, 0.0) - tb.get(op, 0.0)))
     print("top ops by extra self CPU time (LSR-MWF - BART), per step")

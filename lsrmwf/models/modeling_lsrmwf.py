@@ -155,45 +155,48 @@ class GatedFusion(torch.autograd.Function):
 
 
 class AllLayersFusion(torch.autograd.Function):
-    """Every decoder layer's ``X + sum_v g[l, v] * views[:, v]`` at once: ``X`` [B, T, D], ``views``
-    [B, V, T, D], ``g`` [L, V] -> [L, B, T, D], one [L, V] @ [V, T*D] product per example.
+    """Every decoder layer's ``X + sum_v g[l, v] * views[:, v]``: ``X`` [B, T, D], ``views`` [B, V, T, D],
+    ``g`` [L, V] -> L tensors [B, T, D], one per layer, as L `GatedFusion`s would give.
 
-    Same sums as a `GatedFusion` per layer, but the backward gets the L layers' gradients together and
-    takes the views' and gates' gradients as two products, where L per-layer fusions each wrote a
-    [B, V, T, D] gradient that autograd then added up, L times, and read the views once per layer.
+    One autograd node for all layers: its backward receives the L layers' gradients together and adds
+    them into one [B, V, T, D] gradient for the views (and one [B, T, D] for ``X``) in place, where L
+    per-layer fusions each returned a new [B, V, T, D] gradient that autograd then summed out of place.
     """
 
     @staticmethod
     def forward(ctx, hidden, views, gates):
         ctx.save_for_backward(views, gates)
-        b, v, layers = views.shape[0], views.shape[1], gates.shape[0]
+        b, v = views.shape[:2]
         weights, flat_views, flat_hidden = gates.to(views.dtype), views.reshape(b, v, -1), hidden.reshape(b, 1, -1)
-        fused = hidden.new_empty((layers, *hidden.shape))
-        for i in range(b):  # written in place: fused[l] is each layer's contiguous [B, T, D]
-            torch.addmm(flat_hidden[i], weights, flat_views[i], out=fused[:, i].view(layers, -1))
-        return fused
+        return tuple(torch.baddbmm(flat_hidden, w.view(1, 1, v).expand(b, 1, v), flat_views).view_as(hidden) for w in weights)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, *grads):
         views, gates = ctx.saved_tensors
-        b, v, layers = views.shape[0], views.shape[1], gates.shape[0]
+        b, v = views.shape[:2]
         weights, flat_views = gates.to(views.dtype), views.reshape(b, v, -1)
-        grad_hidden = grad.sum(0) if ctx.needs_input_grad[0] else None
-        grad_views = grad_gates = None
+        grad_hidden = grad_views = grad_gates = None
+        if ctx.needs_input_grad[0]:
+            grad_hidden = grads[0].clone()
+            for grad in grads[1:]:
+                grad_hidden.add_(grad)
+        flat = [grad.to(views.dtype).reshape(b, 1, -1) for grad in grads]
         if ctx.needs_input_grad[1]:
-            grad_views = views.new_empty(views.shape)
-            for i in range(b):
-                torch.mm(weights.t(), grad[:, i].reshape(layers, -1), out=grad_views[i].view(v, -1))
+            grad_views = torch.zeros_like(flat_views)
+            for w, grad in zip(weights, flat):  # [B, V, 1] @ [B, 1, T*D], accumulated in place
+                grad_views.baddbmm_(w.view(1, v, 1).expand(b, v, 1), grad)
+            grad_views = grad_views.view_as(views)
         if ctx.needs_input_grad[2]:
-            grad_gates = sum(torch.mm(grad[:, i].reshape(layers, -1), flat_views[i].t()) for i in range(b)).to(gates.dtype)
+            transposed = flat_views.transpose(1, 2)
+            grad_gates = torch.stack([torch.bmm(grad, transposed).sum(0).view(v) for grad in flat]).to(gates.dtype)
         return grad_hidden, grad_views, grad_gates
 
 
 class LayerFusions:
     """The decoder layers' fused encoder states, computed for all layers at once by the decoder."""
 
-    def __init__(self, fused: torch.Tensor):
-        self.fused = fused.unbind(0)
+    def __init__(self, fused):
+        self.fused = fused
 
     def __getitem__(self, layer_idx: int) -> torch.Tensor:
         return self.fused[layer_idx]
