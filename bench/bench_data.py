@@ -82,7 +82,7 @@ def child(argv_json: str) -> None:
     raw = R.load_raw_data(data_args, model_args, training_args)
     times["load"] = time.perf_counter() - t
     t = time.perf_counter()
-    raw.train, _ = R.attach_rationales(raw.train, data_args)
+    raw.train, _ = R.attach_rationales(raw.train, data_args, model_args, training_args)
     times["join"] = time.perf_counter() - t
     t = time.perf_counter()
     model, tokenizer = R.build_model_and_tokenizer(model_args, data_args)

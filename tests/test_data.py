@@ -110,3 +110,40 @@ def test_duplicate_rationale_ids_are_an_error_naming_them_unless_last(tmp_path):
     with pytest.raises(InputError, match=r"dup\.jsonl: 1 id\(s\) written more than once: id 'a' at lines 1, 3.*--on_duplicate last"):
         load_rationales(path)
     assert load_rationales(path, on_duplicate="last")["a"].rationales[0].aspect == "second"
+    docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [
+        {"id": i, "document": f"doc {i}", "summary": "s"} for i in ("a", "b")]))
+    with pytest.raises(InputError, match=r"dup\.jsonl: 1 id\(s\) written more than once: id 'a' at lines 1, 3"):
+        join_rationales(docs, path)
+    ds, _ = join_rationales(docs, path, on_duplicate="last")
+    assert ds["id"] == ["a", "b"] and ds["ea_text"] == ["second", None]
+
+
+def test_the_join_is_cached_and_a_changed_rationale_file_is_read_again(tmp_path, monkeypatch):
+    """The file's Arrow table and the joined split come from datasets' cache on a rerun (no JSON
+    parsed, no row joined again); rewriting the file invalidates both."""
+    import lsrmwf.data.rationales as R
+
+    docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [
+        {"id": i, "document": f"doc {i}", "summary": "s"} for i in ("a", "b", "c")]))
+    rat = tmp_path / "r.jsonl"
+    write_jsonl(rat, [{"id": "a", "rationales": [{"aspect": "one"}]}, {"id": "b", "rationales": [{"aspect": "two"}]}])
+    cache = str(tmp_path / "hf")
+    parsed = []
+    original = R.RationaleRow.from_json
+    monkeypatch.setattr(R.RationaleRow, "from_json", lambda *a, **k: parsed.append(1) or original(*a, **k))
+    first, stats = join_rationales(docs, str(rat), cache_dir=cache)
+    assert len(parsed) == 2 and first["ea_text"] == ["one", "two"] and stats["missing"] == 1
+    again, stats_again = join_rationales(docs, str(rat), cache_dir=cache)
+    assert len(parsed) == 2, "the cached table was parsed again"
+    assert again.cache_files == first.cache_files and again["ea_text"] == ["one", "two"]
+    assert stats_again["line"] == stats["line"]
+    write_jsonl(rat, [{"id": "c", "rationales": [{"aspect": "three"}]}])
+    changed, stats = join_rationales(docs, str(rat), cache_dir=cache)
+    assert len(parsed) == 3 and changed["id"] == ["c"] and changed["ea_text"] == ["three"]
+
+
+def test_a_bad_row_deep_in_the_rationale_file_names_its_line(tmp_path):
+    docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "document": "d", "summary": "s"}]))
+    rat = write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "rationales": []}, {"id": "b", "rationales": "oops"}])
+    with pytest.raises(InputError, match=r"r\.jsonl:2: field 'rationales' must be a list"):
+        join_rationales(docs, rat, cache_dir=str(tmp_path / "hf"))

@@ -147,7 +147,7 @@ def test_teacher_loading_checks_vocabulary(tiny_tokenizer, tmp_path):
 
 def test_llm_summary_targets(aclsum_train, tmp_path):
     from lsrmwf.data.preprocessing import apply_target
-    from lsrmwf.data.rationales import join_rationales, load_rationales
+    from lsrmwf.data.rationales import join_rationales, rationale_table
     from lsrmwf.training.arguments import DataArguments
 
     ds = aclsum_train.select(range(4))
@@ -161,13 +161,13 @@ def test_llm_summary_targets(aclsum_train, tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     joined, _ = join_rationales(ds, str(path))  # drops keep=false
-    llm = apply_target(joined, DataArguments(rationale_file=str(path), target="llm_summary"), load_rationales(str(path)))
+    llm = apply_target(joined, DataArguments(rationale_file=str(path), target="llm_summary"), rationale_table(str(path)))
     assert llm["id"] == [ids_[0], ids_[3]]
     assert llm["summary"] == ["LLM summary zero.", "LLM summary three."]
-    both = apply_target(joined, DataArguments(rationale_file=str(path), target="both"), load_rationales(str(path)))
+    both = apply_target(joined, DataArguments(rationale_file=str(path), target="both"), rationale_table(str(path)))
     assert both["id"] == [ids_[0], ids_[3], ids_[0], ids_[3]]
     assert both["summary"][:2] == [ds[0]["summary"], ds[3]["summary"]]
-    assert apply_target(joined, DataArguments(), {}) is joined
+    assert apply_target(joined, DataArguments(), None) is joined
     with pytest.raises(ValueError, match="--target llm_summary trains on the LLM summaries of --rationale_file"):
         DataArguments(target="llm_summary")
 

@@ -2,31 +2,24 @@
 each view's rationale text)."""
 
 import logging
-from typing import Dict
 
 from ..io import InputError
-from ..io.schema import RationaleRow
 
 logger = logging.getLogger("lsrmwf.train")
 
 
-def apply_target(train, data_args, rows: Dict[str, RationaleRow]):
+def apply_target(train, data_args, table):
     """``--target``: gold summaries, the LLM's total summaries (sequence-level KD), or both.
 
-    ``rows``: the rationale file as read once by :func:`lsrmwf.data.rationales.load_rationales`.
+    ``table``: the rationale file as :func:`lsrmwf.data.rationales.rationale_table` built it.
     """
     if data_args.target == "gold":
         return train
     import datasets
 
-    def llm_summary(i):
-        r = rows.get(i)
-        if r is None or not r.ok or r.keep is False:
-            return None
-        return r.summary.strip() or None
+    from .rationales import llm_summaries
 
-    llm = train.map(lambda b: {"summary": [llm_summary(i) for i in b["id"]]}, batched=True, desc="LLM summaries as targets")
-    llm = llm.filter(lambda b: [s is not None for s in b["summary"]], batched=True)
+    llm = llm_summaries(train, data_args.rationale_file, table, data_args.on_duplicate)
     if len(llm) == 0:
         raise InputError(f"{data_args.rationale_file}: no kept, error-free row with a non-empty 'summary' matches a training "
                          f"example; --target {data_args.target} has nothing to train on")

@@ -19,25 +19,23 @@ def iter_jsonl(path: str, tolerate_torn_tail: bool = False) -> Iterator[Tuple[in
         f = open(path, "rb")
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    with f:
-        lines = f.read().split(b"\n")
-    last = len(lines)
-    for i, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"{path}:{i}: not valid UTF-8 ({e})") from None
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            if tolerate_torn_tail and i == last:
-                continue  # torn final write: the row was never finished
-            raise InputError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
-        yield i, obj
+    with f:  # streamed line by line: a rationale file for CNN/DM is several GB
+        for i, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"{path}:{i}: not valid UTF-8 ({e})") from None
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                if tolerate_torn_tail and not raw.endswith(b"\n"):
+                    continue  # torn final write (only the last line can lack its newline): never finished
+                raise InputError(f"{path}:{i}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{i}: expected a JSON object, got {type(obj).__name__}")
+            yield i, obj
 
 
 def read_json(path: str):

@@ -23,7 +23,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..data.preprocessing import apply_target, tokenize_dataset
-from ..data.rationales import join_rationales, load_rationales
+from ..data.rationales import join_rationales, rationale_table
 from ..distill.basic_reading import build_basic_reading_dataset
 from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
@@ -146,17 +146,22 @@ def load_raw_data(data_args, model_args, training_args) -> RawData:
     return raw
 
 
-def attach_rationales(train, data_args) -> tuple:
-    """Read ``--rationale_file`` once; join the views' texts and apply ``--target``. Returns ``(train, stats)``."""
+def attach_rationales(train, data_args, model_args, training_args) -> tuple:
+    """Join the views' texts from ``--rationale_file`` and apply ``--target``. Returns ``(train, stats)``.
+
+    The main process builds the file's Arrow table and the joined split (both cached by datasets);
+    the other ranks then read them."""
     if train is None or data_args.stage == "basic_reading" or not data_args.rationale_file:
         return train, None
-    rows = load_rationales(data_args.rationale_file, on_duplicate=data_args.on_duplicate)
-    train, stats = join_rationales(train, data_args.rationale_file, policy=data_args.rationale_policy, logger=logger,
-                                   rows=rows)
-    if len(train) == 0:
-        raise InputError(f"{data_args.rationale_file}: no training document has a kept, finished rationale row "
-                         f"({stats['line']}); --rationale_policy ce_only trains them with the token loss only")
-    return apply_target(train, data_args, rows), stats
+    with training_args.main_process_first(desc="joining rationales"):
+        table = rationale_table(data_args.rationale_file, model_args.cache_dir)
+        train, stats = join_rationales(train, data_args.rationale_file, policy=data_args.rationale_policy,
+                                       logger=logger if training_args.should_log else None, table=table,
+                                       on_duplicate=data_args.on_duplicate, cache_dir=model_args.cache_dir)
+        if len(train) == 0:
+            raise InputError(f"{data_args.rationale_file}: no training document has a kept, finished rationale row "
+                             f"({stats['line']}); --rationale_policy ce_only trains them with the token loss only")
+        return apply_target(train, data_args, table), stats
 
 
 # ----------------------------------------------------------------------------------------------
@@ -500,7 +505,7 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
         raise InputError("--teacher_logprobs_file trains a causal (decoder-only) student; give one as --model_name_or_path")
 
     raw = load_raw_data(data_args, model_args, training_args)
-    raw.train, join_stats = attach_rationales(raw.train, data_args)
+    raw.train, join_stats = attach_rationales(raw.train, data_args, model_args, training_args)
 
     set_seed(training_args.seed)
     texts = None
