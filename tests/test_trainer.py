@@ -239,3 +239,38 @@ def test_term_averages_cover_only_batches_with_the_view(tiny_tokenizer, aclsum_t
     counts = dict(zip(names, trainer._term_count.tolist()))
     assert counts == {"ce": 2, "loss_ea": 1, "loss_as": 1, "loss_ter": 1}
     assert math.isfinite(trainer._term_sum.sum().item())
+
+
+@pytest.mark.parametrize("views", [("ea", "as", "ter"), ()])
+def test_gradient_accumulation_gives_the_full_batch_step(tiny_tokenizer, aclsum_train, tmp_path, views):
+    """One step over two examples of unequal summary length is the same step whether they come as
+    one batch of 2 or as 2 accumulated micro-batches of 1: the token loss is a mean over the step's
+    tokens (not a mean of per-batch means) and is not counted once per micro-batch."""
+    rows = features(tiny_tokenizer, aclsum_train, n=2, with_views=bool(views))
+    rows[1]["labels"] = rows[1]["labels"][:5]
+    assert len(rows[0]["labels"]) > 3 * len(rows[1]["labels"])
+
+    def build():
+        model = tiny_model(tiny_tokenizer, views=views or ("ea",))
+        if views:
+            return model
+        from transformers import BartConfig, BartForConditionalGeneration
+
+        torch.manual_seed(0)
+        return BartForConditionalGeneration(BartConfig(**{k: v for k, v in model.config.to_dict().items() if k not in (
+            "views", "gate_init", "freeze_gates", "view_dropout", "model_type")}))
+
+    def step(batch, accumulation):
+        model = build()
+        trainer = make_trainer(model, tiny_tokenizer, tmp_path / f"{batch}x{accumulation}", rows, max_steps=1, optim="sgd",
+                               learning_rate=0.5, max_grad_norm=0.0, per_device_train_batch_size=batch,
+                               gradient_accumulation_steps=accumulation, dataloader_drop_last=False)
+        trainer.train()
+        return trainer.state.log_history[0]["loss"], {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    (loss_full, after_full), (loss_acc, after_acc) = step(2, 1), step(1, 2)
+    assert loss_acc == pytest.approx(loss_full, rel=1e-5)
+    initial = build().state_dict()
+    assert [n for n in after_full if not torch.equal(after_full[n], initial[n])]
+    for name in after_full:
+        torch.testing.assert_close(after_acc[name], after_full[name], rtol=1e-5, atol=1e-6, msg=name)

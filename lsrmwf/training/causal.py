@@ -80,6 +80,8 @@ class CausalKDTrainer(LsrMwfTrainer):
             loss = torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask]) if mask.any() else logits.sum() * 0.0
             if training:
                 self._record({"ce": loss}, loss.device)
+        if training:  # this micro-batch's share of the step's global token mean
+            loss = loss * self._token_share(targets.ne(-100).sum(), num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):

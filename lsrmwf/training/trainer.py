@@ -203,6 +203,10 @@ class LsrMwfTrainer(Seq2SeqTrainer):
             self.teacher.requires_grad_(False)
             if getattr(self.teacher, "hf_device_map", None) is None:  # a teacher split by device_map stays where it is
                 self.teacher.to(self.args.device)
+        # compute_loss normalises the token loss by the global token count itself (see _token_share), so
+        # the Trainer must count label tokens over the accumulated micro-batches and every rank, and must
+        # not divide the loss by the accumulation steps again.
+        self.model_accepts_loss_kwargs = True
         self._term_names = ["ce"] + (["kd_kl"] if self.teacher is not None else []) + [f"loss_{v}" for v in self.views]
         self._term_sum = None
         self._term_count = None
@@ -227,6 +231,22 @@ class LsrMwfTrainer(Seq2SeqTrainer):
                 write_complete_marker(path, self.state.global_step)
 
     # -- loss ------------------------------------------------------------------------------------
+
+    loss_is_scaled_for_ga = True
+
+    def _token_share(self, local_tokens, num_items_in_batch):
+        """The factor that turns this micro-batch's token-mean loss into its share of the optimizer
+        step's global token mean: ``n_local / N`` (``N`` = label tokens over all accumulated
+        micro-batches and, with ``--average_tokens_across_devices``, every rank), times the number of
+        processes because DDP/DeepSpeed average the ranks' gradients. Summed over the micro-batches and
+        ranks, each token weighs the same however the step's tokens fall into micro-batches; a
+        per-batch mean would weigh a token of a short batch more. Without a count (no labels counted)
+        the micro-batches weigh equally: ``1 / accumulation steps``."""
+        if num_items_in_batch is None:
+            return 1.0 / max(1, getattr(self, "current_gradient_accumulation_steps", 1))
+        processes = self.accelerator.num_processes if self.args.average_tokens_across_devices else 1
+        total = torch.as_tensor(num_items_in_batch, device=local_tokens.device).float().clamp(min=1)
+        return local_tokens.float() * processes / total
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._throughput.count(inputs)
@@ -264,17 +284,22 @@ class LsrMwfTrainer(Seq2SeqTrainer):
             token_loss, _, kl = kd_loss(outputs.logits, t_logits, labels, self.args.kd_alpha, self.args.kd_temperature, ce=ce)
             terms["kd_kl"] = kl
 
+        # Each term is a mean over this micro-batch; the step's loss weighs tokens globally (_token_share)
+        # and the view losses (means over documents) equally per micro-batch.
+        token_term = token_loss * self._token_share(labels.ne(-100).sum(), num_items_in_batch)
         if self.views:
             view_losses = getattr(outputs, "view_losses", None) or {}
-            loss = self.args.gamma_ce * token_loss
+            loss = self.args.gamma_ce * token_term
             if view_losses:
                 # a view without any rationale in this batch contributes the model's exact (attached) zero
-                loss = loss + self.args.gamma_views * torch.stack([view_losses[v] for v in self.views if v in view_losses]).sum()
+                per_batch = 1.0 / max(1, getattr(self, "current_gradient_accumulation_steps", 1))
+                loss = loss + self.args.gamma_views * per_batch * torch.stack(
+                    [view_losses[v] for v in self.views if v in view_losses]).sum()
             for v in self.views:
                 if v in view_losses:  # logged as the mean over the batches that had this view (no host sync here)
                     terms[f"loss_{v}"] = (view_losses[v], view_present(inputs, v).any())
         else:
-            loss = token_loss
+            loss = token_term
         self._record(terms, loss.device)
         return (loss, outputs) if return_outputs else loss
 
