@@ -3,6 +3,7 @@
     python -m lsrmwf.analysis views     --rationale_file r.jsonl --output_dir analysis/views      # Table 3
     python -m lsrmwf.analysis gate_init --rationale_file r.jsonl --output_dir analysis/gate_init  # Table 4
     python -m lsrmwf.analysis gamma     --rationale_file r.jsonl --output_dir analysis/gamma      # Figure 5 (+ plot)
+    python -m lsrmwf.analysis llm       --rationale_file test_r.jsonl --output_dir analysis/llm   # Table 2's LLM rows
 
 Every setting runs ``train.py`` with the same base arguments plus the setting's flags, so all
 systems see the same documents, steps and seed. By default the base arguments are the demo's
@@ -16,6 +17,16 @@ scale (aclsum, a small BART from a config, a few minutes per setting on CPU); an
 Writes ``<output_dir>/<setting>/`` per run and ``results.md`` / ``results.json`` (R-1, R-2,
 R-Lsum = the paper's R-L, on the test split as ``train.py --do_predict`` scores it), plus
 ``gamma.png`` for the γ sweep. A finished setting (its ``all_results.json`` exists) is not rerun.
+
+``llm`` trains nothing: it scores the LLM's total summaries S^tol from a rationale file of the
+*test* split (``generate_rationales.py --split test``) as a system, as Table 2's "Llama-3-70B w/
+structured rationale" row does, optionally beside trained systems' predictions
+(``--predictions``), with ``evaluate.py``'s scoring (ROUGE, BERTScore, bootstrap intervals and
+paired tests). Every system is scored on the test documents the LLM finished, and the command
+says how many that is. After ``--`` come ``evaluate.py``'s data and scoring flags (default:
+``--dataset_name aclsum --split test``). Note that S^tol is written from rationales the LLM dug
+with the gold summary in view (paper Tasks 1-5), so this row is an upper reference, not a system
+that sees only the document.
 """
 
 import argparse
@@ -107,6 +118,65 @@ def plot_gamma(rows, path: str) -> str:
     return path
 
 
+LLM_DATA = ["--dataset_name", "aclsum", "--split", "test"]
+
+
+def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], predictions: List[str] = (),
+             system_names: List[str] = None, llm_name: str = "LLM S^tol") -> Dict[str, object]:
+    """Table 2's LLM rows: score the rationale file's S^tol (and ``predictions``) on the test
+    documents the LLM finished. Returns evaluate.py's comparison table."""
+    from transformers import HfArgumentParser
+
+    from .commands.evaluate import InputArguments
+    from .commands.evaluate import main as evaluate_main
+    from .data.rationales import classify, load_rationales
+    from .evaluation.inputs import read_examples
+    from .io import InputError, write_jsonl_atomic
+
+    inp, rest = HfArgumentParser(InputArguments).parse_args_into_dataclasses(
+        ["--output_dir", output_dir, *evaluate_args], return_remaining_strings=True)
+    ds = inp.load_split()
+    rows = load_rationales(rationale_file)
+    ids = [i for i in ds["id"]]
+    groups = {i: classify(rows.get(i)) for i in ids}
+    summaries = {i: rows[i].summary.strip() for i in ids if groups[i] != "missing" and groups[i] != "failed"}
+    finished = [i for i in ids if summaries.get(i)]
+    counts = {g: sum(1 for x in groups.values() if x == g) for g in ("failed", "missing")}
+    empty = sum(1 for i in ids if i in summaries and not summaries[i])
+    line = (f"{llm_name} scored on {len(finished)} of {len(ids)} test documents ({counts['failed']} failed, "
+            f"{counts['missing']} with no row, {empty} with an empty summary); every system is scored on the same {len(finished)}")
+    if not finished:
+        raise InputError(f"{rationale_file}: no finished row with a summary matches an id of the test split ({line})")
+    os.makedirs(output_dir, exist_ok=True)
+    keep = set(finished)
+    references = os.path.join(output_dir, "references.jsonl")
+    write_jsonl_atomic(references, ({"id": i, "reference": r, "document": d} for i, r, d in zip(ds["id"], ds["summary"], ds["document"])
+                                    if i in keep))
+    files = [os.path.join(output_dir, "llm_stol.jsonl")]
+    write_jsonl_atomic(files[0], ({"id": i, "prediction": summaries[i]} for i in finished))
+    names = [llm_name] + list(system_names or [os.path.splitext(os.path.basename(p))[0] for p in predictions])
+    for k, path in enumerate(predictions):
+        ex = read_examples(path, "prediction", "prediction", allow_empty=True)
+        if ex.ids is None:
+            raise InputError(f"{path}: the LLM rows pair systems by id; give a .jsonl with an 'id' per row")
+        by_id = dict(zip(ex.ids, ex.texts))
+        lacking = [i for i in finished if i not in by_id]
+        if lacking:
+            raise InputError(f"{path}: no prediction for test id {lacking[0]!r} ({len(lacking)} of the {len(finished)} scored ids)")
+        files.append(os.path.join(output_dir, f"system{k + 1}.jsonl"))
+        write_jsonl_atomic(files[-1], ({"id": i, "prediction": by_id[i]} for i in finished))
+    print(line, flush=True)
+    with open(os.path.join(output_dir, "llm_rows.txt"), "w", encoding="utf-8") as f:
+        f.write(line + "\n")
+    argv = ["--predictions", *files, "--system_names", *names, "--references", references, "--output_dir", output_dir, *rest]
+    if len(names) > 1:  # differences are reported against the first trained system, as Table 2 reads
+        argv += ["--baseline", names[1]]
+    if evaluate_main(argv) != 0:
+        raise InputError("evaluate.py stopped; its message is above")
+    with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     base = None
@@ -114,11 +184,25 @@ def main(argv=None) -> int:
         k = argv.index("--")
         argv, base = argv[:k], argv[k + 1:]
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("analysis", choices=["views", "gate_init", "gamma"])
+    p.add_argument("analysis", choices=["views", "gate_init", "gamma", "llm"])
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--rationale_file", help="Rationale JSONL for the training split (without it the view losses are off).")
+    p.add_argument("--rationale_file", help="Rationale JSONL for the training split (without it the view losses are off); "
+                                            "llm: for the test split (required).")
     p.add_argument("--grid", nargs="+", help="Settings to run instead of the paper's grid, e.g. ea+as ter | 0.02 0.02* | 6:4 7:3")
+    p.add_argument("--predictions", nargs="+", default=[], help="llm: trained systems' predictions .jsonl to score beside S^tol.")
+    p.add_argument("--system_names", nargs="+", help="llm: names for --predictions, in order.")
     args = p.parse_args(argv)
+    if args.analysis == "llm":
+        if not args.rationale_file:
+            p.error("llm needs --rationale_file (rationales of the test split: generate_rationales.py --split test)")
+        from .io import InputError
+
+        try:
+            llm_rows(args.rationale_file, args.output_dir, LLM_DATA if base is None else base, args.predictions, args.system_names)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     base = list(DEMO_SCALE if base is None else base)
     if args.rationale_file:
         base += ["--rationale_file", args.rationale_file]

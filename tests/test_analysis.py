@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 from test_train_script import write_rationales
 
 from lsrmwf.analysis import GATE_GRID, VIEW_GRID, main, settings
@@ -51,3 +52,35 @@ def test_gamma_sweep_writes_a_table_and_a_plot(aclsum_train, tmp_path):
     stamp = os.path.getmtime(out / "6-4" / "all_results.json")
     main(["gamma", "--grid", "6:4", "--rationale_file", rationales, "--output_dir", str(out), "--", *TINY_BASE])
     assert os.path.getmtime(out / "6-4" / "all_results.json") == stamp
+
+
+def test_llm_rows_score_stol_as_a_system_on_the_documents_the_llm_finished(tmp_path, capsys):
+    """Table 2's LLM row: S^tol from a test-split rationale file scored beside a trained system, both
+    on the documents the LLM finished; failed, missing and empty rows are counted, not scored."""
+    docs = tmp_path / "test.jsonl"
+    refs = {f"t{k}": f"the model reads document {k} and writes a short summary of it" for k in range(5)}
+    docs.write_text("".join(json.dumps({"id": i, "document": f"Document {i}. " * 5, "summary": r}) + "\n" for i, r in refs.items()))
+    rationales = tmp_path / "test_rationales.jsonl"
+    rows = [{"id": "t0", "rationales": [], "summary": refs["t0"], "keep": True},             # perfect
+            {"id": "t1", "rationales": [], "summary": "an unrelated sentence", "keep": False},  # rejected still scores
+            {"id": "t2", "rationales": None, "summary": "", "error": "HTTP 500"},
+            {"id": "t3", "rationales": [], "summary": "  ", "keep": True}]
+    rationales.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    system = tmp_path / "bart.jsonl"
+    system.write_text("".join(json.dumps({"id": i, "prediction": "the model writes"}) + "\n" for i in refs))
+    out = tmp_path / "llm"
+    rc = main(["llm", "--rationale_file", str(rationales), "--output_dir", str(out), "--predictions", str(system),
+               "--system_names", "BART", "--", "--data_file", str(docs), "--no_bertscore", "--bootstrap_resamples", "50"])
+    assert rc == 0
+    line = "LLM S^tol scored on 2 of 5 test documents (1 failed, 1 with no row, 1 with an empty summary)"
+    assert line in capsys.readouterr().out and (out / "llm_rows.txt").read_text().startswith(line)
+    scored = [json.loads(x)["id"] for x in (out / "llm_stol.jsonl").read_text().splitlines()]
+    assert scored == ["t0", "t1"]
+    systems = {s["name"]: s for s in json.loads((out / "results.json").read_text())["systems"]}
+    assert set(systems) == {"LLM S^tol", "BART"} and systems["BART"]["n"] == systems["LLM S^tol"]["n"] == 2
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
+    expected = 100 * (1.0 + scorer.score(refs["t1"], "an unrelated sentence")["rouge1"].fmeasure) / 2
+    assert systems["LLM S^tol"]["metrics"]["rouge1"] == pytest.approx(expected)
+    assert "BART (baseline)" in (out / "results.md").read_text()
