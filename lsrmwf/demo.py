@@ -6,7 +6,9 @@
 3. ``accelerate launch train.py`` trains LSR-MWF and, on the same papers, the plain-BART baseline
    (a small BART built from a config, with a byte-level BPE trained on the training text);
 4. ``evaluate.py`` scores both on the test papers (ROUGE, BERTScore with the local MiniLM), with
-   bootstrap intervals and significance, the gate plots and an HTML case view;
+   bootstrap intervals and significance, the gate plots and an HTML case view of a test paper
+   whose rationales the LLM also dug (in step 2, with a short budget of its own), and
+   ``python -m lsrmwf.analysis llm`` scores the LLM's S^tol on those papers as Table 2's LLM row;
 5. stops the server (also on Ctrl-C or failure) and prints where every artifact is.
 
 Every step is a real command line, printed before it runs, so it can be rerun or scaled up by hand.
@@ -38,6 +40,9 @@ def parse(argv=None):
     p.add_argument("--max_document_words", type=int, default=300, help="Words of each paper shown to the LLM.")
     p.add_argument("--train_steps", type=int, default=150)
     p.add_argument("--test_documents", type=int, default=40)
+    p.add_argument("--case_minutes", type=float, default=2.0,
+                   help="Time budget for rationales of the first test papers (the case view and the LLM row).")
+    p.add_argument("--case_documents", type=int, default=3, help="Test papers to ask the LLM about.")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     return p.parse_args(argv)
 
@@ -87,6 +92,28 @@ def count_rows(path):
     return done, kept
 
 
+def pick_case(predictions, test_rationales):
+    """The case view's test paper: the first predicted one whose rationale row the LLM finished
+    (the case view then shows its EA/AS/TER), else the first predicted one."""
+    with open(predictions, encoding="utf-8") as f:
+        ids = [json.loads(line)["id"] for line in f if line.strip()]
+    finished = set()
+    if os.path.exists(test_rationales):
+        with open(test_rationales, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if not row.get("error"):
+                    finished.add(str(row.get("id")))
+    chosen = next((i for i in ids if i in finished), None)
+    if chosen is None:
+        print(f"[demo] no test paper has a finished rationale row: the case view shows {ids[0]} without rationales", flush=True)
+        return ids[0]
+    return chosen
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -102,6 +129,7 @@ def main(argv=None):
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     rationales = os.path.join(out, "rationales.jsonl")
+    test_rationales = os.path.join(out, "test_rationales.jsonl")
     t0 = time.monotonic()
 
     banner("1/4 starting the local LLM server (llama.cpp llama-server, Gemma-3 270M, 127.0.0.1)")
@@ -120,6 +148,14 @@ def main(argv=None):
              # so the demo does not stop on their share (an unreachable server still stops it).
              "--max_failed_fraction", "1.0"],
             deadline_s=args.rationale_minutes * 60, env=env)
+        banner(f"2b/4 rationales for the first {args.case_documents} test papers (case view, LLM row; budget "
+               f"{args.case_minutes:g} min)")
+        run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+             "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
+             "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
+             "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
+             "--max_failed_fraction", "1.0"],
+            deadline_s=args.case_minutes * 60, env=env)
     done, kept = count_rows(rationales)
     print(f"[demo] server stopped; {done} papers have rationales, {kept} kept by selection ({rationales})", flush=True)
 
@@ -144,13 +180,18 @@ def main(argv=None):
     banner("4/4 evaluation on aclsum test: ROUGE, BERTScore, significance, gate plots, case view")
     eval_dir = os.path.join(out, "evaluation")
     preds = [os.path.join(d, "predictions.jsonl") for d in systems.values()]
-    with open(preds[0], encoding="utf-8") as f:
-        first_id = json.loads(f.readline())["id"]
+    case_id = pick_case(preds[0], test_rationales)
     run([py, "evaluate.py", "--output_dir", eval_dir, "--overwrite_output_dir",
          "--predictions", *preds, "--system_names", *systems, "--references", preds[0],
          "--baseline", "BART", "--dataset_name", "aclsum", "--split", "test",
          "--gates_file", os.path.join(systems["LSR-MWF"], "gates.jsonl"),
-         "--case_ids", first_id, "--rationale_file", rationales], env=env)
+         "--case_ids", case_id] + (["--rationale_file", test_rationales] if os.path.exists(test_rationales) else []), env=env)
+    llm_dir = os.path.join(out, "llm_row")
+    if count_rows(test_rationales)[0]:
+        run([py, "-m", "lsrmwf.analysis", "llm", "--rationale_file", test_rationales, "--output_dir", llm_dir,
+             "--predictions", *preds, "--system_names", *systems, "--", "--dataset_name", "aclsum", "--split", "test"], env=env)
+    else:
+        print("[demo] the LLM finished no test paper in its budget: no LLM row (rerun to resume it)", flush=True)
 
     banner(f"done in {(time.monotonic() - t0) / 60:.1f} min")
     table = os.path.join(eval_dir, "results.md")
@@ -160,7 +201,8 @@ def main(argv=None):
     print("artifacts:")
     for label, path in [("rationales (JSONL, cached)", rationales), ("LSR-MWF model + predictions", systems["LSR-MWF"]),
                         ("BART baseline + predictions", systems["BART"]), ("gate trajectory", os.path.join(systems["LSR-MWF"], "gates.jsonl")),
-                        ("scores, table, plots, case view", eval_dir), ("LLM server log", os.path.join(out, "llama-server.log"))]:
+                        ("scores, table, plots, case view", eval_dir), ("LLM S^tol as a system", llm_dir),
+                        ("LLM server log", os.path.join(out, "llama-server.log"))]:
         print(f"  {label:34} {path}")
     return 0
 
