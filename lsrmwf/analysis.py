@@ -125,16 +125,17 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
              system_names: List[str] = None, llm_name: str = "LLM S^tol") -> Dict[str, object]:
     """Table 2's LLM rows: score the rationale file's S^tol (and ``predictions``) on the test
     documents the LLM finished. Returns evaluate.py's comparison table."""
+    import subprocess
+
     from transformers import HfArgumentParser
 
-    from .commands.evaluate import InputArguments
-    from .commands.evaluate import main as evaluate_main
+    from .data.arguments import DatasetSplitArguments
     from .data.rationales import classify, load_rationales
     from .evaluation.inputs import read_examples
     from .io import InputError, write_jsonl_atomic
 
-    inp, rest = HfArgumentParser(InputArguments).parse_args_into_dataclasses(
-        ["--output_dir", output_dir, *evaluate_args], return_remaining_strings=True)
+    evaluate_args = list(evaluate_args) + ([] if "--split" in evaluate_args else ["--split", "test"])
+    inp, rest = HfArgumentParser(DatasetSplitArguments).parse_args_into_dataclasses(evaluate_args, return_remaining_strings=True)
     ds = inp.load_split()
     rows = load_rationales(rationale_file)
     ids = [i for i in ds["id"]]
@@ -171,7 +172,10 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
     argv = ["--predictions", *files, "--system_names", *names, "--references", references, "--output_dir", output_dir, *rest]
     if len(names) > 1:  # differences are reported against the first trained system, as Table 2 reads
         argv += ["--baseline", names[1]]
-    if evaluate_main(argv) != 0:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, os.path.join(repo, "evaluate.py"), *argv]
+    print("$ " + " ".join(cmd), flush=True)
+    if subprocess.run(cmd, cwd=repo).returncode != 0:
         raise InputError("evaluate.py stopped; its message is above")
     with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
         return json.load(f)
