@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.preprocessing import apply_target, tokenize_dataset
 from ..data.rationales import join_rationales, load_rationales
+from ..data.tokenization import fit_model_max_length
 from ..distill.basic_reading import build_basic_reading_dataset
 from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
@@ -257,6 +258,8 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
                          f"max_position_embeddings {model.config.max_position_embeddings}")
     if len(tokenizer) > model.config.vocab_size:
         raise InputError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}")
+    # a BPE trained here has no limit (~1e30): the saved tokenizer would not truncate to the model's positions
+    fit_model_max_length(tokenizer, model.config.max_position_embeddings)
     return model, tokenizer
 
 
