@@ -1,9 +1,13 @@
 """A tokenizer trained from scratch truncates to the model's positions: saved with the checkpoint by
-train.py, capped on loading for older checkpoints."""
+train.py, capped on loading for older checkpoints, and the README's snippet runs on a long document."""
+
+import os
+import re
 
 import pytest
 
-POSITIONS = 160
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POSITIONS = 160  # the README snippet generates up to 140 tokens
 OVERRIDES = (f"d_model=32,encoder_layers=1,decoder_layers=1,encoder_attention_heads=2,decoder_attention_heads=2,"
              f"encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings={POSITIONS}")
 
@@ -69,3 +73,15 @@ def test_an_old_checkpoint_with_an_unlimited_tokenizer_still_truncates(scratch_c
     summaries, _, stats = generate_summaries(model, tok, [long_document, "A short one."], settings, progress=False)
     assert len(summaries) == 2 and stats["max_source_length"] == POSITIONS
 
+
+def test_readme_snippet_runs_on_a_saved_checkpoint(scratch_checkpoint, long_document, capsys):
+    """The "Use the model like any Transformers model" block of README.md, as written, on a long document."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    block = re.search(r"Use the model like any Transformers model:\s*```python\n(.*?)```", readme, re.S).group(1)
+    assert 'from_pretrained("runs/lsrmwf-cnndm")' in block
+    code = block.replace("runs/lsrmwf-cnndm", scratch_checkpoint)
+    scope = {"article": long_document}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert isinstance(scope["summary"], list) and len(scope["summary"]) == 1
+    assert scope["ids"]["input_ids"].shape[1] == POSITIONS
+    assert capsys.readouterr().out.strip()  # the gates were printed
