@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 from ..data.arguments import DatasetSplitArguments
 from ..evaluation.generation import GenerationSettings
 from ..evaluation.report import ScoringOptions
+from ..evaluation.rouge import ROUGE_TOKENIZERS
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
 
@@ -88,6 +89,12 @@ class GenerationArguments(GenerationSettings):
 @dataclass
 class ScoringArguments:
     use_stemmer: bool = field(default=True, metadata={"help": "Porter stemming in ROUGE (as the paper's ROUGE)."})
+    rouge_tokenizer: str = field(
+        default="default",
+        metadata={"help": "ROUGE tokens: default (rouge_score's: lowercased a-z0-9 runs; every other character is "
+                          "dropped, so non-Latin text scores 0), whitespace (lowercased whitespace split) or char "
+                          "(every non-space character; Chinese, Japanese, Korean).", "choices": list(ROUGE_TOKENIZERS)},
+    )
     rouge_workers: Optional[int] = field(
         default=None, metadata={"help": "Processes for ROUGE (default: all cores when there are enough pairs)."}
     )
@@ -378,7 +385,8 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     table = {}
     if systems:
         options = ScoringOptions(
-            use_stemmer=sc.use_stemmer, rouge_workers=sc.rouge_workers, bertscore=sc.bertscore,
+            use_stemmer=sc.use_stemmer, rouge_workers=sc.rouge_workers, rouge_tokenizer=sc.rouge_tokenizer,
+            bertscore=sc.bertscore,
             bertscore_model=sc.bertscore_model, bertscore_num_layers=sc.bertscore_num_layers,
             bertscore_batch_size=sc.bertscore_batch_size, bertscore_idf=sc.bertscore_idf,
             bertscore_rescale_with_baseline=sc.bertscore_rescale_with_baseline,
