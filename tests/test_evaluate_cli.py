@@ -19,13 +19,13 @@ TINY = dict(
 FAST = ["--num_beams", "2", "--max_length", "20", "--min_length", "4", "--batch_size", "2", "--device", "cpu", "--no_progress"]
 
 
-def save_tiny(path, tokenizer, lsrmwf_model: bool):
+def save_tiny(path, tokenizer, lsrmwf_model: bool, seed: int = 0):
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
     from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     special = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                    eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id)
     if lsrmwf_model:
@@ -157,6 +157,40 @@ def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkp
     monkeypatch.setattr(generation, "load_model", no_loading)
     assert main(argv) == 0
     assert main([*argv[:-len(FAST)], "--num_beams", "3", *FAST[2:]]) == 2  # other settings: refuse to mix
+
+
+def test_a_model_retrained_at_the_same_path_or_rewritten_data_is_not_mistaken_for_the_old(tiny_tokenizer, data_file, tmp_path,
+                                                                                        capsys):
+    import shutil
+
+    model = save_tiny(tmp_path / "model", tiny_tokenizer, False, seed=0)
+    data = tmp_path / "data.jsonl"
+    shutil.copy(data_file, data)
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", model, "--data_file", str(data), "--id_column", "id", "--output_dir", str(out),
+            "--no_bertscore", *FAST]
+    assert main(argv) == 0
+    stale = read_jsonl(out / "predictions.jsonl")
+
+    save_tiny(tmp_path / "model", tiny_tokenizer, False, seed=1)  # retrained: other weights, same path and size
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "written with different settings (model weights changed (model.safetensors))" in err
+    assert "--overwrite_output_dir" in err
+    assert read_jsonl(out / "predictions.jsonl") == stale  # left as it was, not passed off as the new model's
+
+    assert main(argv + ["--overwrite_output_dir"]) == 0
+    fresh = read_jsonl(out / "predictions.jsonl")
+    assert main([*argv[:argv.index("--output_dir") + 1], str(tmp_path / "elsewhere"), *argv[argv.index("--output_dir") + 2:]]) == 0
+    assert fresh == read_jsonl(tmp_path / "elsewhere" / "predictions.jsonl") != stale
+
+    rows = read_jsonl(data)
+    rows[0]["document"] = "A different first document."  # rewritten in place
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "data file changed (sha256, size)" in capsys.readouterr().err
 
 
 def test_bad_input_is_a_clear_error_and_writes_nothing(checkpoints, data_file, tmp_path, capsys):

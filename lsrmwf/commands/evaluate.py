@@ -468,14 +468,21 @@ def _documents(ds, files) -> Optional[Dict[str, str]]:
 
 
 def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optional[str]) -> dict:
-    """What generated predictions depend on; saved next to them to decide whether they can be reused."""
-    model = inp.model_name_or_path
+    """What generated predictions depend on; saved next to them to decide whether they can be reused.
+
+    The checkpoint by its content (:func:`lsrmwf.io.fingerprint.checkpoint_fingerprint`: weights,
+    config and tokenizer files by size and hash; a hub name by name and revision), and a local data
+    file by its content as well as its path, so a model retrained into the same directory or a data
+    file rewritten in place is never taken for the one the predictions came from."""
+    from ..io.fingerprint import checkpoint_fingerprint, data_file_fingerprint
+
     return {
-        "model": os.path.abspath(model) if os.path.isdir(model) else model,
+        "model": checkpoint_fingerprint(inp.model_name_or_path),
         "preset": preset,
         "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype",
                                                        "prompt_template", "use_chat_template")},
         "data": {"dataset_name": inp.dataset_name, "dataset_config_name": inp.dataset_config_name, "data_file": inp.data_file and os.path.abspath(inp.data_file),
+                 "file": data_file_fingerprint(inp.data_file),
                  "split": inp.split, "text_column": inp.text_column, "id_column": inp.id_column, "max_examples": inp.max_examples},
     }
 
@@ -484,9 +491,11 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
     """Summaries for every document of ``ds`` (id order of ``ds``), per-id latency, generation report.
 
     Finished batches go to ``generations.jsonl``, the project's resumable store keyed by what the
-    summaries depend on (checkpoint, generation settings, data): a rerun generates only what is
-    missing, a finished set is reused without loading the model, and other settings are refused
-    with the differing one named. ``predictions.jsonl`` is written from it at the end.
+    summaries depend on (the checkpoint's files, generation settings, the data; see :func:`_identity`):
+    a rerun generates only what is missing, a finished set is reused without loading the model, and
+    anything else (other settings, a checkpoint retrained at the same path, a rewritten data file) is
+    refused with the differing part named ("model weights changed (model.safetensors)");
+    ``--overwrite_output_dir`` generates them anew. ``predictions.jsonl`` is written from it at the end.
     """
     import json
 
@@ -517,7 +526,8 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
             if os.path.exists(path):
                 os.remove(path)
 
-    with ResultStore(cache, cache_key(identity), identity) as store:
+    fix = "use another --output_dir, or --overwrite_output_dir to generate the predictions anew"
+    with ResultStore(cache, cache_key(identity), identity, fix=fix) as store:
         done = {i: store.done[i] for i in ids if i in store.done}
         todo = [k for k, i in enumerate(ids) if i not in done]
         if not todo and os.path.exists(report_path):

@@ -319,14 +319,14 @@ def tokenize(raw: RawData, tokenizer, data_args, training_args, views) -> RawDat
 
 
 def _model_identity(model_args, training_args) -> str:
-    """What the initial weights depend on, for the cache key of the encoded rationale targets."""
+    """What the initial weights depend on, for the cache key of the encoded rationale targets: a
+    checkpoint's files by content (:func:`lsrmwf.io.fingerprint.checkpoint_fingerprint`, as evaluate.py
+    keys its predictions), a hub name by name and revision, a model from scratch by its config and seed."""
+    from ..io.fingerprint import checkpoint_fingerprint
+
     path = model_args.model_name_or_path
-    if path and os.path.isdir(path):
-        stamps = sorted((f, os.path.getsize(os.path.join(path, f)), os.path.getmtime(os.path.join(path, f)))
-                        for f in os.listdir(path) if f.endswith((".safetensors", ".bin")))
-        return json.dumps({"dir": os.path.abspath(path), "weights": stamps})
     if path:
-        return json.dumps({"hub": path, "revision": model_args.model_revision})
+        return json.dumps(checkpoint_fingerprint(path, model_args.model_revision), sort_keys=True)
     return json.dumps({"scratch": model_args.config_overrides, "seed": training_args.seed})
 
 
