@@ -2,6 +2,7 @@
 comparison table, resuming after a crash, bad input, and not shadowing the `evaluate` library."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -87,7 +88,14 @@ def test_generation_from_a_tiny_saved_lsrmwf_checkpoint(checkpoints, data_file, 
     assert len(read_jsonl(out / "generations.jsonl")) == 5  # the resumable store holds every finished summary
 
 
-def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(checkpoints, data_file, tmp_path):
+def warnings_of(caplog):
+    """The WARNING lines evaluate.py printed (its logger's), then forget them."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "lsrmwf.evaluate" and r.levelno >= logging.WARNING]
+    caplog.clear()
+    return lines
+
+
+def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(checkpoints, data_file, tmp_path, caplog):
     docs = read_jsonl(data_file)
     lead = tmp_path / "lead3.jsonl"
     with open(lead, "w", encoding="utf-8") as f:
@@ -105,6 +113,10 @@ def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(chec
             "--gates_file", str(gates), "--case_ids", "doc1", "--rationale_file", str(rationales),
             "--output_dir", str(out), "--bootstrap_resamples", "200", *FAST]
     assert main(argv) == 0
+    generated, scored = warnings_of(caplog)  # two lines: where the predictions came from, what was scored
+    assert generated.startswith(f"predictions generated: 5 documents with {checkpoints['lsrmwf']}")
+    assert scored == (f"scored 5 examples per system (LSR-MWF, Lead-3); case view: 1 of 1 case ids joined with a row "
+                      f"of {rationales} (1 rows)")
 
     table = json.load(open(out / "results.json"))
     assert [s["name"] for s in table["systems"]] == ["LSR-MWF", "Lead-3"] and table["baseline"] == "Lead-3"
@@ -124,7 +136,8 @@ def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(chec
     assert "<mark" in html and "LSR-MWF" in html and "Lead-3" in html and "we # propose # a model" in html
 
 
-def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkpoints, data_file, tmp_path, monkeypatch):
+def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkpoints, data_file, tmp_path, monkeypatch,
+                                                                          caplog):
     from lsrmwf.evaluation import generation
 
     original = generation.generate_summaries
@@ -146,7 +159,10 @@ def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkp
     assert len(saved) == 2 and not (out / "predictions.jsonl").exists() and not (out / "metrics.json").exists()
 
     monkeypatch.setattr(generation, "generate_summaries", original)
+    caplog.clear()
     assert main(argv) == 0
+    assert warnings_of(caplog) == [f"predictions resumed from {out / 'generations.jsonl'}: 2 of 5 documents already "
+                                   f"summarized, generating the other 3", "scored 5 examples per system (bart)"]
     rows = {r["id"]: r["prediction"] for r in read_jsonl(out / "predictions.jsonl")}
     assert len(rows) == 5 and all(rows[r["id"]] == r["prediction"] for r in saved)
     assert json.load(open(out / "report.json"))["generation"]["speed"]["resumed_documents"] == 2
@@ -156,6 +172,8 @@ def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkp
 
     monkeypatch.setattr(generation, "load_model", no_loading)
     assert main(argv) == 0
+    reused = warnings_of(caplog)
+    assert len(reused) == 2 and reused[0].startswith(f"predictions reused from {out / 'generations.jsonl'}: all 5 documents")
     assert main([*argv[:-len(FAST)], "--num_beams", "3", *FAST[2:]]) == 2  # other settings: refuse to mix
 
 

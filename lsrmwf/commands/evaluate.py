@@ -395,6 +395,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
             confidence=sc.confidence, seed=sc.seed, significance_level=sc.significance_level, progress=progress,
         )
         results = score_systems(systems, ids, ref_texts, options, sources=sources, log=logger.info)
+        logger.warning(_scored_line(results, view, rationales))
         if model_name and generation is not None:
             results[0].extra["generation"] = generation
             if latencies:
@@ -426,6 +427,18 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         logger.info("case view: %s", path)
     logger.info("outputs in %s", os.path.abspath(inp.output_dir))
     return table
+
+
+def _scored_line(results, view: ViewArguments, rationales) -> str:
+    """One line: examples scored per system and, with --rationale_file, how many case ids found a row."""
+    counts = {len(r.ids) for r in results}
+    n = counts.pop() if len(counts) == 1 else "/".join(str(len(r.ids)) for r in results)
+    line = f"scored {n} examples per system ({', '.join(r.name for r in results)})"
+    if view.rationale_file and view.case_ids:
+        joined = sum(1 for i in view.case_ids if i in rationales)
+        line += (f"; case view: {joined} of {len(view.case_ids)} case ids joined with a row of {view.rationale_file} "
+                 f"({len(rationales)} rows)")
+    return line
 
 
 def _study(results, documents, sources, sc: ScoringArguments, gen: GenerationArguments, output_dir: str) -> dict:
@@ -530,13 +543,19 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
     with ResultStore(cache, cache_key(identity), identity, fix=fix) as store:
         done = {i: store.done[i] for i in ids if i in store.done}
         todo = [k for k, i in enumerate(ids) if i not in done]
+        # the one line that says where the predictions come from
         if not todo and os.path.exists(report_path):
-            logger.info("reusing the predictions in %s (same checkpoint, settings and data)", cache)
+            logger.warning("predictions reused from %s: all %d documents were summarized before with the same checkpoint "
+                           "files, settings and data (--overwrite_output_dir generates them anew)", cache, len(ids))
             with open(report_path, encoding="utf-8") as f:
                 report = json.load(f)
         else:
             if done:
-                logger.info("continuing from %s: %d of %d documents already summarized", cache, len(done), len(ids))
+                logger.warning("predictions resumed from %s: %d of %d documents already summarized, generating the other %d",
+                               cache, len(done), len(ids), len(todo))
+            else:
+                logger.warning("predictions generated: %d documents with %s (each batch saved to %s as it finishes)",
+                               len(ids), inp.model_name_or_path, cache)
             model, tokenizer = load_model(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir)
 
             def save(batch, texts, seconds):
