@@ -97,6 +97,63 @@ def test_rouge_in_several_processes_gives_identical_numbers(aclsum_train):
         assert np.array_equal(one[key], two[key])
 
 
+def test_chinese_scores_zero_with_the_default_tokenizer_and_warns(caplog):
+    # 今天天气很好 / 今天天气不错: rouge_score keeps only a-z0-9, so both texts have no token at all
+    with caplog.at_level("WARNING", logger="lsrmwf.rouge"):
+        s = scores_of("今天天气不错", "今天天气很好")
+    assert s == {"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0, "rougeLsum": 0.0}
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "--rouge_tokenizer char" in warnings[0].getMessage()
+    assert "100%" in warnings[0].getMessage()
+
+
+def test_chinese_with_the_char_tokenizer_hand_computed(caplog):
+    # tokens: ref 今 天 天 气 很 好, pred 今 天 天 气 不 错 (6 each)
+    # unigrams in common: 今, 天 x2, 气 = 4 of 6 -> F1 66.67; bigrams: 今天 天天 天气 = 3 of 5 -> 60.0;
+    # LCS 今天天气 = 4 of 6 -> 66.67 (one sentence, so Lsum = L)
+    with caplog.at_level("WARNING", logger="lsrmwf.rouge"):
+        s = scores_of("今天天气不错", "今天天气很好", tokenizer="char")
+    assert s == {"rouge1": 66.67, "rouge2": 60.0, "rougeL": 66.67, "rougeLsum": 66.67}
+    assert not caplog.records  # the char tokenizer keeps every character: nothing to warn about
+
+
+def test_whitespace_tokenizer_keeps_non_latin_words_and_stems_only_english_words():
+    # Cyrillic: default drops every letter; whitespace keeps 3 of 4 words, 2 of 3 bigrams
+    assert scores_of("кошка сидит на полу", "кошка сидит на ковре")["rouge1"] == 0.0
+    s = scores_of("кошка сидит на полу", "кошка сидит на ковре", tokenizer="whitespace")
+    assert s == {"rouge1": 75.0, "rouge2": 66.67, "rougeL": 75.0, "rougeLsum": 75.0}
+    assert scores_of("running dogs", "run dog", tokenizer="whitespace")["rouge1"] == 100.0
+    assert scores_of("running dogs", "run dog", tokenizer="whitespace", use_stemmer=False)["rouge1"] == 0.0
+    # default and whitespace agree on plain lowercase English words
+    assert scores_of("the cat sat on the mat", "the cat was on the mat", tokenizer="whitespace") == \
+        scores_of("the cat sat on the mat", "the cat was on the mat")
+
+
+def test_english_references_do_not_warn(aclsum_train, caplog):
+    refs = list(aclsum_train["summary"][:20])
+    with caplog.at_level("WARNING", logger="lsrmwf.rouge"):
+        rouge_scores(refs[::-1], refs, num_workers=1, progress=False)
+    assert not caplog.records
+
+
+def test_rouge_tokenizer_is_recorded_in_the_results(tmp_path):
+    import json
+
+    from lsrmwf.commands.evaluate import main
+
+    (tmp_path / "p.txt").write_text("今天天气不错\n他们去了北京\n", encoding="utf-8")
+    (tmp_path / "r.txt").write_text("今天天气很好\n他们去了上海\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["--predictions", str(tmp_path / "p.txt"), "--references", str(tmp_path / "r.txt"), "--output_dir", str(out),
+                 "--rouge_tokenizer", "char", "--no_bertscore", "--no_progress", "--bootstrap_resamples", "10"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["scoring"]["rouge"]["tokenizer"] == "char" and results["scoring"]["rouge"]["use_stemmer"] is False
+    # 他们去了北京 / 他们去了上海: 4 of 6 characters -> 66.67; bigrams 他们 们去 去了 = 3 of 5 -> 60.0
+    assert results["systems"][0]["metrics"]["rouge1"] == pytest.approx(200 / 3)
+    assert results["systems"][0]["metrics"]["rouge2"] == pytest.approx(60.0)
+    assert "char tokens" in (out / "results.md").read_text(encoding="utf-8")
+
+
 # ----------------------------------------------------------------------------------------------
 # BERTScore
 # ----------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 comparison table, resuming after a crash, bad input, and not shadowing the `evaluate` library."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -19,13 +20,13 @@ TINY = dict(
 FAST = ["--num_beams", "2", "--max_length", "20", "--min_length", "4", "--batch_size", "2", "--device", "cpu", "--no_progress"]
 
 
-def save_tiny(path, tokenizer, lsrmwf_model: bool):
+def save_tiny(path, tokenizer, lsrmwf_model: bool, seed: int = 0):
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
     from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     special = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                    eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.eos_token_id, forced_eos_token_id=tokenizer.eos_token_id)
     if lsrmwf_model:
@@ -87,7 +88,14 @@ def test_generation_from_a_tiny_saved_lsrmwf_checkpoint(checkpoints, data_file, 
     assert len(read_jsonl(out / "generations.jsonl")) == 5  # the resumable store holds every finished summary
 
 
-def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(checkpoints, data_file, tmp_path):
+def warnings_of(caplog):
+    """The WARNING lines evaluate.py printed (its logger's), then forget them."""
+    lines = [r.getMessage() for r in caplog.records if r.name == "lsrmwf.evaluate" and r.levelno >= logging.WARNING]
+    caplog.clear()
+    return lines
+
+
+def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(checkpoints, data_file, tmp_path, caplog):
     docs = read_jsonl(data_file)
     lead = tmp_path / "lead3.jsonl"
     with open(lead, "w", encoding="utf-8") as f:
@@ -105,6 +113,10 @@ def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(chec
             "--gates_file", str(gates), "--case_ids", "doc1", "--rationale_file", str(rationales),
             "--output_dir", str(out), "--bootstrap_resamples", "200", *FAST]
     assert main(argv) == 0
+    generated, scored = warnings_of(caplog)  # two lines: where the predictions came from, what was scored
+    assert generated.startswith(f"predictions generated: 5 documents with {checkpoints['lsrmwf']}")
+    assert scored == (f"scored 5 examples per system (LSR-MWF, Lead-3); case view: 1 of 1 case ids joined with a row "
+                      f"of {rationales} (1 rows)")
 
     table = json.load(open(out / "results.json"))
     assert [s["name"] for s in table["systems"]] == ["LSR-MWF", "Lead-3"] and table["baseline"] == "Lead-3"
@@ -124,7 +136,8 @@ def test_compare_generated_lsrmwf_with_a_baseline_file_plus_gates_and_cases(chec
     assert "<mark" in html and "LSR-MWF" in html and "Lead-3" in html and "we # propose # a model" in html
 
 
-def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkpoints, data_file, tmp_path, monkeypatch):
+def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkpoints, data_file, tmp_path, monkeypatch,
+                                                                          caplog):
     from lsrmwf.evaluation import generation
 
     original = generation.generate_summaries
@@ -146,7 +159,10 @@ def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkp
     assert len(saved) == 2 and not (out / "predictions.jsonl").exists() and not (out / "metrics.json").exists()
 
     monkeypatch.setattr(generation, "generate_summaries", original)
+    caplog.clear()
     assert main(argv) == 0
+    assert warnings_of(caplog) == [f"predictions resumed from {out / 'generations.jsonl'}: 2 of 5 documents already "
+                                   f"summarized, generating the other 3", "scored 5 examples per system (bart)"]
     rows = {r["id"]: r["prediction"] for r in read_jsonl(out / "predictions.jsonl")}
     assert len(rows) == 5 and all(rows[r["id"]] == r["prediction"] for r in saved)
     assert json.load(open(out / "report.json"))["generation"]["speed"]["resumed_documents"] == 2
@@ -156,7 +172,43 @@ def test_generation_resumes_after_a_crash_and_reuses_finished_predictions(checkp
 
     monkeypatch.setattr(generation, "load_model", no_loading)
     assert main(argv) == 0
+    reused = warnings_of(caplog)
+    assert len(reused) == 2 and reused[0].startswith(f"predictions reused from {out / 'generations.jsonl'}: all 5 documents")
     assert main([*argv[:-len(FAST)], "--num_beams", "3", *FAST[2:]]) == 2  # other settings: refuse to mix
+
+
+def test_a_model_retrained_at_the_same_path_or_rewritten_data_is_not_mistaken_for_the_old(tiny_tokenizer, data_file, tmp_path,
+                                                                                        capsys):
+    import shutil
+
+    model = save_tiny(tmp_path / "model", tiny_tokenizer, False, seed=0)
+    data = tmp_path / "data.jsonl"
+    shutil.copy(data_file, data)
+    out = tmp_path / "out"
+    argv = ["--model_name_or_path", model, "--data_file", str(data), "--id_column", "id", "--output_dir", str(out),
+            "--no_bertscore", *FAST]
+    assert main(argv) == 0
+    stale = read_jsonl(out / "predictions.jsonl")
+
+    save_tiny(tmp_path / "model", tiny_tokenizer, False, seed=1)  # retrained: other weights, same path and size
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "written with different settings (model weights changed (model.safetensors))" in err
+    assert "--overwrite_output_dir" in err
+    assert read_jsonl(out / "predictions.jsonl") == stale  # left as it was, not passed off as the new model's
+
+    assert main(argv + ["--overwrite_output_dir"]) == 0
+    fresh = read_jsonl(out / "predictions.jsonl")
+    assert main([*argv[:argv.index("--output_dir") + 1], str(tmp_path / "elsewhere"), *argv[argv.index("--output_dir") + 2:]]) == 0
+    assert fresh == read_jsonl(tmp_path / "elsewhere" / "predictions.jsonl") != stale
+
+    rows = read_jsonl(data)
+    rows[0]["document"] = "A different first document."  # rewritten in place
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "data file changed (sha256, size)" in capsys.readouterr().err
 
 
 def test_bad_input_is_a_clear_error_and_writes_nothing(checkpoints, data_file, tmp_path, capsys):

@@ -110,7 +110,8 @@ def test_rationale_policy_ce_only_trains_every_document(aclsum_train, tmp_path):
 def test_baseline_and_json_config(aclsum_train, tmp_path):
     out = tmp_path / "base"
     argv = ["--dataset_name", "aclsum", "--max_train_samples", "6", "--max_predict_samples", "3", "--output_dir", str(out),
-            "--do_train", "--do_predict", "--max_steps", "2", "--save_strategy", "no", "--baseline", *TINY]
+            "--do_train", "--do_predict", "--max_steps", "2", "--save_strategy", "no", "--baseline",
+            "--rouge_tokenizer", "whitespace", *TINY]
     model_args, data_args, training_args = parse_args(argv)
     config = {**{k: v for k, v in vars(model_args).items()}, **vars(data_args)}
     config.update(output_dir=str(out), do_train=True, do_predict=True, max_steps=2, save_strategy="no", report_to="none",
@@ -122,6 +123,8 @@ def test_baseline_and_json_config(aclsum_train, tmp_path):
     assert cfg["model_type"] == "bart"
     assert not (out / "gates.jsonl").exists()
     assert len(read_jsonl(out / "predictions.jsonl")) == 3
+    summary = json.loads((out / "run_summary.json").read_text())
+    assert summary["rouge"]["tokenizer"] == "whitespace" and "predict_rouge1" in summary["metrics"]
 
 
 def test_resume_from_last_checkpoint(aclsum_train, tmp_path):

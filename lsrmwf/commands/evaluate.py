@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 from ..data.arguments import DatasetSplitArguments
 from ..evaluation.generation import GenerationSettings
 from ..evaluation.report import ScoringOptions
+from ..evaluation.rouge import ROUGE_TOKENIZERS
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from ..presets import HUB_DATASETS, PRESETS, fill_from_preset
 
@@ -88,6 +89,12 @@ class GenerationArguments(GenerationSettings):
 @dataclass
 class ScoringArguments:
     use_stemmer: bool = field(default=True, metadata={"help": "Porter stemming in ROUGE (as the paper's ROUGE)."})
+    rouge_tokenizer: str = field(
+        default="default",
+        metadata={"help": "ROUGE tokens: default (rouge_score's: lowercased a-z0-9 runs; every other character is "
+                          "dropped, so non-Latin text scores 0), whitespace (lowercased whitespace split) or char "
+                          "(every non-space character; Chinese, Japanese, Korean).", "choices": list(ROUGE_TOKENIZERS)},
+    )
     rouge_workers: Optional[int] = field(
         default=None, metadata={"help": "Processes for ROUGE (default: all cores when there are enough pairs)."}
     )
@@ -378,7 +385,8 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
     table = {}
     if systems:
         options = ScoringOptions(
-            use_stemmer=sc.use_stemmer, rouge_workers=sc.rouge_workers, bertscore=sc.bertscore,
+            use_stemmer=sc.use_stemmer, rouge_workers=sc.rouge_workers, rouge_tokenizer=sc.rouge_tokenizer,
+            bertscore=sc.bertscore,
             bertscore_model=sc.bertscore_model, bertscore_num_layers=sc.bertscore_num_layers,
             bertscore_batch_size=sc.bertscore_batch_size, bertscore_idf=sc.bertscore_idf,
             bertscore_rescale_with_baseline=sc.bertscore_rescale_with_baseline,
@@ -387,6 +395,7 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
             confidence=sc.confidence, seed=sc.seed, significance_level=sc.significance_level, progress=progress,
         )
         results = score_systems(systems, ids, ref_texts, options, sources=sources, log=logger.info)
+        logger.warning(_scored_line(results, view, rationales))
         if model_name and generation is not None:
             results[0].extra["generation"] = generation
             if latencies:
@@ -418,6 +427,18 @@ def run(inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments, vie
         logger.info("case view: %s", path)
     logger.info("outputs in %s", os.path.abspath(inp.output_dir))
     return table
+
+
+def _scored_line(results, view: ViewArguments, rationales) -> str:
+    """One line: examples scored per system and, with --rationale_file, how many case ids found a row."""
+    counts = {len(r.ids) for r in results}
+    n = counts.pop() if len(counts) == 1 else "/".join(str(len(r.ids)) for r in results)
+    line = f"scored {n} examples per system ({', '.join(r.name for r in results)})"
+    if view.rationale_file and view.case_ids:
+        joined = sum(1 for i in view.case_ids if i in rationales)
+        line += (f"; case view: {joined} of {len(view.case_ids)} case ids joined with a row of {view.rationale_file} "
+                 f"({len(rationales)} rows)")
+    return line
 
 
 def _study(results, documents, sources, sc: ScoringArguments, gen: GenerationArguments, output_dir: str) -> dict:
@@ -460,14 +481,21 @@ def _documents(ds, files) -> Optional[Dict[str, str]]:
 
 
 def _identity(inp: InputArguments, settings: GenerationSettings, preset: Optional[str]) -> dict:
-    """What generated predictions depend on; saved next to them to decide whether they can be reused."""
-    model = inp.model_name_or_path
+    """What generated predictions depend on; saved next to them to decide whether they can be reused.
+
+    The checkpoint by its content (:func:`lsrmwf.io.fingerprint.checkpoint_fingerprint`: weights,
+    config and tokenizer files by size and hash; a hub name by name and revision), and a local data
+    file by its content as well as its path, so a model retrained into the same directory or a data
+    file rewritten in place is never taken for the one the predictions came from."""
+    from ..io.fingerprint import checkpoint_fingerprint, data_file_fingerprint
+
     return {
-        "model": os.path.abspath(model) if os.path.isdir(model) else model,
+        "model": checkpoint_fingerprint(inp.model_name_or_path),
         "preset": preset,
         "settings": {k: getattr(settings, k) for k in ("num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_source_length", "dtype",
                                                        "prompt_template", "use_chat_template")},
         "data": {"dataset_name": inp.dataset_name, "dataset_config_name": inp.dataset_config_name, "data_file": inp.data_file and os.path.abspath(inp.data_file),
+                 "file": data_file_fingerprint(inp.data_file),
                  "split": inp.split, "text_column": inp.text_column, "id_column": inp.id_column, "max_examples": inp.max_examples},
     }
 
@@ -476,9 +504,11 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
     """Summaries for every document of ``ds`` (id order of ``ds``), per-id latency, generation report.
 
     Finished batches go to ``generations.jsonl``, the project's resumable store keyed by what the
-    summaries depend on (checkpoint, generation settings, data): a rerun generates only what is
-    missing, a finished set is reused without loading the model, and other settings are refused
-    with the differing one named. ``predictions.jsonl`` is written from it at the end.
+    summaries depend on (the checkpoint's files, generation settings, the data; see :func:`_identity`):
+    a rerun generates only what is missing, a finished set is reused without loading the model, and
+    anything else (other settings, a checkpoint retrained at the same path, a rewritten data file) is
+    refused with the differing part named ("model weights changed (model.safetensors)");
+    ``--overwrite_output_dir`` generates them anew. ``predictions.jsonl`` is written from it at the end.
     """
     import json
 
@@ -509,16 +539,23 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
             if os.path.exists(path):
                 os.remove(path)
 
-    with ResultStore(cache, cache_key(identity), identity) as store:
+    fix = "use another --output_dir, or --overwrite_output_dir to generate the predictions anew"
+    with ResultStore(cache, cache_key(identity), identity, fix=fix) as store:
         done = {i: store.done[i] for i in ids if i in store.done}
         todo = [k for k, i in enumerate(ids) if i not in done]
+        # the one line that says where the predictions come from
         if not todo and os.path.exists(report_path):
-            logger.info("reusing the predictions in %s (same checkpoint, settings and data)", cache)
+            logger.warning("predictions reused from %s: all %d documents were summarized before with the same checkpoint "
+                           "files, settings and data (--overwrite_output_dir generates them anew)", cache, len(ids))
             with open(report_path, encoding="utf-8") as f:
                 report = json.load(f)
         else:
             if done:
-                logger.info("continuing from %s: %d of %d documents already summarized", cache, len(done), len(ids))
+                logger.warning("predictions resumed from %s: %d of %d documents already summarized, generating the other %d",
+                               cache, len(done), len(ids), len(todo))
+            else:
+                logger.warning("predictions generated: %d documents with %s (each batch saved to %s as it finishes)",
+                               len(ids), inp.model_name_or_path, cache)
             model, tokenizer = load_model(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir)
 
             def save(batch, texts, seconds):

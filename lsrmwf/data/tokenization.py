@@ -26,3 +26,20 @@ def _merges(bpe):
     import json
 
     return json.loads(bpe._tokenizer.to_str())["model"]["merges"]
+
+
+def fit_model_max_length(tokenizer, max_positions) -> None:
+    """Cap ``tokenizer.model_max_length`` at the model's ``max_position_embeddings``.
+
+    A tokenizer trained here (or loaded from a checkpoint that saved one) has no limit of its own:
+    ``model_max_length`` is about 1e30, so ``truncation=True`` keeps every token and a long document
+    indexes past the model's position table. For BART (and LSR-MWF) the config value is the usable
+    length (the learned table has two more rows for its offset). A tokenizer that already allows no
+    more than the model (a hub BART's 1024) is left as it is; without a known number of positions
+    nothing changes. Set before ``save_pretrained``, the limit is saved with the checkpoint.
+    """
+    if not max_positions:
+        return
+    current = getattr(tokenizer, "model_max_length", None)
+    if current is None or current > max_positions:
+        tokenizer.model_max_length = int(max_positions)

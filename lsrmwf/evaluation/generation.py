@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Callable, List, Optional, Sequence
 
+from ..data.tokenization import fit_model_max_length
 from ..io import InputError
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -72,10 +73,13 @@ def check_model_path(path: str) -> None:
 
 
 def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "float32", cache_dir: Optional[str] = None):
-    """``(model in eval mode on the device, tokenizer)``; the lsrmwf model type is registered first."""
+    """``(model in eval mode on the device, tokenizer)``; the lsrmwf model type is registered first.
+
+    The tokenizer's ``model_max_length`` is capped at the model's positions (see
+    :func:`lsrmwf.data.tokenization.fit_model_max_length`): a checkpoint saved with a tokenizer trained
+    from scratch (no limit, ~1e30) still truncates long documents."""
     import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
 
     if dtype not in DTYPES:
         raise InputError(f"--dtype {dtype}: choose one of {list(DTYPES)}")
@@ -94,6 +98,7 @@ def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "floa
             model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
     except OSError as e:
         raise InputError(f"--model_name_or_path {model_name_or_path}: not a local checkpoint and could not be loaded from the hub ({e})") from None
+    fit_model_max_length(tokenizer, getattr(model.config, "max_position_embeddings", None))
     model.to(device).eval()
     return model, tokenizer
 

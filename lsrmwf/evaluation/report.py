@@ -37,6 +37,7 @@ def bertscore_comparable(info: dict) -> bool:
 class ScoringOptions:
     use_stemmer: bool = True
     rouge_workers: Optional[int] = None
+    rouge_tokenizer: str = "default"
     bertscore: bool = True
     bertscore_model: Optional[str] = None
     bertscore_num_layers: Optional[int] = None
@@ -98,11 +99,12 @@ def score_systems(
             baseline_path=options.bertscore_baseline_path,
             lang=options.bertscore_lang,
         )
-    settings = rouge_settings(options.use_stemmer)
+    settings = rouge_settings(options.use_stemmer, tokenizer=options.rouge_tokenizer)
     log(f"ROUGE-Lsum sentences: {settings['lsum_sentence_splitter']}")
     results = []
     for name, predictions in systems.items():
-        scores = rouge_scores(predictions, references, use_stemmer=options.use_stemmer, num_workers=options.rouge_workers, progress=options.progress)
+        scores = rouge_scores(predictions, references, use_stemmer=options.use_stemmer, num_workers=options.rouge_workers,
+                              progress=options.progress, tokenizer=options.rouge_tokenizer)
         info = {"rouge": settings}
         if scorer is not None:
             scores.update(scorer(predictions, references, progress=options.progress))
@@ -167,7 +169,10 @@ def markdown_table(table: dict) -> str:
             cells.append(cell)
         name = s["name"] + (" (baseline)" if s["name"] == table["baseline"] else "")
         lines.append(f"| {name} | {s['n']} | " + " | ".join(cells) + " |")
-    notes = [f"ROUGE: F1 x 100 (rouge_score, stemmed); BS: BERTScore F1. Brackets: {pct}% bootstrap CI ({table['bootstrap_resamples']} resamples)."]
+    rouge = table.get("scoring", {}).get("rouge", {})
+    how = ["rouge_score"] + (["stemmed"] if rouge.get("use_stemmer", True) else []) \
+        + ([f"{rouge['tokenizer']} tokens"] if rouge.get("tokenizer", "default") != "default" else [])
+    notes = [f"ROUGE: F1 x 100 ({', '.join(how)}); BS: BERTScore F1. Brackets: {pct}% bootstrap CI ({table['bootstrap_resamples']} resamples)."]
     if PAPER_RL in keys:
         notes.append("R-Lsum is the paper's R-L: summary-level ROUGE-L over the summary's sentences, one per line (as BRIO "
                      "reports it); R-L is ROUGE-L over the whole text as one sequence.")

@@ -96,11 +96,44 @@ def writer_lock(path: str):
         handle.close()
 
 
+def _shown(value, limit: int = 160) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_differences(name: str, old, new) -> List[str]:
+    """What differs between a setting's value in a file (``old``) and in this run (``new``), one phrase each.
+
+    Plain values: ``name: file has X, this run has Y``. Dicts are compared key by key, so the phrase
+    names the part: ``settings num_beams: file has 4, this run has 3``; and where both sides of a key
+    are dicts themselves, ``model weights changed (model.safetensors)`` lists the entries that differ
+    (a checkpoint's fingerprint, :mod:`lsrmwf.io.fingerprint`)."""
+    missing = "<missing>"
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [f"{name}: file has {_shown(old)}, this run has {_shown(new)}"]
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        o, n = old.get(key, missing), new.get(key, missing)
+        if o == n:
+            continue
+        if isinstance(o, dict) and isinstance(n, dict):
+            parts = sorted((k for k in set(o) | set(n) if o.get(k, missing) != n.get(k, missing)), key=str)
+            out.append(f"{name} {key} changed ({', '.join(map(str, parts))})")
+        else:
+            out.append(f"{name} {key}: file has {_shown(o)}, this run has {_shown(n)}")
+    return out
+
+
 class ResultStore:
-    def __init__(self, path: str, key: str, settings: dict, payload: bool = False, fsync: bool = True):
+    """See the module's docstring. ``fix``: what a refused run should do instead, in the words of its
+    command line (default: generate_rationales.py's)."""
+
+    def __init__(self, path: str, key: str, settings: dict, payload: bool = False, fsync: bool = True,
+                 fix: Optional[str] = None):
         self.path = path
         self.key = key
         self.settings = settings
+        self.fix = fix or "write to a new --output (or delete the file) to regenerate with the new settings"
         self.payload = payload
         self.fsync = fsync
         self.done: Dict[str, dict] = {}
@@ -179,14 +212,14 @@ class ResultStore:
 
     def _mismatch(self, line: int, row: dict) -> str:
         where = f"{self.path}:{line}"
-        fix = "write to a new --output (or delete the file) to regenerate with the new settings"
+        fix = self.fix
         if "cache_key" not in row:
             return f"{where}: row has no 'cache_key'; it was not written by this pipeline. {fix}"
         differences = []
         for name, new in self.settings.items():
             old = row.get(name, "<missing>")
             if old != new:
-                differences.append(f"{name}: file has {json.dumps(old)}, this run has {json.dumps(new)}")
+                differences.extend(describe_differences(name, old, new))
         detail = "; ".join(differences) or f"cache key {row.get('cache_key')} != {self.key}"
         return f"{where}: written with different settings ({detail}). {fix}"
 

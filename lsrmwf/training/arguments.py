@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from ..data.arguments import DatasetArguments
 from ..evaluation.generation import BeamSearchArguments
+from ..evaluation.rouge import ROUGE_TOKENIZERS
 from ..io import InputError
 from ..io.schema import VIEWS
 from ..presets import PRESETS
@@ -204,6 +205,13 @@ class DataArguments(DatasetArguments, BeamSearchArguments):
     max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens (preset: 1024 / 512)."})
     max_target_length: Optional[int] = field(default=None, metadata={"help": "Summary tokens (preset: 120 / 80)."})
     max_rationale_length: int = field(default=256, metadata={"help": "Tokens per rationale view text."})
+    rouge_tokenizer: str = field(
+        default="default",
+        metadata={"help": "ROUGE tokens of --do_eval/--do_predict: default (rouge_score's: lowercased a-z0-9 runs; "
+                          "every other character is dropped, so non-Latin text scores 0), whitespace (lowercased "
+                          "whitespace split) or char (every non-space character; Chinese, Japanese, Korean).",
+                  "choices": list(ROUGE_TOKENIZERS)},
+    )
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N training examples."})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation examples."})
     max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N test examples."})

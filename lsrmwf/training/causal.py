@@ -27,7 +27,7 @@ from ..distill.logit_kd import kd_loss, load_causal_teacher
 from ..distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, token_bytes_table
 from ..io import InputError
 from ..io.logprobs import read_teacher_logprobs
-from .run import RawData, load_raw_data, train, train_evaluate_predict, write_run_summary
+from .run import RawData, load_raw_data, rouge_summary, train, train_evaluate_predict, write_run_summary
 from .trainer import LsrMwfTrainer
 
 logger = logging.getLogger("lsrmwf.train")
@@ -282,13 +282,13 @@ def run_causal(model_args, data_args, training_args, checkpoint: Optional[str]) 
 
         ids = np.where(p.predictions != -100, p.predictions, tokenizer.pad_token_id)[: len(eval_refs)]
         preds = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
-        return rouge_means(preds, eval_refs)
+        return rouge_means(preds, eval_refs, data_args.rouge_tokenizer)
 
     trainer = CausalKDTrainer(
         model=model, args=training_args, data_collator=CausalCollator(pad_token_id=tokenizer.pad_token_id),
         train_dataset=data.train, eval_dataset=data.eval, processing_class=tokenizer, teacher_model=teacher,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
-    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint)
-    write_run_summary(training_args, model, raw, None, checkpoint, results)
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
+    write_run_summary(training_args, model, raw, None, checkpoint, results, extra=rouge_summary(data_args, training_args))
     return results

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.preprocessing import apply_target, tokenize_dataset
 from ..data.rationales import join_rationales, rationale_table
+from ..data.tokenization import fit_model_max_length
 from ..distill.basic_reading import build_basic_reading_dataset
 from ..distill.logit_kd import check_bart_checkpoint, load_teacher
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
@@ -262,6 +263,8 @@ def build_model_and_tokenizer(model_args, data_args, train_texts=None, checkpoin
                          f"max_position_embeddings {model.config.max_position_embeddings}")
     if len(tokenizer) > model.config.vocab_size:
         raise InputError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}")
+    # a BPE trained here has no limit (~1e30): the saved tokenizer would not truncate to the model's positions
+    fit_model_max_length(tokenizer, model.config.max_position_embeddings)
     return model, tokenizer
 
 
@@ -321,14 +324,14 @@ def tokenize(raw: RawData, tokenizer, data_args, training_args, views) -> RawDat
 
 
 def _model_identity(model_args, training_args) -> str:
-    """What the initial weights depend on, for the cache key of the encoded rationale targets."""
+    """What the initial weights depend on, for the cache key of the encoded rationale targets: a
+    checkpoint's files by content (:func:`lsrmwf.io.fingerprint.checkpoint_fingerprint`, as evaluate.py
+    keys its predictions), a hub name by name and revision, a model from scratch by its config and seed."""
+    from ..io.fingerprint import checkpoint_fingerprint
+
     path = model_args.model_name_or_path
-    if path and os.path.isdir(path):
-        stamps = sorted((f, os.path.getsize(os.path.join(path, f)), os.path.getmtime(os.path.join(path, f)))
-                        for f in os.listdir(path) if f.endswith((".safetensors", ".bin")))
-        return json.dumps({"dir": os.path.abspath(path), "weights": stamps})
     if path:
-        return json.dumps({"hub": path, "revision": model_args.model_revision})
+        return json.dumps(checkpoint_fingerprint(path, model_args.model_revision), sort_keys=True)
     return json.dumps({"scratch": model_args.config_overrides, "seed": training_args.seed})
 
 
@@ -391,14 +394,16 @@ def _decode(tokenizer, ids):
     return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)]
 
 
-def rouge_means(predictions, references) -> dict:
+def rouge_means(predictions, references, tokenizer: str = "default") -> dict:
+    """Corpus ROUGE (``--rouge_tokenizer``: see :mod:`lsrmwf.evaluation.rouge`)."""
     from ..evaluation.rouge import rouge_scores
 
-    scores = rouge_scores(predictions, references, progress=False)
+    scores = rouge_scores(predictions, references, progress=False, tokenizer=tokenizer)
     return {k: round(float(v.mean()), 4) for k, v in scores.items()}
 
 
-def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, training_args) -> LsrMwfTrainer:
+def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, training_args,
+                  rouge_tokenizer: str = "default") -> LsrMwfTrainer:
     collator = LsrMwfCollator(pad_token_id=tokenizer.pad_token_id,
                               pad_to_multiple_of=8 if (training_args.fp16 or training_args.bf16) else None)
     eval_refs = list(raw.eval["summary"]) if raw.eval is not None else None
@@ -406,7 +411,7 @@ def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, traini
     def compute_metrics(p):
         # Seq2SeqTrainer gathers the padding duplicates of multi-process evaluation too; they come last.
         preds = _decode(tokenizer, p.predictions[: len(eval_refs)])
-        return rouge_means(preds, eval_refs)
+        return rouge_means(preds, eval_refs, rouge_tokenizer)
 
     return LsrMwfTrainer(
         model=model, args=training_args, data_collator=collator, train_dataset=data.train, eval_dataset=data.eval,
@@ -433,7 +438,7 @@ def evaluate(trainer, eval_ds) -> Dict[str, float]:
     return metrics
 
 
-def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[str, float]:
+def predict(trainer, tokenizer, predict_ds, predict_raw, training_args, rouge_tokenizer: str = "default") -> Dict[str, float]:
     """Generate for the test split; write ``predictions.jsonl`` (one row per example) and score it."""
     trainer.compute_metrics = None  # scored below against the untruncated references
     out = trainer.predict(predict_ds, metric_key_prefix="predict")
@@ -444,7 +449,7 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[
         _check_alignment(out.label_ids, predict_ds, "predict")
         preds = _decode(tokenizer, out.predictions)
         refs = list(predict_raw["summary"])
-        metrics.update({f"predict_{k}": v for k, v in rouge_means(preds, refs).items()})
+        metrics.update({f"predict_{k}": v for k, v in rouge_means(preds, refs, rouge_tokenizer).items()})
         if trainer.is_world_process_zero():
             rows = [{"id": i, "prediction": p, "reference": r} for i, p, r in zip(predict_raw["id"], preds, refs)]
             write_jsonl_atomic(os.path.join(training_args.output_dir, "predictions.jsonl"), rows)
@@ -453,7 +458,8 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args) -> Dict[
     return metrics
 
 
-def train_evaluate_predict(trainer, tokenizer, data: RawData, raw: RawData, training_args, checkpoint) -> Dict[str, float]:
+def train_evaluate_predict(trainer, tokenizer, data: RawData, raw: RawData, training_args, checkpoint,
+                           rouge_tokenizer: str = "default") -> Dict[str, float]:
     """Whichever of --do_train, --do_eval, --do_predict was asked for, in that order; their metrics."""
     results = {}
     if training_args.do_train:
@@ -461,8 +467,17 @@ def train_evaluate_predict(trainer, tokenizer, data: RawData, raw: RawData, trai
     if training_args.do_eval:
         results.update(evaluate(trainer, data.eval))
     if training_args.do_predict:
-        results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args))
+        results.update(predict(trainer, tokenizer, data.predict, raw.predict, training_args, rouge_tokenizer))
     return results
+
+
+def rouge_summary(data_args, training_args) -> dict:
+    """How the run's ROUGE was computed (``run_summary.json``'s ``rouge``), when it computed any."""
+    if not (training_args.predict_with_generate and (training_args.do_eval or training_args.do_predict)):
+        return {}
+    from ..evaluation.rouge import rouge_settings
+
+    return {"rouge": rouge_settings(tokenizer=data_args.rouge_tokenizer)}
 
 
 def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint, results, parameters=None,
@@ -534,7 +549,8 @@ def run(model_args, data_args, training_args) -> Dict[str, float]:
     data = tokenize(raw, tokenizer, data_args, training_args, views)
     data.train = encode_rationale_targets(data.train, model, views, model_args, training_args)
 
-    trainer = build_trainer(model, tokenizer, teacher, data, raw, training_args)
-    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint)
-    write_run_summary(training_args, model, raw, join_stats, checkpoint, results, parameters)
+    trainer = build_trainer(model, tokenizer, teacher, data, raw, training_args, data_args.rouge_tokenizer)
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
+    write_run_summary(training_args, model, raw, join_stats, checkpoint, results, parameters,
+                      extra=rouge_summary(data_args, training_args))
     return results
