@@ -32,6 +32,18 @@ per token (the token itself first), with llama.cpp's token ``id`` and ``bytes`` 
 without, like the OpenAI API, token strings and bytes only). More than ``max_top_logprobs``
 alternatives is a 400, as on vLLM/OpenAI.
 
+``POST /v1/completions`` (a raw ``prompt``, ``logprobs: K``) generates the same summary, with a leading
+space, in vLLM's legacy completions shape (``tokens``, ``token_logprobs``, ``top_logprobs`` as dicts,
+``text_offset``). With ``echo: true`` it first returns the prompt's own tokens, as vLLM does: a BOS
+token ``<s>`` without log-probs, then every prompt token, ``max_tokens: 0`` generating nothing (a
+server built with ``min_max_tokens=1`` refuses 0 with a 400). Token ``i`` of the answer has log-prob
+``-(i % 8) / 8`` (exact in fp16), a token starting with ``rare`` has -9; the alternatives are
+``" alt1"``, ``" alt2"``, ... at -2, -3, ...; each dict holds the token itself first, then the top K
+(K + 1 entries when the token is not among them, as vLLM's). ``usage.prompt_tokens`` counts the BOS.
+``echo_mode="ignore"`` is llama-server instead: it ignores ``echo`` and answers with the generated
+tokens only, in its ``content`` shape with ids and bytes. Tokens are words with their leading whitespace, or the
+pieces of ``tokenizer`` when one is given (the alternatives are then common words of it).
+
 Every request body is recorded in ``server.requests`` (with its arrival time) for assertions.
 """
 
@@ -67,7 +79,14 @@ def _document(messages) -> str:
     return m.group(1) if m else text
 
 
+def _text(body) -> str:
+    """The document of a chat request, or a completion request's whole prompt."""
+    return body["prompt"] if "prompt" in body else _document(body["messages"])
+
+
 def _task(body) -> str:
+    if "prompt" in body:
+        return "completion"
     rf = body.get("response_format") or {}
     if rf.get("type") == "json_schema":
         return rf["json_schema"]["name"]
@@ -140,9 +159,15 @@ class FaultServer:
     """``with FaultServer() as srv: srv.base_url ...``; runs in a background thread."""
 
     def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0, hang_s: float = 30.0, echo_auth: bool = False,
-                 max_top_logprobs: int = 20, with_ids: bool = True):
+                 max_top_logprobs: int = 20, with_ids: bool = True, echo_mode: str = "vllm", min_max_tokens: int = 0,
+                 tokenizer=None):
+        if echo_mode not in ("vllm", "ignore"):
+            raise ValueError(f"echo_mode must be 'vllm' or 'ignore', not {echo_mode!r}")
         self.max_top_logprobs = max_top_logprobs
         self.with_ids = with_ids
+        self.echo_mode = echo_mode
+        self.min_max_tokens = min_max_tokens
+        self.tokenizer = tokenizer
         self.vocab = {}
         self.slow_s = slow_s
         self.hang_s = hang_s
@@ -158,7 +183,7 @@ class FaultServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
     def requests_for(self, marker: str) -> List[dict]:
-        return [r for r in self.requests if marker in _document(r["body"]["messages"])]
+        return [r for r in self.requests if marker in _text(r["body"])]
 
     def __enter__(self) -> "FaultServer":
         server = self
@@ -202,7 +227,7 @@ class FaultServer:
         self._httpd.server_close()
 
     def _handle(self, h, body):
-        doc = _document(body["messages"])
+        doc = _text(body)
         marker = next((m for m in MARKERS if m in doc), None)
         key = (marker, _task(body), hashlib.md5(doc.encode()).hexdigest())
         with self._lock:
@@ -213,6 +238,11 @@ class FaultServer:
         logprobs = bool(body.get("logprobs"))
         if logprobs and int(body.get("top_logprobs") or 0) > self.max_top_logprobs:
             return h._send(400, {"error": {"message": f"top_logprobs must be <= {self.max_top_logprobs}", "type": "invalid_request"}})
+        if "prompt" in body and int(body.get("logprobs") or 0) > self.max_top_logprobs:
+            return h._send(400, {"error": {"message": f"logprobs must be <= {self.max_top_logprobs}", "type": "invalid_request"}})
+        if "prompt" in body and body.get("max_tokens") is not None and body["max_tokens"] < self.min_max_tokens:
+            return h._send(400, {"error": {"message": f"max_tokens must be at least {self.min_max_tokens}, got "
+                                                      f"{body['max_tokens']}", "type": "invalid_request"}})
         if logprobs:
             text = doc.split("Summarize:\n", 1)[-1]
             content, finish = _sentences(text)[0], "stop"
@@ -238,6 +268,8 @@ class FaultServer:
         time.sleep(self.delay_s)
         if marker == "FAULT_GARBAGE":
             return h._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if "prompt" in body:
+            return h._send(200, self._completion(body))
         if marker == "FAULT_BADJSON" and k == 1:
             content = '{"rationales": [{"aspect": "unterminated'
         if (marker == "FAULT_LENGTH" and k == 1) or marker == "FAULT_LENGTH_ALWAYS":
@@ -269,6 +301,69 @@ class FaultServer:
             e["top_logprobs"] = [self._entry(tok, -0.25)] + [self._entry(f" alt{j}", -2.0 - j) for j in range(1, k)]
             entries.append(e)
         return entries
+
+    # ------------------------------------------------------------------------------------------
+    # /v1/completions (vLLM's legacy shape, echo included; or llama-server's, which ignores echo)
+    # ------------------------------------------------------------------------------------------
+
+    def _tokens(self, text: str) -> List[tuple]:
+        """``(id, string)`` per token of ``text``."""
+        if self.tokenizer is None:
+            out = []
+            for tok in re.findall(r"\s*\S+|\s+$", text):
+                with self._lock:
+                    out.append((self.vocab.setdefault(tok, len(self.vocab)), tok))
+            return out
+        tk = self.tokenizer
+        ids = tk(text, add_special_tokens=False)["input_ids"]
+        return [(i, tk.convert_tokens_to_string([tk.convert_ids_to_tokens(i)])) for i in ids]
+
+    def _alternatives(self, token: str, k: int) -> List[tuple]:
+        """``(string, logprob)`` of the K alternatives at a position (never the token itself)."""
+        if self.tokenizer is None:
+            pool = [f" alt{j}" for j in range(1, k + 2)]
+        else:
+            pool = list(dict.fromkeys(s for _, s in self._tokens(" the of and to in a is for we on with by")))
+        return [(a, -2.0 - j) for j, a in enumerate([a for a in pool if a != token][:k])]
+
+    def _completion(self, body) -> dict:
+        prompt, k = body["prompt"], int(body.get("logprobs") or 0)
+        generated = self._tokens(" " + _sentences(prompt.split("Summarize:\n", 1)[-1])[0])
+        limit = body.get("max_tokens")
+        finish = "stop"
+        if limit is not None and self.echo_mode == "vllm" and limit < len(generated):
+            generated, finish = generated[:limit], "length"
+        echo = bool(body.get("echo")) and self.echo_mode == "vllm"
+        bos = (self.tokenizer.bos_token_id, self.tokenizer.bos_token) if self.tokenizer is not None else (-1, "<s>")
+        shown = ([bos] + self._tokens(prompt) if echo else []) + generated
+        text = (prompt if echo else "") + "".join(s for _, s in generated)
+        n_prompt = len(shown) - len(generated) if echo else len(self._tokens(prompt)) + 1
+        choice = {"index": 0, "text": text, "finish_reason": finish}
+        values = [-9.0 if s.strip().startswith("rare") else -(i % 8) / 8 for i, (_, s) in enumerate(shown)]
+        if k and self.echo_mode == "ignore":  # llama-server: its own shape, ids and bytes
+            entries = []
+            for (tid, s), v in zip(shown, values):
+                e = {"id": tid, "token": s, "bytes": list(s.encode()), "logprob": v}
+                e["top_logprobs"] = [dict(self._entry(a, b)) for a, b in sorted([(s, v)] + self._alternatives(s, k), key=lambda x: -x[1])[:k]]
+                entries.append(e)
+            choice["logprobs"] = {"content": entries}
+        elif k:
+            tops, offsets, at = [], [], 0
+            for i, ((_, s), v) in enumerate(zip(shown, values)):
+                offsets.append(at)
+                at += len(s)
+                if echo and i == 0:
+                    tops.append(None)  # vLLM: the first prompt token has no log-prob
+                    continue
+                best = sorted([(s, v)] + self._alternatives(s, k), key=lambda x: -x[1])[:k]
+                tops.append({s: v, **{a: b for a, b in best if a != s}})  # the token itself first, as vLLM's
+            choice["logprobs"] = {"tokens": [s for _, s in shown],
+                                  "token_logprobs": [None if echo and i == 0 else v for i, v in enumerate(values)],
+                                  "top_logprobs": tops, "text_offset": offsets}
+        return {"id": f"cmpl-{len(self.requests)}", "object": "text_completion", "created": int(time.time()),
+                "model": body.get("model", "fault-model"), "choices": [choice],
+                "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(generated),
+                          "total_tokens": n_prompt + len(generated)}}
 
 
 if __name__ == "__main__":  # python tests/llm_fault_server.py [delay_s]: prints its base URL, runs until killed

@@ -400,3 +400,49 @@ def test_chat_template_prompt_and_template_errors(tiny_tokenizer, aclsum_train):
     for bad in ("Summarize: {doc}", "{document} {document}", "{document} {other}"):
         with pytest.raises(InputError, match="--prompt_template"):
             check_template(bad)
+
+
+def test_train_py_on_reference_rows_scored_by_a_served_teacher(tiny_models, tiny_tokenizer, aclsum_train, tmp_path, caplog):
+    """generate_rationales.py --logprobs_target reference against a vLLM-like server tokenizing as the student
+    does, then train.py on that file: the targets are the references' tokens, the KD term is logged."""
+    import logging
+    import os
+    import sys
+
+    from lsrmwf.commands.generate_rationales import main as collect
+    from lsrmwf.commands.train import main
+    from lsrmwf.data.causal import encode_summary
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from llm_fault_server import FaultServer
+
+    ds = small_ds(aclsum_train, 4)
+    data = str(tmp_path / "data.jsonl")
+    write_jsonl(data, ds)
+    store = str(tmp_path / "reference.jsonl")
+    with FaultServer(tokenizer=tiny_tokenizer) as srv:
+        assert collect(["--base_url", srv.base_url, "--model", "m", "--data_file", data, "--id_column", "id", "--output", store,
+                        "--task", "teacher_logprobs", "--logprobs_target", "reference", "--top_logprobs", "4",
+                        "--no_progress"]) == 0
+    stats = {}
+    train = sparse_kd_dataset(ds, store, tiny_tokenizer, Args, stats)
+    assert stats["rows_per_target"] == {"teacher_summary": 0, "reference": 4}
+    for ex, summary in zip(train, ds["summary"]):  # the labels are the reference's tokens, as the CE path has them
+        assert [x for x in ex["labels"] if x != -100] == encode_summary(summary, tiny_tokenizer, False, Args.max_target_length)
+        assert any(ids[0] >= 0 for ids in ex["teacher_top_ids"])
+    with caplog.at_level(logging.INFO, logger="lsrmwf.train"):
+        main(train_argv(tiny_models, data, tmp_path / "run", "--teacher_logprobs_file", store, "--kd_alpha", "0.5",
+                  "--log_level", "info"))
+    assert "sparse top-K KD on 4 reference summaries" in caplog.text
+    log = json.load(open(tmp_path / "run" / "trainer_state.json"))["log_history"]
+    steps = [e for e in log if "kd_kl" in e]
+    assert steps and all(np.isfinite(e["loss"]) and np.isfinite(e["kd_kl"]) and e["kd_kl"] > 0 for e in steps)
+    assert json.load(open(tmp_path / "run" / "run_summary.json"))["teacher_logprobs"]["rows_per_target"]["reference"] == 4
+    # the file scored other references than the training data now has
+    changed = str(tmp_path / "changed.jsonl")
+    write_jsonl(changed, ds.map(lambda r: {"summary": r["summary"] + " Edited."}))
+    import datasets
+
+    edited = datasets.load_dataset("json", data_files=changed, split="train")
+    with pytest.raises(InputError, match="scored another reference summary"):
+        sparse_kd_dataset(edited, store, tiny_tokenizer, Args)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lsrmwf.commands.generate_rationales import main as cli_main
+from lsrmwf.io import InputError
 from lsrmwf.io.logprobs import read_teacher_logprobs
 from lsrmwf.llm.client import EndpointError, GenerationParams, LLMClient
 from lsrmwf.llm.pipeline import RunStats, run_task
@@ -104,3 +105,82 @@ def test_cli_prints_bytes_per_token_and_kill_9_resumes_without_duplicates(tmp_pa
     assert len(read_teacher_logprobs(str(out))) == 12
     err = capsys.readouterr().err
     assert "bytes per token" in err
+
+
+# ----------------------------------------------------------------------------------------------
+# --logprobs_target reference: the teacher's log-probs of the reference summary (echo on /v1/completions)
+# ----------------------------------------------------------------------------------------------
+
+
+def ref_ds(docs, refs):
+    return datasets.Dataset.from_dict({"id": [f"d{i}" for i in range(len(docs))], "document": docs, "summary": refs})
+
+
+def reference_task(k=3):
+    return TeacherLogprobsTask(top_logprobs=k, api="completions", target="reference")
+
+
+def test_reference_rows_carry_exactly_the_reference_tokens(tmp_path):
+    """Prompt "Summarize:\\nA b.\\n\\nSummary:" + " It works rarely." echoed as vLLM does: <s> (no log-prob),
+    'Summarize:', '\\nA', ' b.', '\\n\\nSummary:', ' It', ' works', ' rarely.'; token i has log-prob -(i % 8)/8,
+    a 'rare' token -9 (then its K alternatives, not itself, are the top K)."""
+    out = str(tmp_path / "ref.jsonl")
+    ds = ref_ds(["A b."], ["It works rarely."])
+    with FaultServer() as srv:
+        summary = run_task(reference_task(), ds, client(srv.base_url), out, progress=False)
+        (req,) = [r["body"] for r in srv.requests]
+    assert req["prompt"] == "Summarize:\nA b.\n\nSummary: It works rarely."
+    assert req["echo"] is True and req["max_tokens"] == 0 and req["logprobs"] == 3
+    assert summary["file"]["target"] == "reference" and summary["file"]["tokens"] == 3
+    row, tokens = read_teacher_logprobs(out)["d0"]
+    assert row["target"] == "reference" and row["reference"] == "It works rarely." and row["params"]["target"] == "reference"
+    assert row["reference_sha"] == document_hash("It works rarely.") and row["document_sha"] == document_hash("A b.")
+    assert tokens.token_bytes == [b" It", b" works", b" rarely."]
+    np.testing.assert_array_equal(tokens.token_logprobs.astype(float), [-5 / 8, -6 / 8, -9])
+    assert tokens.top_bytes == [[b" It", b" alt1", b" alt2"], [b" works", b" alt1", b" alt2"], [b" alt1", b" alt2", b" alt3"]]
+    np.testing.assert_array_equal(tokens.top_logprobs.astype(float), [[-5 / 8, -2, -3], [-6 / 8, -2, -3], [-2, -3, -4]])
+    # a server that refuses max_tokens=0 is asked with 1 from then on; its generated token is left out
+    out1 = str(tmp_path / "ref1.jsonl")
+    with FaultServer(min_max_tokens=1) as srv:
+        run_task(reference_task(), ds, client(srv.base_url), out1, progress=False)
+        assert [r["body"]["max_tokens"] for r in srv.requests] == [0, 1]
+    row1, tokens1 = read_teacher_logprobs(out1)["d0"]
+    assert tokens1.token_bytes == tokens.token_bytes and row1["echo_max_tokens"] == 1
+    np.testing.assert_array_equal(tokens1.top_logprobs, tokens.top_logprobs)
+
+
+def test_reference_run_resumes_and_is_never_mixed_with_a_teacher_summary_run(tmp_path):
+    out = str(tmp_path / "ref.jsonl")
+    refs = [f"Topic {i} is parsed well." for i in range(len(DOCS))]
+    with FaultServer() as srv:
+        run_task(reference_task(), ref_ds(DOCS[:3], refs[:3]), client(srv.base_url), out, progress=False)
+        stats = RunStats()
+        run_task(reference_task(), ref_ds(DOCS, refs), client(srv.base_url), out, progress=False, stats=stats)
+        assert sorted(stats.requested_ids) == ["d3", "d4", "d5"]  # the finished rows are not asked again
+        with pytest.raises(InputError, match=r"different settings \(params: .*\"target\": \"reference\""):
+            run_task(TeacherLogprobsTask(top_logprobs=3, api="completions"), make_ds(DOCS), client(srv.base_url), out,
+                     progress=False)
+    records = read_teacher_logprobs(out)
+    assert sorted(records) == [f"d{i}" for i in range(6)] and len(rows(out)) == 6
+    for i in range(6):
+        row, tokens = records[f"d{i}"]
+        assert b"".join(tokens.token_bytes).decode() == " " + refs[i] and row["target"] == "reference"
+
+
+def test_a_server_that_ignores_echo_stops_the_run_before_any_row(tmp_path, capsys):
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"id": f"d{i}", "document": d, "summary": f"Summary {i}."}) + "\n"
+                            for i, d in enumerate(DOCS)))
+    out = tmp_path / "ref.jsonl"
+    args = ["--data_file", str(data), "--id_column", "id", "--model", "m", "--output", str(out), "--task", "teacher_logprobs",
+            "--logprobs_target", "reference", "--top_logprobs", "3", "--concurrency", "2", "--no_progress"]
+    with FaultServer(echo_mode="ignore") as srv:  # llama-server: generated tokens only, whatever echo says
+        code = cli_main(["--base_url", srv.base_url, *args])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert srv.base_url in err and "vLLM" in err and "llama-server ignores echo" in err
+    assert rows(out) == []  # no row, not even a failed one
+    assert not os.path.exists(str(out) + ".bin") or os.path.getsize(str(out) + ".bin") == 0
+    # reference scoring exists on /v1/completions only
+    assert cli_main(["--base_url", "http://127.0.0.1:9/v1", *args, "--logprobs_api", "chat"]) == 2
+    assert "--logprobs_api chat cannot" in capsys.readouterr().err

@@ -43,7 +43,8 @@ class PipelineArguments:
     task: str = field(default="rationales", metadata={"help": "rationales (paper steps 1-2), basic_reading (BRD: per sentence, named entities and a question with its answer) or teacher_logprobs (the teacher's summary with top-K log-probs per token, for train.py --teacher_logprobs_file).", "choices": ["rationales", "basic_reading", "teacher_logprobs"]})
     top_logprobs: int = field(default=10, metadata={"help": "teacher_logprobs: K, the alternatives (with log-probs) kept per generated token."})
     prompt_template: str = field(default="Summarize:\n{document}\n\nSummary:", metadata={"help": "teacher_logprobs: the prompt ({document} is replaced); use the one train.py's student gets."})
-    logprobs_api: str = field(default="chat", metadata={"help": "teacher_logprobs: chat (/v1/chat/completions, logprobs+top_logprobs) or completions (/v1/completions, raw prompt; base models).", "choices": ["chat", "completions"]})
+    logprobs_api: Optional[str] = field(default=None, metadata={"help": "teacher_logprobs: chat (/v1/chat/completions, logprobs+top_logprobs; the default for --logprobs_target teacher_summary) or completions (/v1/completions, raw prompt; base models; always for --logprobs_target reference).", "choices": ["chat", "completions"]})
+    logprobs_target: str = field(default="teacher_summary", metadata={"help": "teacher_logprobs: whose tokens get the teacher's top-K log-probs: teacher_summary (the teacher's own summary, generated) or reference (the dataset's reference summary, scored: the prompt + reference go to /v1/completions with echo=true and max_tokens=0; needs a server that returns prompt log-probs, e.g. vLLM, not llama-server). train.py --teacher_logprobs_file then trains on that text.", "choices": ["teacher_summary", "reference"]})
     preset: Optional[str] = field(default=None, metadata={"help": "cnndm or xsum: fills --rationales, --score, --score_threshold (implied by known hub datasets)."})
     rationales: Optional[str] = field(default=None, metadata={"help": "per_sentence (one rationale per gold summary sentence, CNN/DM) or one (XSum).", "choices": ["per_sentence", "one"]})
     max_rationales: int = field(default=8, metadata={"help": "Cap on rationales per document; extra summary sentences join the last one."})
@@ -60,11 +61,12 @@ class PipelineArguments:
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
 
 
-def load_passages(data: DataArguments, task: str):
+def load_passages(data: DataArguments, task: str, logprobs_target: str = "teacher_summary"):
     """Documents for either task; basic_reading also reads .txt files (no summaries needed)."""
     if task == "basic_reading" and data.data_file and data.data_file.lower().endswith(".txt"):
         return load_txt(data.data_file, data.txt_passages, data.max_examples)
-    return data.load_split(require_summary=task == "rationales")  # teacher_logprobs: the teacher writes the summary
+    # teacher_logprobs writes its own summary, unless it scores the reference
+    return data.load_split(require_summary=task == "rationales" or (task == "teacher_logprobs" and logprobs_target == "reference"))
 
 
 def load_txt(path: str, unit: str, max_examples: Optional[int] = None):
@@ -115,8 +117,13 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
         if args_pipe.top_logprobs < 1:
             raise InputError(f"--top_logprobs must be at least 1, got {args_pipe.top_logprobs}")
         check_template(args_pipe.prompt_template)
+        reference = args_pipe.logprobs_target == "reference"
+        api = args_pipe.logprobs_api or ("completions" if reference else "chat")
+        if reference and api != "completions":
+            raise InputError("--logprobs_target reference scores given text through /v1/completions (echo=true); "
+                             "--logprobs_api chat cannot: leave --logprobs_api out or give completions")
         task = TeacherLogprobsTask(top_logprobs=args_pipe.top_logprobs, prompt_template=args_pipe.prompt_template,
-                                   api=args_pipe.logprobs_api, max_document_words=args_pipe.max_document_words)
+                                   api=api, max_document_words=args_pipe.max_document_words, target=args_pipe.logprobs_target)
     elif args_pipe.brd_format == "json":
         task = ReadingTask(context=args_pipe.brd_context, max_document_words=args_pipe.max_document_words)
     else:
@@ -218,7 +225,8 @@ def format_summary(summary: dict) -> str:
                      f"associated sentences verbatim in the document: {f['as_verbatim']}/{f['rationales']} ({verb})")
     elif "bytes_per_token" in f:
         bpt = "n/a" if f["bytes_per_token"] is None else f"{f['bytes_per_token']:.1f}"
-        lines.append(f"{f['tokens']} teacher tokens with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
+        whose = "reference tokens scored by the teacher" if f.get("target") == "reference" else "teacher tokens"
+        lines.append(f"{f['tokens']} {whose} with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
                      f"{bpt} bytes per token")
     elif "ner_answers" in f:
         lines.append(f"{f['ner_answers']} NER answers ({f['entities']} quoted entities), {f['qra_answers']} QRA answers "
@@ -273,7 +281,7 @@ def main(argv=None) -> int:
     try:
         task, client = build(endpoint, pipe, data)
         policy = failure_policy(endpoint)
-        ds = load_passages(data, pipe.task)
+        ds = load_passages(data, pipe.task, pipe.logprobs_target)
         summary = run_task(task, ds, client, pipe.output, concurrency=endpoint.concurrency, progress=pipe.progress,
                            stats=stats, policy=policy)
     except RunFailure as e:

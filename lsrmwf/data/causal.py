@@ -69,9 +69,16 @@ def encode_prompt(document: str, tokenizer, template: str, use_chat_template: bo
     return ids
 
 
+def summary_text(summary: str, use_chat_template: bool) -> str:
+    """The summary as it follows the prompt: after a plain template ("...Summary:") it continues with a
+    space; after a chat turn it starts the assistant's answer. (A served teacher scores the reference
+    as this text after the plain template: ``generate_rationales.py --logprobs_target reference``.)"""
+    return summary.strip() if use_chat_template else " " + summary.strip()
+
+
 def encode_summary(summary: str, tokenizer, use_chat_template: bool, max_target_length: Optional[int]) -> List[int]:
-    """Summary tokens + eos. After a plain template ("...Summary:") the summary continues with a space."""
-    text = summary.strip() if use_chat_template else " " + summary.strip()
+    """Summary tokens + eos (the text of :func:`summary_text`)."""
+    text = summary_text(summary, use_chat_template)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if max_target_length is not None:
         ids = ids[: max(0, max_target_length - 1)]

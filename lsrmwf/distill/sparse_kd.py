@@ -134,8 +134,10 @@ def token_bytes_table(tokenizer) -> List[Optional[bytes]]:
     return table
 
 
-def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str) -> Tuple[List[int], np.ndarray, np.ndarray]:
-    """``(labels, top_ids, top_logprobs)`` in student ids for one teacher record (``where`` names it in errors)."""
+def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str,
+                       what: str = "the teacher's summary") -> Tuple[List[int], np.ndarray, np.ndarray]:
+    """``(labels, top_ids, top_logprobs)`` in student ids for one teacher record (``where`` names it and ``what``
+    its tokens, the teacher's summary or the reference it scored, in errors)."""
     n = len(tokens)
     if tokens.has_ids:
         for i in range(n):
@@ -143,7 +145,7 @@ def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str) -> Tupl
             mine = table[tid] if tid < len(table) else None
             if mine != tokens.token_bytes[i]:
                 raise InputError(
-                    f"{where}: token {i} of the teacher's summary is id {tid} = {tokens.token_bytes[i]!r} in the served "
+                    f"{where}: token {i} of {what} is id {tid} = {tokens.token_bytes[i]!r} in the served "
                     f"model, but the student's id {tid} is {mine!r}; the served teacher does not share the student's "
                     f"tokenizer. Train a student with the teacher's tokenizer (--tokenizer_name), or collect from a server "
                     f"that reports tokens by their bytes only"
@@ -163,7 +165,7 @@ def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str) -> Tupl
                              f"tokenizer differs from the student's (e.g. a different model family)")
         return lookup[b]
 
-    labels = [find(b, f"token {i} of the teacher's summary") for i, b in enumerate(tokens.token_bytes)]
+    labels = [find(b, f"token {i} of {what}") for i, b in enumerate(tokens.token_bytes)]
     top = np.full(tokens.top_ids.shape, -1, dtype=np.int64)
     if tokens.top_bytes is None:
         raise InputError(f"{where}: the record has neither token ids nor the alternatives' bytes")

@@ -17,6 +17,10 @@ Arrays (:func:`~lsrmwf.io.store.pack_arrays`), for ``N`` generated tokens and ``
 ==================  =========  ================================================================
 
 With ids the record costs ``4 + 2 + K·6`` bytes per token plus the text (about 66 bytes at K=10).
+
+The same record holds either the teacher's own summary (a row without ``target``, or
+``target: "teacher_summary"``) or the reference summary's tokens as the teacher scored them
+(``target: "reference"``, ``generate_rationales.py --logprobs_target reference``).
 """
 
 from dataclasses import dataclass
@@ -26,6 +30,8 @@ import numpy as np
 
 from . import InputError, iter_jsonl
 from .store import pack_arrays, unpack_arrays
+
+TARGETS = ("teacher_summary", "reference")  # whose tokens a row scores
 
 
 @dataclass
@@ -92,6 +98,9 @@ def read_teacher_logprobs(path: str) -> Dict[str, Tuple[dict, TeacherTokens]]:
                                  f"generate_rationales.py --task teacher_logprobs")
             if row.get("error") is not None:
                 continue
+            if row.get("target", "teacher_summary") not in TARGETS:
+                raise InputError(f"{path}:{line}: row {row.get('id')!r} has target {row.get('target')!r}; known targets "
+                                 f"are {', '.join(TARGETS)}")
             p = row.get("payload")
             if not p:
                 raise InputError(f"{path}:{line}: row {row.get('id')!r} has no payload")

@@ -161,14 +161,21 @@ class LLMClient:
         usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
         return Answer(choices[0].message.content or "", choices[0].finish_reason, usage)
 
-    async def with_logprobs(self, endpoint: int, api: str, prompt, top_logprobs: int) -> dict:
+    async def with_logprobs(self, endpoint: int, api: str, prompt, top_logprobs: int,
+                            echo_max_tokens: Optional[int] = None) -> dict:
         """One generation with the top ``top_logprobs`` log-probs of every token, as a plain dict.
 
         ``api="chat"``: ``prompt`` is a message list (``logprobs``/``top_logprobs``); ``"completions"``:
         a string (``logprobs=K``; llama-server also gets its native ``n_probs``).
+        ``echo_max_tokens`` (completions only): score the given text instead, ``echo=true`` with
+        ``max_tokens`` set to it (0 on vLLM: the prompt's log-probs and nothing generated).
         """
         kwargs = self._request_kwargs()
-        if api == "chat":
+        if echo_max_tokens is not None:
+            if api != "completions":
+                raise ValueError("echo (scoring given text) exists on /v1/completions only")
+            kwargs.update(prompt=prompt, logprobs=top_logprobs, echo=True, max_tokens=echo_max_tokens)
+        elif api == "chat":
             kwargs.update(messages=prompt, logprobs=True, top_logprobs=top_logprobs)
         elif api == "completions":
             kwargs.update(prompt=prompt, logprobs=top_logprobs)

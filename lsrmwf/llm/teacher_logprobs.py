@@ -16,22 +16,40 @@ log-probs). ``train.py --teacher_logprobs_file`` trains on it (sparse top-K KD).
 
 A server that returns no log-probs, or fewer alternatives than K, stops the run with the option
 that enables them; finished rows stay.
+
+``--logprobs_target reference`` scores the dataset's reference summary instead (the teacher's
+top-K at each of the reference's tokens, for KD on the reference rather than on the teacher's own
+summary): the prompt followed by the reference (:func:`lsrmwf.data.causal.summary_text`, as the
+student sees it after a plain template) goes to ``/v1/completions`` with ``echo=true``,
+``logprobs=K`` and ``max_tokens=0``, and only the tokens from the reference's start on are kept
+(:func:`reference_logprobs`). The rows carry ``target: "reference"`` and ``reference_sha``, and
+the run's settings (its cache key) hold the target, so a reference file never resumes a
+teacher-summary run or the other way round. A server that does not score given text (llama-server
+ignores ``echo``) is detected on its first answer and stops the run before any row is written.
 """
 
 import hashlib
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from ..io.logprobs import TeacherTokens, pack_teacher_tokens
+from ..data.causal import summary_text
+from ..io.logprobs import TARGETS, TeacherTokens, pack_teacher_tokens
 from .client import EndpointError, LLMClient, RequestError, Usage
+
+logger = logging.getLogger("lsrmwf.llm")
 
 NO_LOGPROBS_HINT = ("the server must return log-probabilities: llama-server returns them for 'logprobs'/'top_logprobs' "
                     "(chat) and 'n_probs' (completion); vLLM caps them with --max-logprobs (default 20); the OpenAI API "
                     "allows top_logprobs <= 20 on chat models only")
 TOKEN_ID = re.compile(r"^token_id:(\d+)$")  # vLLM --return-tokens-as-token-ids
+NO_ECHO_HINT = ("scoring the reference (--logprobs_target reference) needs a server that returns the log-probs of the "
+                "prompt's own tokens for echo=true on /v1/completions, such as vLLM; llama-server ignores echo and "
+                "scores only the tokens it generates, so it cannot be used for this (collect the teacher's own summaries "
+                "there: --logprobs_target teacher_summary)")
 
 
 def document_sha(document: str) -> str:
@@ -54,7 +72,9 @@ def parse_logprobs(choice: dict, k: int, where: str) -> TeacherTokens:
     lp = choice.get("logprobs")
     content = lp.get("content") if isinstance(lp, dict) else None
     if content is None and isinstance(lp, dict) and lp.get("tokens") is not None:  # legacy completions shape
-        content = [{"token": t, "logprob": l, "top_logprobs": [{"token": a, "logprob": b} for a, b in (tops or {}).items()]}
+        # a dict per token, most probable first: vLLM puts the token itself first and then the top K, K+1
+        # entries when the token is not among them
+        content = [{"token": t, "logprob": l, "top_logprobs": [{"token": a, "logprob": b} for a, b in _by_logprob(tops)]}
                    for t, l, tops in zip(lp["tokens"], lp["token_logprobs"], lp.get("top_logprobs") or [{}] * len(lp["tokens"]))]
     if content is None:
         if choice.get("completion_probabilities") is not None:  # llama.cpp native /completion
@@ -93,24 +113,105 @@ def parse_logprobs(choice: dict, k: int, where: str) -> TeacherTokens:
     return TeacherTokens(token_ids, token_lp, top_ids, top_lp, token_bytes, None if with_ids else top_bytes)
 
 
+def _by_logprob(tops: Optional[dict]) -> List[Tuple[str, float]]:
+    items = list((tops or {}).items())
+    return sorted(items, key=lambda kv: -(kv[1] if kv[1] is not None else float("-inf")))  # stable: ties keep order
+
+
+class ScoringError(ValueError):
+    """This answer's tokens cannot be matched to the reference (a row error; other rows may be fine)."""
+
+
+def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: str,
+                       prompt_tokens: Optional[int] = None, generated: int = 0) -> TeacherTokens:
+    """The teacher's tokens of ``reference`` with their top-K log-probs, from an ``echo=true`` completion of
+    ``text`` (the prompt followed by ``reference``) in the legacy shape (``tokens``, ``token_logprobs``,
+    ``top_logprobs``, ``text_offset``).
+
+    ``prompt_tokens`` (the answer's ``usage.prompt_tokens``) or else ``generated`` (how many tokens the
+    server generated after the echo: ``max_tokens``) says where the echoed text ends. Raises
+    :class:`EndpointError` when the answer holds no log-probs of the prompt's tokens (the server does not
+    score given text), :class:`ScoringError` when the tokens do not spell the reference.
+    """
+    lp = choice.get("logprobs")
+    tokens = lp.get("tokens") if isinstance(lp, dict) else None
+    if not (choice.get("text") or "").startswith(text):
+        raise EndpointError(f"{where}: asked to score given text (/v1/completions with echo=true), the server answered "
+                            f"with only the text it generated, not the prompt; {NO_ECHO_HINT}")
+    if tokens is None:
+        raise EndpointError(f"{where}: the echoed answer carries no per-token log-probs in the completions shape "
+                            f"(tokens, token_logprobs, top_logprobs); {NO_ECHO_HINT}")
+    if tokens and all(TOKEN_ID.match(t or "") for t in tokens):
+        raise EndpointError(f"{where}: the server names its tokens 'token_id:N' (vLLM --return-tokens-as-token-ids); the "
+                            f"reference's tokens are found by their text: restart the server without that option")
+    n = len(tokens) - generated
+    if prompt_tokens is not None and 0 < prompt_tokens <= len(tokens):
+        n = prompt_tokens
+    strings = [t or "" for t in tokens[:max(n, 0)]]
+    if n <= 0 or sum(len(t) for t in strings) < len(reference):
+        raise EndpointError(f"{where}: the echoed answer has log-probs for {max(n, 0)} prompt tokens, fewer than the "
+                            f"reference alone needs; {NO_ECHO_HINT}")
+    # The reference's start is found from the END of the echoed prompt, where the reference ends: vLLM's
+    # text_offset counts the characters of special tokens (a BOS such as "<|begin_of_text|>") that the
+    # echoed text does not contain, so an offset from the text's start would be off by their length.
+    offsets = lp.get("text_offset")
+    if not offsets or len(offsets) < n:
+        offsets = np.concatenate([[0], np.cumsum([len(t) for t in strings])[:-1]]).tolist()
+    start_at = offsets[n - 1] + len(strings[-1]) - len(reference)
+    start = next((i for i in range(n) if offsets[i] >= start_at), n)
+    if start == n or offsets[start] != start_at:
+        raise ScoringError(f"the teacher's token {strings[max(start - 1, 0)]!r} holds both the prompt's last characters and the "
+                           f"reference's first ones, so the reference's tokens cannot be told apart; end "
+                           f"--prompt_template with a character that does not merge with the summary's first one")
+    piece = "".join(strings[start:n])
+    if piece != reference:
+        at = next((i for i, (a, b) in enumerate(zip(piece, reference)) if a != b), min(len(piece), len(reference)))
+        raise ScoringError(f"the teacher's tokens from the reference's start spell {piece[max(0, at - 20): at + 20]!r} "
+                           f"where the reference has {reference[max(0, at - 20): at + 20]!r} (character {at}); a token "
+                           f"the server reports as part of a character (byte fallback) cannot be matched")
+    values = (lp.get("token_logprobs") or [None] * len(tokens))[start:n]
+    if any(v is None for v in values):
+        raise ScoringError(f"the server gave no log-prob for reference token {values.index(None)}")
+    tops = (lp.get("top_logprobs") or [None] * len(tokens))[start:n]
+    return parse_logprobs({"logprobs": {"tokens": tokens[start:n], "token_logprobs": values, "top_logprobs": tops}}, k, where)
+
+
 @dataclass
 class TeacherLogprobsTask:
-    """Per document: the teacher's summary with its top-K log-probs (run by :func:`lsrmwf.llm.pipeline.run_task`)."""
+    """Per document: the teacher's summary with its top-K log-probs, or (``target="reference"``) the teacher's
+    top-K log-probs at each token of the reference summary (run by :func:`lsrmwf.llm.pipeline.run_task`)."""
 
     top_logprobs: int = 10
     prompt_template: str = "Summarize:\n{document}\n\nSummary:"
-    api: str = "chat"  # chat | completions
+    api: str = "chat"  # chat | completions (reference: completions)
     max_document_words: Optional[int] = None
+    target: str = "teacher_summary"  # teacher_summary | reference
     name: str = "teacher_logprobs"
     payload: bool = True  # rows carry a binary payload (ResultStore(payload=True))
+    # Reference scoring asks for max_tokens=0 (vLLM, like the OpenAI API, then echoes the prompt and generates
+    # nothing); a server that refuses 0 with HTTP 400 is asked with 1 from then on, the generated token dropped.
+    echo_max_tokens: int = field(default=0, repr=False)
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, not {self.target!r}")
+        if self.target == "reference" and self.api != "completions":
+            raise ValueError("scoring the reference needs api='completions' (echo exists there only)")
 
     def settings(self) -> dict:
-        return {"top_logprobs": self.top_logprobs, "prompt_template": self.prompt_template, "api": self.api,
-                "max_document_words": self.max_document_words}
+        out = {"top_logprobs": self.top_logprobs, "prompt_template": self.prompt_template, "api": self.api,
+               "max_document_words": self.max_document_words}
+        if self.target != "teacher_summary":  # files written before targets existed keep their cache key
+            out["target"] = self.target
+        return out
 
     def items(self, ds) -> Iterable[dict]:
-        for i, doc in zip(ds["id"], ds["document"]):
-            yield {"id": i, "document": doc}
+        if self.target == "reference":
+            for i, doc, summ in zip(ds["id"], ds["document"], ds["summary"]):
+                yield {"id": i, "document": doc, "summary": summ}
+        else:
+            for i, doc in zip(ds["id"], ds["document"]):
+                yield {"id": i, "document": doc}
 
     def prompt(self, document: str):
         words = document.split()
@@ -119,20 +220,40 @@ class TeacherLogprobsTask:
         text = self.prompt_template.format(document=document)
         return [{"role": "user", "content": text}] if self.api == "chat" else text
 
-    async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
-        row = {"id": item["id"], "document_sha": document_sha(item["document"]), "summary": "", "n_tokens": 0}
-        where = client.base_urls[endpoint]
-        usage.requests += 1  # counted when sent, so failed requests count too
-        try:
-            resp = await client.with_logprobs(endpoint, self.api, self.prompt(item["document"]), self.top_logprobs)
-        except RequestError as e:
-            if "HTTP 400" in str(e) and "logprob" in str(e).lower():
-                raise EndpointError(f"{e}; --top_logprobs {self.top_logprobs} is more than the server allows "
-                                    f"({NO_LOGPROBS_HINT})") from None
-            row["error"] = f"teacher summary: {e}"
-            return row
+    async def _ask(self, item: dict, client: LLMClient, endpoint: int, usage: Usage, text=None):
+        """``(answer, echo_max_tokens)``: the answer as a dict, or a failed request's error message (a str), and
+        the ``max_tokens`` it was asked with when scoring ``text`` (echo)."""
+        while True:
+            echo = self.echo_max_tokens if text is not None else None
+            usage.requests += 1  # counted when sent, so failed requests count too
+            try:
+                resp = await client.with_logprobs(endpoint, self.api, text if text is not None else self.prompt(item["document"]),
+                                                  self.top_logprobs, echo_max_tokens=echo)
+                break
+            except RequestError as e:
+                if echo == 0 and e.kind == "HTTP 400":
+                    if self.echo_max_tokens == 0:
+                        logger.info("%s refused max_tokens=0 with echo (%s); asking with max_tokens=1 from now on and "
+                                    "dropping the generated token", client.base_urls[endpoint], e)
+                    self.echo_max_tokens = 1
+                    continue
+                if "HTTP 400" in str(e) and "logprob" in str(e).lower():
+                    raise EndpointError(f"{e}; --top_logprobs {self.top_logprobs} is more than the server allows "
+                                        f"({NO_LOGPROBS_HINT})") from None
+                return str(e), echo
         u = resp.get("usage") or {}
         usage.add(Usage(0, u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0))
+        return resp, echo
+
+    async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
+        if self.target == "reference":
+            return await self._score_reference(item, client, endpoint, usage)
+        row = {"id": item["id"], "document_sha": document_sha(item["document"]), "summary": "", "n_tokens": 0}
+        where = client.base_urls[endpoint]
+        resp, _ = await self._ask(item, client, endpoint, usage)
+        if isinstance(resp, str):
+            row["error"] = f"teacher summary: {resp}"
+            return row
         choices = resp.get("choices") or []
         if not choices:
             row["error"] = f"teacher summary: {where}: the response has no choices"
@@ -144,6 +265,36 @@ class TeacherLogprobsTask:
                    has_ids=tokens.top_bytes is None, error=None, _payload=pack_teacher_tokens(tokens))
         return row
 
+    async def _score_reference(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
+        # echo + logprobs (the OpenAI completions API's way of scoring given text, which vLLM implements) rather
+        # than vLLM's own `prompt_logprobs` extra field: it is not tied to one server, its answer has the shape
+        # parse_logprobs already reads, and it returns the echoed text, so the tokens can be checked to spell
+        # the reference and a server that ignores echo (llama-server) shows it in its first answer.
+        # (prompt_logprobs would name tokens by id; here, as with the OpenAI API, they are matched by text.)
+        reference = summary_text(item["summary"], use_chat_template=False)  # " " + reference, as the student sees it
+        row = {"id": item["id"], "document_sha": document_sha(item["document"]), "target": "reference",
+               "reference": reference.strip(), "reference_sha": document_sha(item["summary"].strip()), "n_tokens": 0}
+        where = client.base_urls[endpoint]
+        text = self.prompt(item["document"]) + reference
+        resp, max_tokens = await self._ask(item, client, endpoint, usage, text=text)
+        if isinstance(resp, str):
+            row["error"] = f"reference scoring: {resp}"
+            return row
+        choices = resp.get("choices") or []
+        if not choices:
+            row["error"] = f"reference scoring: {where}: the response has no choices"
+            return row
+        try:
+            tokens = reference_logprobs(choices[0], text, reference, self.top_logprobs, where,
+                                        prompt_tokens=(resp.get("usage") or {}).get("prompt_tokens"),
+                                        generated=max_tokens)
+        except ScoringError as e:
+            row["error"] = f"reference scoring: {where}: {e}"
+            return row
+        row.update(n_tokens=len(tokens), has_ids=tokens.top_bytes is None, echo_max_tokens=max_tokens, error=None,
+                   _payload=pack_teacher_tokens(tokens))
+        return row
+
     def reselect(self, store, ds) -> int:
         return 0
 
@@ -151,5 +302,5 @@ class TeacherLogprobsTask:
         rows = list(store.done.values())
         tokens = sum(r.get("n_tokens") or 0 for r in rows)
         payload = sum((r.get("payload") or {}).get("length", 0) for r in rows)
-        return {"rows_done": len(rows), "tokens": tokens, "payload_bytes": payload,
+        return {"target": self.target, "rows_done": len(rows), "tokens": tokens, "payload_bytes": payload,
                 "bytes_per_token": round(payload / tokens, 2) if tokens else None}

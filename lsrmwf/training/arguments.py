@@ -232,8 +232,10 @@ class DataArguments(DatasetArguments, BeamSearchArguments):
     )
     teacher_logprobs_file: Optional[str] = field(
         default=None,
-        metadata={"help": "Causal student: sparse top-K KD on a served teacher's summaries and top-K log-probs "
-                          "(generate_rationales.py --task teacher_logprobs on the training split)."},
+        metadata={"help": "Causal student: sparse top-K KD from a served teacher's top-K log-probs "
+                          "(generate_rationales.py --task teacher_logprobs on the training split). The targets are the "
+                          "teacher's own summaries, or the dataset's references where the file scored them "
+                          "(--logprobs_target reference); the log says which."},
     )
 
     def __post_init__(self):

@@ -8,7 +8,8 @@ instead of LSR-MWF/BART. The student learns ``prompt -> summary`` (:mod:`lsrmwf.
 * white-box teacher (``--teacher_model_name_or_path``): a causal LM sharing the student's tokenizer,
   frozen, optionally in bf16/fp16 (``--teacher_dtype``) and split over devices (``--teacher_device_map auto``);
 * served teacher (``--teacher_logprobs_file``, from ``generate_rationales.py --task teacher_logprobs``):
-  sparse top-K KD (:mod:`lsrmwf.distill.sparse_kd`) on the teacher's own summaries (sequence-level KD);
+  sparse top-K KD (:mod:`lsrmwf.distill.sparse_kd`) on the teacher's own summaries (sequence-level KD),
+  or on the dataset's reference summaries where the file's rows scored them (``--logprobs_target reference``);
 * neither: plain fine-tuning on the references (CE only).
 
 Evaluation and prediction generate the continuation of the prompt and decode only the new tokens.
@@ -26,7 +27,7 @@ from ..distill.brd_mix import load_brd_mix, packed_dataset
 from ..distill.logit_kd import kd_loss, load_causal_teacher
 from ..distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, token_bytes_table
 from ..io import InputError
-from ..io.logprobs import read_teacher_logprobs
+from ..io.logprobs import TARGETS, read_teacher_logprobs
 from .run import RawData, load_raw_data, rouge_summary, train, train_evaluate_predict, write_run_summary
 from .trainer import LsrMwfTrainer
 
@@ -146,15 +147,18 @@ def configure_causal_generation(model, tokenizer, data_args) -> None:
         raise InputError(f"generation settings {settings}: {e}") from None
 
 
-def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args):
-    """The training examples of sequence-level sparse KD: prompt + the teacher's summary tokens (mapped to
-    student ids), with its top-K ids/log-probs per summary token."""
+def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, stats: Optional[dict] = None):
+    """The training examples of sparse top-K KD: prompt + the tokens of the row's target as the teacher's record
+    has them (mapped to student ids), with the teacher's top-K ids/log-probs at each of them. The target is the
+    teacher's own summary (sequence-level KD), or the training example's reference summary for a row that scored
+    it (``target: "reference"``; its ``reference_sha`` must match). ``stats`` gets the rows per target."""
     import datasets
 
     records = read_teacher_logprobs(path)
     if not records:
         raise InputError(f"{path}: no finished teacher-logprobs rows")
     docs = dict(zip(train_raw["id"], train_raw["document"]))
+    summaries = dict(zip(train_raw["id"], train_raw["summary"]))
     matched = [i for i in train_raw["id"] if i in records]
     if not matched:
         raise InputError(f"--teacher_logprobs_file {path}: none of its {len(records)} ids matches a training document "
@@ -169,24 +173,41 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args):
     table = token_bytes_table(tokenizer)
     template, chat = data_args.prompt_template, data_args.use_chat_template
     cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": []}
+    counts = {t: 0 for t in TARGETS}
     for rid in matched:
         row, tokens = records[rid]
         if row.get("document_sha") not in (None, document_hash(docs[rid])):
             raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} was generated for a different document than "
                              f"the training document with that id (its document hash differs); collect it again on "
                              f"this data")
-        labels, top, lp = map_teacher_tokens(tokens, table, f"{path}, row {rid!r}")
+        target = row.get("target") or "teacher_summary"
+        counts[target] += 1
+        what = "the teacher's summary"
+        if target == "reference":
+            what = "the reference summary"
+            if row.get("reference_sha") != document_hash((summaries[rid] or "").strip()):
+                raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} scored another reference summary than the "
+                                 f"training example with that id has (its reference hash differs; the row scored "
+                                 f"{(row.get('reference') or '')[:60]!r}); score the references of this data again")
+        labels, top, lp = map_teacher_tokens(tokens, table, f"{path}, row {rid!r}", what)
         n = min(len(labels), max(0, data_args.max_target_length - 1))
         labels, top, lp = labels[:n], top[:n].tolist(), lp[:n].tolist()
         k = len(top[0]) if top else 1
-        if row.get("finish_reason") != "length":
+        if target == "reference" or row.get("finish_reason") != "length":  # it ended: eos, with CE only
             labels, top, lp = labels + [tokenizer.eos_token_id], top + [[-1] * k], lp + [[0.0] * k]
         prompt = encode_prompt(docs[rid], tokenizer, template, chat, data_args.max_source_length)
         cols["input_ids"].append(prompt + labels)
         cols["labels"].append([-100] * len(prompt) + labels)
         cols["teacher_top_ids"].append([[-1] * k] * len(prompt) + top)
         cols["teacher_top_logprobs"].append([[0.0] * k] * len(prompt) + lp)
-    logger.info("sparse top-K KD on %d teacher summaries from %s", len(matched), path)
+    if counts["reference"]:
+        logger.info("sparse top-K KD on %d reference summaries from %s: the targets are the dataset's references, "
+                    "with the teacher's top-K log-probs at each of their tokens", counts["reference"], path)
+    if counts["teacher_summary"]:
+        logger.info("sparse top-K KD on %d teacher summaries from %s: the targets are the teacher's own summaries "
+                    "(sequence-level KD)", counts["teacher_summary"], path)
+    if stats is not None:
+        stats.update(file=path, rows_per_target=counts)
     return datasets.Dataset.from_dict(cols)
 
 
@@ -262,10 +283,11 @@ def run_causal(model_args, data_args, training_args, checkpoint: Optional[str]) 
                   max_source_length=data_args.max_source_length, max_target_length=data_args.max_target_length,
                   num_proc=data_args.preprocessing_num_workers)
     data = RawData()
+    served = {}
     with training_args.main_process_first(desc="tokenizing"):
         if raw.train is not None:
             if data_args.teacher_logprobs_file:
-                data.train = sparse_kd_dataset(raw.train, data_args.teacher_logprobs_file, tokenizer, data_args)
+                data.train = sparse_kd_dataset(raw.train, data_args.teacher_logprobs_file, tokenizer, data_args, served)
             else:
                 data.train = tokenize_causal(raw.train, tokenizer, with_prompt=False, desc="tokenizing train", **common)
         if raw.eval is not None:
@@ -290,5 +312,6 @@ def run_causal(model_args, data_args, training_args, checkpoint: Optional[str]) 
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
     results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
-    write_run_summary(training_args, model, raw, None, checkpoint, results, extra=rouge_summary(data_args, training_args))
+    write_run_summary(training_args, model, raw, None, checkpoint, results,
+                      extra={**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})})
     return results
