@@ -157,7 +157,7 @@ def test_reference_run_resumes_and_is_never_mixed_with_a_teacher_summary_run(tmp
         stats = RunStats()
         run_task(reference_task(), ref_ds(DOCS, refs), client(srv.base_url), out, progress=False, stats=stats)
         assert sorted(stats.requested_ids) == ["d3", "d4", "d5"]  # the finished rows are not asked again
-        with pytest.raises(InputError, match=r"different settings \(params: .*\"target\": \"reference\""):
+        with pytest.raises(InputError, match=r"different settings \(params target: file has \"reference\""):
             run_task(TeacherLogprobsTask(top_logprobs=3, api="completions"), make_ds(DOCS), client(srv.base_url), out,
                      progress=False)
     records = read_teacher_logprobs(out)
