@@ -43,6 +43,9 @@ def parse(argv=None):
     p.add_argument("--case_minutes", type=float, default=2.0,
                    help="Time budget for rationales of the first test papers (the case view and the LLM row).")
     p.add_argument("--case_documents", type=int, default=3, help="Test papers to ask the LLM about.")
+    p.add_argument("--seed", type=int, default=42,
+                   help="Training seed of both systems; another seed writes lsrmwf_seedN/, bart_seedN/, evaluation_seedN/ "
+                        "beside the default's (with --rationale_minutes 0 --case_minutes 0 it reuses the rationales).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     return p.parse_args(argv)
 
@@ -132,30 +135,34 @@ def main(argv=None):
     test_rationales = os.path.join(out, "test_rationales.jsonl")
     t0 = time.monotonic()
 
-    banner("1/4 starting the local LLM server (llama.cpp llama-server, Gemma-3 270M, 127.0.0.1)")
-    with LlamaServer(threads=args.threads, log_path=os.path.join(out, "llama-server.log")) as server:
-        print(f"[demo] serving {server.alias} at {server.base_url}", flush=True)
-        banner(f"2/4 rationale digging and selection on aclsum train (budget {args.rationale_minutes:g} min)")
-        run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
-             "--dataset_name", "aclsum", "--split", "train", "--preset", "cnndm",
-             "--max_examples", str(args.max_documents), "--max_document_words", str(args.max_document_words),
-             "--concurrency", "1", "--max_tokens", "1024", "--output", rationales,
-             # A 270M model's summaries never reach the paper's bar (score1 <= 0.85), which would
-             # leave LSR-MWF no rationales at all: the demo keeps every parsed row and reports
-             # the scores; real runs keep the preset's threshold.
-             "--score_threshold", "1.0",
-             # A 270M model writes many unusable answers; those rows fail and are retried on a rerun,
-             # so the demo does not stop on their share (an unreachable server still stops it).
-             "--max_failed_fraction", "1.0"],
-            deadline_s=args.rationale_minutes * 60, env=env)
-        banner(f"2b/4 rationales for the first {args.case_documents} test papers (case view, LLM row; budget "
-               f"{args.case_minutes:g} min)")
-        run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
-             "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
-             "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
-             "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
-             "--max_failed_fraction", "1.0"],
-            deadline_s=args.case_minutes * 60, env=env)
+    if args.rationale_minutes > 0 or args.case_minutes > 0:
+        banner("1/4 starting the local LLM server (llama.cpp llama-server, Gemma-3 270M, 127.0.0.1)")
+        with LlamaServer(threads=args.threads, log_path=os.path.join(out, "llama-server.log")) as server:
+            print(f"[demo] serving {server.alias} at {server.base_url}", flush=True)
+            banner(f"2/4 rationale digging and selection on aclsum train (budget {args.rationale_minutes:g} min)")
+            run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+                 "--dataset_name", "aclsum", "--split", "train", "--preset", "cnndm",
+                 "--max_examples", str(args.max_documents), "--max_document_words", str(args.max_document_words),
+                 "--concurrency", "1", "--max_tokens", "1024", "--output", rationales,
+                 # A 270M model's summaries never reach the paper's bar (score1 <= 0.85), which would
+                 # leave LSR-MWF no rationales at all: the demo keeps every parsed row and reports
+                 # the scores; real runs keep the preset's threshold.
+                 "--score_threshold", "1.0",
+                 # A 270M model writes many unusable answers; those rows fail and are retried on a rerun,
+                 # so the demo does not stop on their share (an unreachable server still stops it).
+                 "--max_failed_fraction", "1.0"],
+                deadline_s=args.rationale_minutes * 60, env=env)
+            banner(f"2b/4 rationales for the first {args.case_documents} test papers (case view, LLM row; budget "
+                   f"{args.case_minutes:g} min)")
+            run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+                 "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
+                 "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
+                 "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
+                 "--max_failed_fraction", "1.0"],
+                deadline_s=args.case_minutes * 60, env=env)
+    else:
+        print("[demo] --rationale_minutes 0 --case_minutes 0: no LLM step; the rationale files already in "
+              f"{out} are used as they are", flush=True)
     done, kept = count_rows(rationales)
     print(f"[demo] server stopped; {done} papers have rationales, {kept} kept by selection ({rationales})", flush=True)
 
@@ -166,19 +173,20 @@ def main(argv=None):
               "--lr_schedule", "hf", "--warmup_steps", "15", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
               "--num_beams", "2", "--min_length", "20", "--max_length", "96",
               "--do_train", "--do_predict", "--max_predict_samples", str(args.test_documents),
-              "--logging_steps", "10", "--save_steps", "100000", "--report_to", "none", "--seed", "42",
+              "--logging_steps", "10", "--save_steps", "100000", "--report_to", "none", "--seed", str(args.seed),
               # Both systems train on all the training papers, whatever the LLM finished within its time
               # budget: papers without a kept rationale row get the token loss only (their view losses masked),
               # so the comparison does not depend on how many rows the budget happened to finish.
               "--rationale_file", rationales, "--rationale_policy", "ce_only", "--overwrite_output_dir"]
     launch = [py, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "train.py"]
-    systems = {"LSR-MWF": os.path.join(out, "lsrmwf"), "BART": os.path.join(out, "bart")}
+    tag = "" if args.seed == 42 else f"_seed{args.seed}"  # another seed's systems sit beside the default's
+    systems = {"LSR-MWF": os.path.join(out, "lsrmwf" + tag), "BART": os.path.join(out, "bart" + tag)}
     run(launch + common + ["--output_dir", systems["LSR-MWF"]], env=env)
     run(launch + common + ["--output_dir", systems["BART"], "--baseline"], env=env)
 
     banner("4/4 evaluation on aclsum test: ROUGE, BERTScore, significance, gate plots, case view")
-    eval_dir = os.path.join(out, "evaluation")
+    eval_dir = os.path.join(out, "evaluation" + tag)
     preds = [os.path.join(d, "predictions.jsonl") for d in systems.values()]
     case_id = pick_case(preds[0], test_rationales)
     run([py, "evaluate.py", "--output_dir", eval_dir, "--overwrite_output_dir",
@@ -186,7 +194,7 @@ def main(argv=None):
          "--baseline", "BART", "--dataset_name", "aclsum", "--split", "test",
          "--gates_file", os.path.join(systems["LSR-MWF"], "gates.jsonl"),
          "--case_ids", case_id] + (["--rationale_file", test_rationales] if os.path.exists(test_rationales) else []), env=env)
-    llm_dir = os.path.join(out, "llm_row")
+    llm_dir = os.path.join(out, "llm_row" + tag)
     if count_rows(test_rationales)[0]:
         run([py, "-m", "lsrmwf.analysis", "llm", "--rationale_file", test_rationales, "--output_dir", llm_dir,
              "--predictions", *preds, "--system_names", *systems, "--", "--dataset_name", "aclsum", "--split", "test"], env=env)
