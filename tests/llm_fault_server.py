@@ -79,14 +79,23 @@ def _document(messages) -> str:
     return m.group(1) if m else text
 
 
+def _as_messages(body) -> list:
+    """A completion request's raw prompt seen as one user turn (how a base model gets a few-shot prompt)."""
+    return body["messages"] if "messages" in body else [{"role": "user", "content": body["prompt"]}]
+
+
 def _text(body) -> str:
-    """The document of a chat request, or a completion request's whole prompt."""
-    return body["prompt"] if "prompt" in body else _document(body["messages"])
+    """The document of a chat request (or of a few-shot completion), or a completion request's whole prompt."""
+    if "prompt" in body and _fewshot(_as_messages(body)) is None:
+        return body["prompt"]
+    return _document(_as_messages(body))
 
 
 def _task(body) -> str:
-    if "prompt" in body:
+    if "prompt" in body and _fewshot(_as_messages(body)) is None:
         return "completion"
+    if "prompt" in body:
+        return "brd_qra" if "question" in body["prompt"].split("\n\n", 1)[0].lower() else "brd_ner"
     rf = body.get("response_format") or {}
     if rf.get("type") == "json_schema":
         return rf["json_schema"]["name"]
@@ -119,7 +128,7 @@ def _sentences(document: str) -> List[str]:
 
 def healthy_answer(body) -> str:
     """A correct answer for the request, in JSON if a response_format was sent, else line format."""
-    task, doc = _task(body), _document(body["messages"])
+    task, doc = _task(body), _document(_as_messages(body))
     json_mode = body.get("response_format") is not None
     sents = _sentences(doc)
     if task == "rationales":
@@ -268,6 +277,14 @@ class FaultServer:
         time.sleep(self.delay_s)
         if marker == "FAULT_GARBAGE":
             return h._send(200, b"<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if "prompt" in body and _task(body) != "completion":  # a base model continuing a BRD few-shot prompt
+            text = healthy_answer(body)
+            for stop in body.get("stop") or []:  # like a real server: the answer ends before the stop sequence
+                text = text.split(stop, 1)[0]
+            return h._send(200, {"id": f"cmpl-{len(self.requests)}", "object": "text_completion", "created": int(time.time()),
+                                 "model": body.get("model", "fault-model"),
+                                 "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                                 "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}})
         if "prompt" in body:
             return h._send(200, self._completion(body))
         if marker == "FAULT_BADJSON" and k == 1:

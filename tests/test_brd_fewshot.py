@@ -138,3 +138,25 @@ def test_failed_sentences_are_retried_alone(tmp_path):
         cli_main(base + ["--base_url", srv.base_url])
         assert sorted(r["body"]["messages"][0]["content"].rsplit("\n\n", 1)[-1].split("\n")[0] for r in srv.requests) == [
             "Enter a sentence: FAULT_500_ALWAYS Berlin is large.", "The sentence: FAULT_500_ALWAYS Berlin is large."]
+
+
+def test_a_base_model_gets_the_fewshot_prompt_as_raw_text_and_stops_at_the_blank_line(tmp_path):
+    """--brd_api completions: the same few-shot prompt goes to /v1/completions as raw text, with the
+    layout's blank line as stop sequence, so the answer ends where the next example would begin."""
+    txt = tmp_path / "corpus.txt"
+    txt.write_text("Apple sold a new phone in Paris.\n")
+    out = tmp_path / "brd.jsonl"
+    base = ["--task", "basic_reading", "--data_file", str(txt), "--model", "m", "--output", str(out), "--no_progress"]
+    with FaultServer() as srv:
+        assert cli_main(base + ["--base_url", srv.base_url, "--brd_api", "completions"]) == 0
+        bodies = [r["body"] for r in srv.requests]
+    fs = load_fewshot()
+    assert sorted(b["prompt"] for b in bodies) == sorted(fs[b].prompt("Apple sold a new phone in Paris.") for b in ("ner", "qra"))
+    assert all("messages" not in b and b["stop"] == ["\n\n"] for b in bodies)
+    rows = {r["id"]: r for r in rows_of(out)}
+    assert rows["0:0:ner"]["answer"] == 'In this sentence, "Apple" is a name entity, and "Paris" is a name entity.'
+    assert rows["0:0:qra"]["answer"] == "Question: What does the sentence say? Answer: Apple sold a new phone in Paris."
+    assert rows["0:0:ner"]["params"]["brd_api"] == "completions"
+    with FaultServer() as srv:  # a chat run is another cache key: never mixed into the completions file
+        assert cli_main(base + ["--base_url", srv.base_url]) == 2
+        assert srv.requests == []

@@ -56,6 +56,7 @@ class PipelineArguments:
     max_document_words: Optional[int] = field(default=None, metadata={"help": "Cut documents to their first N words in prompts (default: whole document)."})
     brd_format: str = field(default="fewshot", metadata={"help": "basic_reading: fewshot (the BRD paper's: NER and QRA as separate few-shot plain-text requests per sentence, one row per request; compose passages with compose_brd.py) or json (the older form: one JSON request per sentence for entities and QA together, read by the seq2seq --stage basic_reading).", "choices": ["fewshot", "json"]})
     brd_behaviours: str = field(default="ner,qra", metadata={"help": "basic_reading --brd_format fewshot: which behaviours to request, comma-separated: ner (named entity recognition), qra (question raising and answering)."})
+    brd_api: str = field(default="chat", metadata={"help": "basic_reading --brd_format fewshot: chat (/v1/chat/completions, the few-shot prompt as one user turn; chat models such as the paper's Vicuna) or completions (/v1/completions, the prompt as raw text for a base model to continue). Answers stop at the blank line that ends every example.", "choices": ["chat", "completions"]})
     brd_fewshot_file: Optional[str] = field(default=None, metadata={"help": "basic_reading --brd_format fewshot: the few-shot prompt file (description, template with {sentence} and {output}, examples per behaviour); default lsrmwf/llm/brd_fewshot.json."})
     brd_context: str = field(default="sentence", metadata={"help": "basic_reading --brd_format json: show the model only the sentence (as in the BRD paper) or its whole passage.", "choices": ["sentence", "passage"]})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
@@ -129,7 +130,8 @@ def build(args_endpoint: EndpointArguments, args_pipe: PipelineArguments, data: 
     else:
         path = args_pipe.brd_fewshot_file or brd_prompts.DEFAULT_FEWSHOT_FILE
         fewshot = brd_prompts.load_fewshot(path)
-        task = FewShotReadingTask(fewshot, tuple(brd_prompts.select_behaviours(fewshot, args_pipe.brd_behaviours, path)))
+        task = FewShotReadingTask(fewshot, tuple(brd_prompts.select_behaviours(fewshot, args_pipe.brd_behaviours, path)),
+                                  api=args_pipe.brd_api)
     extra_body = {}
     if args_endpoint.extra_body:
         try:

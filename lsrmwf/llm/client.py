@@ -148,10 +148,27 @@ class LLMClient:
             kwargs["extra_body"] = dict(p.extra_body)
         return kwargs
 
-    async def chat(self, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict]) -> Answer:
+    async def complete(self, endpoint: int, prompt: str, stop: Optional[List[str]] = None) -> Answer:
+        """One plain-text completion of ``prompt`` (``/v1/completions``: no chat template), cut at ``stop``."""
+        kwargs = dict(self._request_kwargs(), prompt=prompt)
+        if stop:
+            kwargs["stop"] = list(stop)
+        resp = await self._create(endpoint, "completions", kwargs)
+        choices = getattr(resp, "choices", None)
+        if not choices or getattr(choices[0], "text", None) is None:
+            raise RequestError(f"{self.base_urls[endpoint]}: response is not a completion: {self.redact(_short(repr(resp)))}",
+                               "bad response")
+        u = getattr(resp, "usage", None)
+        usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
+        return Answer(choices[0].text or "", choices[0].finish_reason, usage)
+
+    async def chat(self, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict],
+                   stop: Optional[List[str]] = None) -> Answer:
         kwargs = dict(self._request_kwargs(), messages=messages)
         if response_format is not None:
             kwargs["response_format"] = response_format
+        if stop:
+            kwargs["stop"] = list(stop)
         resp = await self._create(endpoint, "chat", kwargs)
         url = self.base_urls[endpoint]
         choices = getattr(resp, "choices", None)
@@ -255,17 +272,26 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], response_format: Optional[dict],
-              parse: Callable[[str], object], usage: Usage) -> object:
+              parse: Callable[[str], object], usage: Usage, stop: Optional[List[str]] = None,
+              completion_prompt: Optional[str] = None) -> object:
     """Send ``messages``; parse the answer; on a cut-off or unparsable answer retry once with the problem.
+
+    ``completion_prompt``: send this text to ``/v1/completions`` instead (a base model continuing a
+    few-shot prompt); there is no conversation to retry in, so one unusable answer fails.
+    ``stop``: stop sequences for either API.
 
     Returns the parsed answer. Raises :class:`RequestError` (endpoint failed) or
     :class:`AnswerError` (both answers unusable; the message names both problems).
     """
     problems = []
     answer = None
-    for attempt in (1, 2):
+    attempts = (1,) if completion_prompt is not None else (1, 2)
+    for attempt in attempts:
         usage.requests += 1  # counted when sent, so failed requests count too
-        answer = await client.chat(endpoint, messages, response_format)
+        if completion_prompt is not None:
+            answer = await client.complete(endpoint, completion_prompt, stop)
+        else:
+            answer = await client.chat(endpoint, messages, response_format, stop)
         usage.add(answer.usage)
         truncated = answer.finish_reason == "length"
         if truncated:
@@ -276,7 +302,9 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
             except AnswerError as e:
                 problem = str(e)
         problems.append(problem)
-        if attempt == 1:
+        if attempt == 1 and len(attempts) == 2:
             messages = prompts.retry_messages(messages, answer.text, problem, truncated)
+    if len(problems) == 1:
+        raise AnswerError(client.redact(f"unusable answer: {problems[0]}"), raw_answer=client.redact(answer.text))
     raise AnswerError(client.redact(f"unusable answer twice: first {problems[0]}; then {problems[1]}"),
                       raw_answer=client.redact(answer.text))

@@ -267,6 +267,10 @@ class FewShotReadingTask:
     fewshot: dict  # behaviour -> brd_prompts.FewShotPrompt
     behaviours: tuple = ("ner", "qra")
     name: str = "basic_reading"
+    # "chat": the few-shot prompt as one user turn (the paper's Vicuna); "completions": the prompt as
+    # raw text for a base model to continue. Either way the answer stops at the layout's blank line,
+    # which ends every example, so a model that runs on into a next example is cut there.
+    api: str = "chat"
 
     @property
     def prompt_version(self) -> str:
@@ -274,7 +278,10 @@ class FewShotReadingTask:
         return "brd-fewshot-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
 
     def settings(self) -> dict:
-        return {"brd_format": "fewshot", "fewshot_versions": {b: p.version for b, p in sorted(self.fewshot.items())}}
+        out = {"brd_format": "fewshot", "fewshot_versions": {b: p.version for b, p in sorted(self.fewshot.items())}}
+        if self.api != "chat":  # older chat runs keep their cache key
+            out["brd_api"] = self.api
+        return out
 
     def items(self, ds) -> Iterable[dict]:
         for doc_id, doc in zip(ds["id"], ds["document"]):
@@ -292,7 +299,9 @@ class FewShotReadingTask:
         row.update(answer=None, brd_prompt_version=prompt.version)
         try:
             parsed = await ask(client, endpoint, prompt.messages(item["sentence"]), None,
-                               lambda text: parse(text, prompt.input_label, prompt.output_label), usage)
+                               lambda text: parse(text, prompt.input_label, prompt.output_label), usage,
+                               stop=[brd_prompts.PART_SEPARATOR],
+                               completion_prompt=prompt.prompt(item["sentence"]) if self.api == "completions" else None)
         except (RequestError, AnswerError) as e:
             return failed(row, f"basic reading ({b}): {e}", e)
         row.update(parsed, error=None)
