@@ -83,7 +83,7 @@ def run_setting(base: List[str], extra: List[str], output_dir: str) -> Dict[str,
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         cmd = [sys.executable, os.path.join(repo, "train.py"), *base, *extra, "--output_dir", output_dir, "--overwrite_output_dir"]
         print("$ " + " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True, cwd=repo)
+        subprocess.run(cmd, check=True)  # in the caller's directory, where its relative paths point
     with open(results, encoding="utf-8") as f:
         return json.load(f)
 
@@ -132,9 +132,12 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
     from .data.arguments import DatasetSplitArguments
     from .data.rationales import classify, load_rationales
     from .evaluation.inputs import read_examples
+    from .evaluation.report import system_name
     from .io import InputError, write_jsonl_atomic
 
-    evaluate_args = list(evaluate_args) + ([] if "--split" in evaluate_args else ["--split", "test"])
+    output_dir, predictions = os.path.abspath(output_dir), [os.path.abspath(p) for p in predictions]
+    given_split = any(a == "--split" or a.startswith("--split=") for a in evaluate_args)
+    evaluate_args = list(evaluate_args) + ([] if given_split else ["--split", "test"])
     inp, rest = HfArgumentParser(DatasetSplitArguments).parse_args_into_dataclasses(evaluate_args, return_remaining_strings=True)
     ds = inp.load_split()
     rows = load_rationales(rationale_file)
@@ -155,7 +158,7 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
                                     if i in keep))
     files = [os.path.join(output_dir, "llm_stol.jsonl")]
     write_jsonl_atomic(files[0], ({"id": i, "prediction": summaries[i]} for i in finished))
-    names = [llm_name] + list(system_names or [os.path.splitext(os.path.basename(p))[0] for p in predictions])
+    names = [llm_name] + list(system_names or [system_name(p) for p in predictions])
     for k, path in enumerate(predictions):
         ex = read_examples(path, "prediction", "prediction", allow_empty=True)
         if ex.ids is None:
@@ -175,7 +178,7 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cmd = [sys.executable, os.path.join(repo, "evaluate.py"), *argv]
     print("$ " + " ".join(cmd), flush=True)
-    if subprocess.run(cmd, cwd=repo).returncode != 0:
+    if subprocess.run(cmd).returncode != 0:  # in the caller's directory, like its paths
         raise InputError("evaluate.py stopped; its message is above")
     with open(os.path.join(output_dir, "results.json"), encoding="utf-8") as f:
         return json.load(f)

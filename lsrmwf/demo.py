@@ -140,31 +140,33 @@ def main(argv=None):
         with LlamaServer(threads=args.threads, log_path=os.path.join(out, "llama-server.log")) as server:
             print(f"[demo] serving {server.alias} at {server.base_url}", flush=True)
             banner(f"2/4 rationale digging and selection on aclsum train (budget {args.rationale_minutes:g} min)")
-            run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
-                 "--dataset_name", "aclsum", "--split", "train", "--preset", "cnndm",
-                 "--max_examples", str(args.max_documents), "--max_document_words", str(args.max_document_words),
-                 "--concurrency", "1", "--max_tokens", "1024", "--output", rationales,
-                 # A 270M model's summaries never reach the paper's bar (score1 <= 0.85), which would
-                 # leave LSR-MWF no rationales at all: the demo keeps every parsed row and reports
-                 # the scores; real runs keep the preset's threshold.
-                 "--score_threshold", "1.0",
-                 # A 270M model writes many unusable answers; those rows fail and are retried on a rerun,
-                 # so the demo does not stop on their share (an unreachable server still stops it).
-                 "--max_failed_fraction", "1.0"],
-                deadline_s=args.rationale_minutes * 60, env=env)
+            if args.rationale_minutes > 0:
+                run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+                     "--dataset_name", "aclsum", "--split", "train", "--preset", "cnndm",
+                     "--max_examples", str(args.max_documents), "--max_document_words", str(args.max_document_words),
+                     "--concurrency", "1", "--max_tokens", "1024", "--output", rationales,
+                     # A 270M model's summaries never reach the paper's bar (score1 <= 0.85), which would
+                     # leave LSR-MWF no rationales at all: the demo keeps every parsed row and reports
+                     # the scores; real runs keep the preset's threshold.
+                     "--score_threshold", "1.0",
+                     # A 270M model writes many unusable answers; those rows fail and are retried on a rerun,
+                     # so the demo does not stop on their share (an unreachable server still stops it).
+                     "--max_failed_fraction", "1.0"],
+                    deadline_s=args.rationale_minutes * 60, env=env)
             banner(f"2b/4 rationales for the first {args.case_documents} test papers (case view, LLM row; budget "
                    f"{args.case_minutes:g} min)")
-            run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
-                 "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
-                 "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
-                 "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
-                 "--max_failed_fraction", "1.0"],
-                deadline_s=args.case_minutes * 60, env=env)
+            if args.case_minutes > 0:
+                run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+                     "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
+                     "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
+                     "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
+                     "--max_failed_fraction", "1.0"],
+                    deadline_s=args.case_minutes * 60, env=env)
     else:
         print("[demo] --rationale_minutes 0 --case_minutes 0: no LLM step; the rationale files already in "
               f"{out} are used as they are", flush=True)
     done, kept = count_rows(rationales)
-    print(f"[demo] server stopped; {done} papers have rationales, {kept} kept by selection ({rationales})", flush=True)
+    print(f"[demo] {done} papers have rationales, {kept} kept by selection ({rationales})", flush=True)
 
     banner("3/4 training LSR-MWF and the plain-BART baseline on the same papers")
     common = ["--dataset_name", "aclsum", "--preset", "cnndm", "--config_overrides", SMALL_BART,

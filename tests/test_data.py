@@ -147,3 +147,17 @@ def test_a_bad_row_deep_in_the_rationale_file_names_its_line(tmp_path):
     rat = write_jsonl(tmp_path / "r.jsonl", [{"id": "a", "rationales": []}, {"id": "b", "rationales": "oops"}])
     with pytest.raises(InputError, match=r"r\.jsonl:2: field 'rationales' must be a list"):
         join_rationales(docs, rat, cache_dir=str(tmp_path / "hf"))
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", '{"id": "a", "rationa'])
+def test_an_empty_or_torn_only_rationale_file_leaves_every_document_missing(tmp_path, content):
+    """A store creates its file before the first row and drops failed rows on resume, so an empty
+    rationale file is a normal state: ce_only trains every document with the token loss only."""
+    docs = load_documents(data_file=write_jsonl(tmp_path / "d.jsonl", [
+        {"id": i, "document": f"doc {i}", "summary": "s"} for i in ("a", "b")]))
+    rat = tmp_path / "r.jsonl"
+    rat.write_text(content)
+    ds, stats = join_rationales(docs, str(rat), policy="ce_only", cache_dir=str(tmp_path / "hf"))
+    assert ds["id"] == ["a", "b"] and ds["ea_text"] == [None, None] and stats["missing"] == 2
+    ds, stats = join_rationales(docs, str(rat), policy="drop", cache_dir=str(tmp_path / "hf"))
+    assert len(ds) == 0 and stats["trained"] == 0

@@ -84,10 +84,13 @@ def rationale_table(path: str, cache_dir: Optional[str] = None):
     if not os.path.exists(path):
         raise InputError(f"{path}: file not found")
     st = os.stat(path)
-    stamp = f"{TABLE_VERSION}:{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
+    # ctime and inode cannot be set back (cp -p, rsync -a and tar restore mtime): a rewritten file is new
+    stamp = f"{TABLE_VERSION}:{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
     features = datasets.Features({"id": datasets.Value("string"), "line": datasets.Value("int64"),
                                   "group": datasets.Value("string"), "summary": datasets.Value("string"),
                                   **{f"{v}_text": datasets.Value("string") for v in VIEWS}})
+    if not any(True for _ in iter_jsonl(path, tolerate_torn_tail=True)):  # datasets cannot build an empty split
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
     try:
         return datasets.Dataset.from_generator(_table_rows, features=features, cache_dir=cache_dir,
                                                gen_kwargs={"path": path, "stamp": stamp})

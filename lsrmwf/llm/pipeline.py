@@ -267,9 +267,9 @@ class FewShotReadingTask:
     fewshot: dict  # behaviour -> brd_prompts.FewShotPrompt
     behaviours: tuple = ("ner", "qra")
     name: str = "basic_reading"
-    # "chat": the few-shot prompt as one user turn (the paper's Vicuna); "completions": the prompt as
-    # raw text for a base model to continue. Either way the answer stops at the layout's blank line,
-    # which ends every example, so a model that runs on into a next example is cut there.
+    # "chat": the few-shot prompt as one user turn (the paper's Vicuna; a chat model's answer may span
+    # paragraphs, and a run-on next example is cut by the parser); "completions": the prompt as raw
+    # text for a base model to continue, stopped at the layout's blank line that ends every example.
     api: str = "chat"
 
     @property
@@ -300,7 +300,7 @@ class FewShotReadingTask:
         try:
             parsed = await ask(client, endpoint, prompt.messages(item["sentence"]), None,
                                lambda text: parse(text, prompt.input_label, prompt.output_label), usage,
-                               stop=[brd_prompts.PART_SEPARATOR],
+                               stop=[brd_prompts.PART_SEPARATOR] if self.api == "completions" else None,
                                completion_prompt=prompt.prompt(item["sentence"]) if self.api == "completions" else None)
         except (RequestError, AnswerError) as e:
             return failed(row, f"basic reading ({b}): {e}", e)

@@ -60,6 +60,9 @@ class CausalKDTrainer(LsrMwfTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._term_names = ["ce", "kd_kl"]
+        # compute_loss always predicts token i+1 at position i: the Trainer must count labels[..., 1:] as
+        # the global token count, whatever the model class says (GPT-2's loss_type is None, for one)
+        self._loss_shifts_labels = True
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]

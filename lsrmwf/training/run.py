@@ -75,6 +75,10 @@ def check_run(data_args, training_args) -> None:
             f"launched as {launched} processes, but the Trainer sees {training_args.world_size}: each process would train "
             f"alone and write the same --output_dir. Without a GPU, add --use_cpu so the processes train together over gloo"
         )
+    if training_args.n_gpu > 1:
+        raise InputError(f"this process sees {training_args.n_gpu} GPUs and would train them with torch DataParallel, which "
+                         f"the loss normalisation does not support; launch one process per GPU: accelerate launch "
+                         f"--num_processes {training_args.n_gpu} train.py … (or torchrun --nproc_per_node {training_args.n_gpu})")
     if data_args.stage == "basic_reading" and (training_args.do_eval or training_args.do_predict):
         raise InputError("--stage basic_reading only trains (pre-education); evaluate the summarization stage that starts "
                          "from its output (--model_name_or_path <this --output_dir>)")

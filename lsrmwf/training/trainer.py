@@ -186,11 +186,8 @@ class LsrMwfTrainer(Seq2SeqTrainer):
     ``args.gamma_views`` must be set for a model with views (``fill_from_preset`` does that).
     """
 
-    loss_is_scaled_for_ga = False  # compute_loss returns per-micro-batch means; the Trainer divides by GA steps
-
     def __init__(self, *args, teacher_model=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.model_accepts_loss_kwargs = False
         self.views = model_views(self.model)
         if self.views and (self.args.gamma_ce is None or self.args.gamma_views is None):
             raise ValueError(
