@@ -187,3 +187,40 @@ def test_train_py_causal_brd_writes_a_checkpoint_and_resumes(tiny_student, aclsu
     with pytest.raises(InputError, match="only read by --stage basic_reading"):
         parse_args(["--model_name_or_path", str(tiny_student), "--train_file", "x.jsonl", "--max_passages", "3",
                     "--output_dir", str(tmp_path / "bad3"), "--do_train"])
+
+
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_causal_brd_trains_on_two_processes_under_deepspeed_zero2(tiny_student, aclsum_train, tmp_path):
+    """The causal BRD stage launches like every other stage: torchrun, 2 processes (gloo on CPU),
+    DeepSpeed ZeRO-2. The ranks train together (a step's global batch is both ranks'), and the first
+    step's loss equals one process's on the same global batch (global token normalisation)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("DeepSpeed is not installed")
+    from test_distributed import ROOT, free_port
+
+    folder = write_passages(tmp_path, aclsum_train, n_docs=6)
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", PYTHONPATH=ROOT, DS_ACCELERATOR="cpu")
+    zero2 = ["--deepspeed", os.path.join(ROOT, "ds_configs", "zero2.json")]
+
+    def run(nproc, batch, out):
+        argv = brd_argv(tiny_student, folder, out, "--per_device_train_batch_size", str(batch), "--save_steps", "100",
+                        *zero2)
+        cmd = [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--nproc_per_node", str(nproc), "--master_port",
+               free_port(), os.path.join(ROOT, "train.py"), *argv]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=570)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        state = json.load(open(out / "trainer_state.json"))
+        return state, [h for h in state["log_history"] if "loss" in h]
+
+    state2, log2 = run(2, 2, tmp_path / "two")
+    state1, log1 = run(1, 4, tmp_path / "one")
+    assert state2["global_step"] == state1["global_step"] == 2
+    assert log2[0]["loss"] == pytest.approx(log1[0]["loss"], rel=1e-4)
+    assert (tmp_path / "two" / "model.safetensors").exists()
