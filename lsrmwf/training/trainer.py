@@ -73,6 +73,8 @@ class LsrMwfTrainingArguments(Seq2SeqTrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.dataloader_pin_memory and (self.use_cpu or not torch.cuda.is_available()):
+            self.dataloader_pin_memory = False  # nothing to pin for: torch would warn on every dataloader
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"--lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr_schedule == "noam" and self.warmup_steps < 1:
