@@ -152,8 +152,10 @@ def generate_summaries(
         from ..data.causal import encode_prompt
 
         config.max_new_tokens, config.min_new_tokens = config.max_length, config.min_length or 0
-        config.min_length = 0
-        config.max_length = None
+        config.min_length = config.max_length = None  # unset, or transformers warns at every call that both are set
+        model.generation_config.min_length = None
+        if (config.num_beams or 1) == 1:
+            config.length_penalty = None  # a beam setting: greedy search warns that it ignores it
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
         documents = [encode_prompt(d, tokenizer, settings.prompt_template, settings.use_chat_template, settings.max_source_length)

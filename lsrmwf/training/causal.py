@@ -138,8 +138,8 @@ def configure_causal_generation(model, tokenizer, data_args) -> None:
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if beams > 1:
         settings.update(length_penalty=data_args.length_penalty, early_stopping=True)
-    else:
-        settings.update(length_penalty=1.0, early_stopping=False)
+    else:  # greedy: beam-only settings unset, or transformers warns at every call that they are ignored
+        settings.update(length_penalty=None, early_stopping=None)
     gen = model.generation_config
     gen.update(**settings)
     for key in ("temperature", "top_p", "top_k"):  # a hub config's sampling values would fail greedy validation
