@@ -105,7 +105,9 @@ def main(argv=None):
     preds = {}
     for label, path in [("teacher", teacher_dir)] + list(students.items()):
         eval_dir = os.path.join(out, "eval_" + os.path.basename(path))
-        sh([py, "evaluate.py", "--model_name_or_path", path, "--model_system_name", label, "--output_dir", eval_dir, *gen])
+        # the students were trained anew: their earlier predictions are stale (evaluate.py would refuse them)
+        sh([py, "evaluate.py", "--model_name_or_path", path, "--model_system_name", label, "--output_dir", eval_dir,
+            "--overwrite_output_dir", *gen])
         preds[label] = os.path.join(eval_dir, "predictions.jsonl")
     sh([py, "evaluate.py", "--predictions", *preds.values(), "--system_names", *preds.keys(), "--baseline", "teacher",
         "--teacher_system", "teacher", "--output_dir", os.path.join(out, "compare"), "--bertscore", "true",

@@ -72,7 +72,7 @@ def test_generation_from_a_tiny_saved_lsrmwf_checkpoint(checkpoints, data_file, 
     rows = read_jsonl(out / "predictions.jsonl")
     refs = read_jsonl(data_file)
     assert [r["id"] for r in rows] == [r["id"] for r in refs]
-    assert all(set(r) == {"id", "prediction", "reference"} for r in rows)
+    assert all(set(r) == {"id", "prediction", "reference", "latency_s"} and r["latency_s"] > 0 for r in rows)
     assert [r["reference"] for r in rows] == [r["summary"] for r in refs]
     assert all(r["prediction"].strip() for r in rows)
     metrics = json.load(open(out / "metrics.json"))
@@ -199,9 +199,13 @@ def test_a_model_retrained_at_the_same_path_or_rewritten_data_is_not_mistaken_fo
     assert read_jsonl(out / "predictions.jsonl") == stale  # left as it was, not passed off as the new model's
 
     assert main(argv + ["--overwrite_output_dir"]) == 0
-    fresh = read_jsonl(out / "predictions.jsonl")
+
+    def texts(path):  # the summaries, not their timings
+        return [(r["id"], r["prediction"]) for r in read_jsonl(path)]
+
+    fresh = texts(out / "predictions.jsonl")
     assert main([*argv[:argv.index("--output_dir") + 1], str(tmp_path / "elsewhere"), *argv[argv.index("--output_dir") + 2:]]) == 0
-    assert fresh == read_jsonl(tmp_path / "elsewhere" / "predictions.jsonl") != stale
+    assert fresh == texts(tmp_path / "elsewhere" / "predictions.jsonl") != [(r["id"], r["prediction"]) for r in stale]
 
     rows = read_jsonl(data)
     rows[0]["document"] = "A different first document."  # rewritten in place

@@ -570,7 +570,8 @@ def _generate(inp: InputArguments, gen: GenerationArguments, ds, progress: bool)
                          latency=latency_summary([done[i]["latency_s"] for i in ids]))
             report = {"speed": stats}
             write_json_atomic(report_path, report)
-    write_jsonl_atomic(final, ({"id": i, "prediction": done[i]["prediction"], "reference": s} for i, s in zip(ids, summaries)))
+    write_jsonl_atomic(final, ({"id": i, "prediction": done[i]["prediction"], "reference": s, "latency_s": done[i]["latency_s"]}
+                               for i, s in zip(ids, summaries)))  # latency: a later comparison's speed-up reads it
     logger.info("predictions: %s", final)
     return [done[i]["prediction"] for i in ids], {i: done[i]["latency_s"] for i in ids}, report
 
