@@ -26,7 +26,7 @@ def test_training_log_has_throughput_and_cnndm_estimate(aclsum_train, tmp_path, 
     for h in logged:
         assert h["samples_per_second"] > 0 and h["tokens_per_second"] > 0
         # per sample: at most 128 source + 32 target tokens, and more than the target alone
-        assert 1 < h["tokens_per_second"] / h["samples_per_second"] <= 160
+        assert 1 < h["tokens_per_second"] / h["samples_per_second"] <= 160 * (1 + 1e-9)  # a ratio of two rounded rates
     # the estimate needs one timed step after the first: it comes with the step-2 log, once
     assert [h["step"] for h in logged if "eta_cnndm_hours" in h] == [2] and logged[1]["eta_cnndm_hours"] > 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("throughput:")]
