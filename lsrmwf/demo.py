@@ -15,13 +15,13 @@ Every step is a real command line, printed before it runs, so it can be rerun or
 """
 
 import argparse
-import json
 import os
-import shlex
 import signal
-import subprocess
 import sys
 import time
+
+from .io import iter_jsonl
+from .io.steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,61 +55,26 @@ def banner(text):
 
 
 def run(cmd, deadline_s=None, env=None):
-    """Run ``cmd`` (printed first). With a deadline it is interrupted (SIGINT, like Ctrl-C) when the
-    time is up; whatever it finished is on disk. Returns the exit code; raises on failure."""
-    print("$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
-    try:
-        proc.wait(timeout=deadline_s)
-    except subprocess.TimeoutExpired:
-        print(f"[demo] time budget of {deadline_s / 60:.1f} min reached: stopping it; finished rows are kept", flush=True)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        return proc.returncode
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise SystemExit(f"[demo] step failed with exit code {proc.returncode} after {time.monotonic() - start:.0f}s: {cmd[1:3]}")
-    return proc.returncode
+    return run_step(cmd, REPO, env, deadline_s)
+
+
+def finished_rows(path):
+    """The rows of a rationale file that finished without error (a torn last line is skipped)."""
+    if not os.path.exists(path):
+        return []
+    return [row for _, row in iter_jsonl(path, tolerate_torn_tail=True) if not row.get("error")]
 
 
 def count_rows(path):
-    done = kept = 0
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not row.get("error"):
-                    done += 1
-                    kept += bool(row.get("keep"))
-    return done, kept
+    rows = finished_rows(path)
+    return len(rows), sum(bool(row.get("keep")) for row in rows)
 
 
 def pick_case(predictions, test_rationales):
     """The case view's test paper: the first predicted one whose rationale row the LLM finished
     (the case view then shows its EA/AS/TER), else the first predicted one."""
-    with open(predictions, encoding="utf-8") as f:
-        ids = [json.loads(line)["id"] for line in f if line.strip()]
-    finished = set()
-    if os.path.exists(test_rationales):
-        with open(test_rationales, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not row.get("error"):
-                    finished.add(str(row.get("id")))
+    ids = [row["id"] for _, row in iter_jsonl(predictions)]
+    finished = {str(row.get("id")) for row in finished_rows(test_rationales)}
     chosen = next((i for i in ids if i in finished), None)
     if chosen is None:
         print(f"[demo] no test paper has a finished rationale row: the case view shows {ids[0]} without rationales", flush=True)

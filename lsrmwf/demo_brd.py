@@ -23,11 +23,10 @@ on CPU test the machinery, not the paper's result.
 import argparse
 import json
 import os
-import shlex
-import signal
-import subprocess
 import sys
 import time
+
+from .io.steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Short-input BIG-bench multiple-choice tasks from the committed list (evaluation/bigbench_mc_tasks.txt).
@@ -35,30 +34,7 @@ DEMO_TASKS = ["general_knowledge", "anachronisms", "cause_and_effect", "entailed
 
 
 def sh(cmd, env=None, deadline_s=None):
-    """Run ``cmd`` (printed first); with a deadline it gets SIGINT (like Ctrl-C) when time is up and
-    whatever it finished stays on disk. Raises on failure."""
-    print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
-    try:
-        proc.wait(timeout=deadline_s)
-    except subprocess.TimeoutExpired:
-        print(f"[demo] budget of {deadline_s / 60:.1f} min reached: stopping it; finished rows are kept", flush=True)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        print(f"[{time.time() - t0:.0f}s]", flush=True)
-        return
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise SystemExit(f"[demo] step failed with exit code {proc.returncode}: {cmd[1:3]}")
-    print(f"[{time.time() - t0:.0f}s]", flush=True)
+    return run_step(cmd, REPO, env, deadline_s)
 
 
 def write_corpus(path: str, n: int, words: int) -> int:

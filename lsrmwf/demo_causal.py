@@ -22,20 +22,16 @@ the machinery working, not the study's results.
 import argparse
 import json
 import os
-import shlex
-import subprocess
 import sys
-import time
+
+from .io.steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = "Summarize:\n{document}\n\nSummary:"
 
 
 def sh(cmd, env=None):
-    print("\n$ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    t0 = time.time()
-    subprocess.run(cmd, cwd=REPO, check=True, env=env)
-    print(f"[{time.time() - t0:.0f}s]", flush=True)
+    return run_step(cmd, REPO, env)
 
 
 def write_data(path, split, n, words):
