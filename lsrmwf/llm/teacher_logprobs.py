@@ -176,6 +176,14 @@ def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: s
     return parse_logprobs({"logprobs": {"tokens": tokens[start:n], "token_logprobs": values, "top_logprobs": tops}}, k, where)
 
 
+
+def _first_choice(resp, where: str):
+    """The response's first choice, or the error text (a string) of a failed request or an empty answer."""
+    if isinstance(resp, str):
+        return resp
+    choices = resp.get("choices") or []
+    return choices[0] if choices else f"{where}: the response has no choices"
+
 @dataclass
 class TeacherLogprobsTask:
     """Per document: the teacher's summary with its top-K log-probs, or (``target="reference"``) the teacher's
@@ -251,14 +259,10 @@ class TeacherLogprobsTask:
         row = {"id": item["id"], "document_sha": document_sha(item["document"]), "summary": "", "n_tokens": 0}
         where = client.base_urls[endpoint]
         resp, _ = await self._ask(item, client, endpoint, usage)
-        if isinstance(resp, str):
-            row["error"] = f"teacher summary: {resp}"
+        choice = _first_choice(resp, where)
+        if isinstance(choice, str):
+            row["error"] = f"teacher summary: {choice}"
             return row
-        choices = resp.get("choices") or []
-        if not choices:
-            row["error"] = f"teacher summary: {where}: the response has no choices"
-            return row
-        choice = choices[0]
         text = (choice.get("message") or {}).get("content") if self.api == "chat" else choice.get("text")
         tokens = parse_logprobs(choice, self.top_logprobs, where)
         row.update(summary=(text or "").strip(), finish_reason=choice.get("finish_reason"), n_tokens=len(tokens),
@@ -277,15 +281,12 @@ class TeacherLogprobsTask:
         where = client.base_urls[endpoint]
         text = self.prompt(item["document"]) + reference
         resp, max_tokens = await self._ask(item, client, endpoint, usage, text=text)
-        if isinstance(resp, str):
-            row["error"] = f"reference scoring: {resp}"
-            return row
-        choices = resp.get("choices") or []
-        if not choices:
-            row["error"] = f"reference scoring: {where}: the response has no choices"
+        choice = _first_choice(resp, where)
+        if isinstance(choice, str):
+            row["error"] = f"reference scoring: {choice}"
             return row
         try:
-            tokens = reference_logprobs(choices[0], text, reference, self.top_logprobs, where,
+            tokens = reference_logprobs(choice, text, reference, self.top_logprobs, where,
                                         prompt_tokens=(resp.get("usage") or {}).get("prompt_tokens"),
                                         generated=max_tokens)
         except ScoringError as e:
