@@ -389,3 +389,19 @@ if __name__ == "__main__":  # python tests/llm_fault_server.py [delay_s]: prints
     with FaultServer(delay_s=float(sys.argv[1]) if len(sys.argv) > 1 else 0.0) as srv:
         print(srv.base_url, flush=True)
         threading.Event().wait()
+
+
+def kill_after_rows(cmd: List[str], out, rows: int = 3, cwd: Optional[str] = None, timeout_s: float = 240.0) -> None:
+    """Start ``cmd`` and SIGKILL it (a ``kill -9``) once ``out`` holds ``rows`` lines; a run that exits
+    before that fails the calling test with the end of its stderr."""
+    import os
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < rows):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()

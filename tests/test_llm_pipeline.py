@@ -2,10 +2,7 @@
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import datasets
 import pytest
@@ -17,7 +14,7 @@ from lsrmwf.llm.client import EndpointError, GenerationParams, LLMClient
 from lsrmwf.llm.pipeline import RationaleTask, RunStats, Selection, run_task
 
 sys.path.insert(0, os.path.dirname(__file__))
-from llm_fault_server import FaultServer  # noqa: E402
+from llm_fault_server import FaultServer, kill_after_rows  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUMMARY = "The cat sat on the mat. The dog barked at night."
@@ -257,13 +254,7 @@ def test_kill_9_loses_only_in_flight_rows_and_resume_resends_none(tmp_path):
     with FaultServer(delay_s=0.3) as srv:
         cmd = [sys.executable, os.path.join(REPO, "generate_rationales.py"), "--data_file", str(data), "--base_url", srv.base_url,
                "--model", "m", "--id_column", "id", "--preset", "cnndm", "--output", str(out), "--concurrency", "2", "--no_progress"]
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 240
-        while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_after_rows(cmd, out, cwd=REPO)
         done_before = {r["id"] for r in read_rows(out)}
         assert 3 <= len(done_before) < len(docs)
         stats = RunStats()

@@ -2,10 +2,7 @@
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import datasets
 import numpy as np
@@ -20,7 +17,7 @@ from lsrmwf.llm.teacher_logprobs import TeacherLogprobsTask, document_sha
 from lsrmwf.training.causal import document_hash
 
 sys.path.insert(0, os.path.dirname(__file__))
-from llm_fault_server import FaultServer  # noqa: E402
+from llm_fault_server import FaultServer, kill_after_rows  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = [f"Paper {i} proposes a parser. It works well on topic {i}. More text follows." for i in range(6)]
@@ -85,14 +82,8 @@ def test_cli_prints_bytes_per_token_and_kill_9_resumes_without_duplicates(tmp_pa
     args = ["--data_file", str(data), "--id_column", "id", "--model", "m", "--output", str(out), "--task", "teacher_logprobs",
             "--top_logprobs", "5", "--concurrency", "2", "--no_progress"]
     with FaultServer(delay_s=0.3) as srv:
-        proc = subprocess.Popen([sys.executable, os.path.join(REPO, "generate_rationales.py"), "--base_url", srv.base_url, *args],
-                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 240
-        while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_after_rows([sys.executable, os.path.join(REPO, "generate_rationales.py"), "--base_url", srv.base_url, *args],
+                        out, cwd=REPO)
         before = {r["id"] for r in rows(out)}
         assert 3 <= len(before) < 12
         n_requests = len(srv.requests)
