@@ -6,7 +6,7 @@ import os
 import pytest
 from test_train_script import write_rationales
 
-from lsrmwf.analysis import GATE_GRID, VIEW_GRID, main, settings
+from lsrmwf.analysis.ablations import GATE_GRID, VIEW_GRID, main, settings
 
 TINY_BASE = [
     "--dataset_name", "aclsum", "--max_train_samples", "6", "--max_predict_samples", "2", "--do_train", "--do_predict",

@@ -12,7 +12,7 @@ LAYERS = {
     "models": 2, "llm": 2, "distill": 2,
     "evaluation": 3,
     "training": 4,
-    "commands": 5, "demo": 5, "demo_causal": 5, "demo_brd": 5, "analysis": 5,
+    "commands": 5, "demo": 5, "analysis": 5,
 }
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from lsrmwf.io.steps import run_step
+from lsrmwf.demo.steps import run_step
 
 
 def test_a_step_past_its_budget_is_interrupted_and_a_failed_step_stops_the_demo(tmp_path):
@@ -22,7 +22,7 @@ def test_a_step_past_its_budget_is_interrupted_and_a_failed_step_stops_the_demo(
 
 
 def test_the_case_view_shows_the_first_predicted_paper_with_a_finished_row(tmp_path, capsys):
-    from lsrmwf.demo import pick_case
+    from lsrmwf.demo.lsr_mwf import pick_case
 
     preds = tmp_path / "predictions.jsonl"
     preds.write_text("".join(json.dumps({"id": i, "prediction": "p"}) + "\n" for i in ("a", "b", "c")))

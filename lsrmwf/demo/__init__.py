@@ -1,0 +1,6 @@
+"""The offline demos of the three systems, each a real command line per step:
+
+    python -m lsrmwf.demo          # LSR-MWF (lsr_mwf.py): rationales, BART vs LSR-MWF, evaluation
+    python -m lsrmwf.demo.causal   # task-specific logit KD (causal.py): teacher, KD students, retention
+    python -m lsrmwf.demo.brd      # Basic Reading Distillation (brd.py): BRD data, student, multiple choice
+"""
