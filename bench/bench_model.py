@@ -90,7 +90,8 @@ def build(args, lsrmwf: bool):
         decoder_ffn_dim=4 * args.d_model, max_position_embeddings=max(args.source_length, 128) + 2,
     )
     torch.manual_seed(0)
-    model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_ffn_dim=args.view_ffn_dim)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
+    with torch.device(args.device):  # on a GPU the weights are initialised there, not on the CPU
+        model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_ffn_dim=args.view_ffn_dim)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model.to(args.device)
