@@ -240,14 +240,18 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def build_parser():
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser((DataArguments, EndpointArguments, PipelineArguments),
-                              description="Dig structured rationales (or basic-reading annotations) with any OpenAI-compatible LLM endpoint; resumable.",
-                              allow_abbrev=False)
+    return HfArgumentParser((DataArguments, EndpointArguments, PipelineArguments),
+                            description="Dig structured rationales (or basic-reading annotations) with any OpenAI-compatible LLM endpoint; resumable.",
+                            allow_abbrev=False)
+
+
+def main(argv=None) -> int:
     from . import parse_dataclasses
 
+    parser = build_parser()
     try:
         data, endpoint, pipe = parse_dataclasses(parser, argv)
     except InputError as e:
