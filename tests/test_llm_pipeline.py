@@ -271,7 +271,7 @@ def test_kill_9_loses_only_in_flight_rows_and_resume_resends_none(tmp_path):
 def test_base_url_can_be_repeated():
     from transformers import HfArgumentParser
 
-    from lsrmwf.commands.generate_rationales import EndpointArguments
+    from lsrmwf.llm.arguments import EndpointArguments
 
     (args,) = HfArgumentParser(EndpointArguments).parse_args_into_dataclasses(
         ["--base_url", "http://a/v1", "--base_url", "http://b/v1", "http://c/v1"])

@@ -475,3 +475,36 @@ async def _run_and_close(task, items, client, store, concurrency, stats, progres
         await _drive(task, items, client, store, concurrency, stats, progress, policy)
     finally:
         await client.close()
+
+
+def format_run_summary(summary: dict) -> str:
+    """The run summary of :func:`run_task` as the lines generate_rationales.py prints."""
+    run, f = summary["this_run"], summary["file"]
+    lines = [
+        f"this run: {run['finished']}/{run['pending']} rows ({run['failed']} failed) in {run['elapsed_s']:.1f}s, "
+        f"{run['rows_per_s']:.3f} rows/s, {run['total_tokens']} tokens ({run['tokens_per_s']:.0f} tokens/s), "
+        f"{run['requests']} requests "
+        f"({run['http_requests']} HTTP requests with the client's retries)"
+        + (" [interrupted: rerun the same command to resume]" if run["interrupted"] else ""),
+        f"{f['output']}: {f['rows_done']} finished rows",
+    ]
+    if "kept" in f:
+        frac = "n/a" if f["kept_fraction"] is None else f"{100 * f['kept_fraction']:.1f}%"
+        verb = "n/a" if f["as_verbatim_fraction"] is None else f"{100 * f['as_verbatim_fraction']:.1f}%"
+        lines.append(f"kept {f['kept']} ({frac}; the paper kept 71% of CNN/DM, 62% of XSum); "
+                     f"associated sentences verbatim in the document: {f['as_verbatim']}/{f['rationales']} ({verb})")
+    elif "bytes_per_token" in f:
+        bpt = "n/a" if f["bytes_per_token"] is None else f"{f['bytes_per_token']:.1f}"
+        whose = "reference tokens scored by the teacher" if f.get("target") == "reference" else "teacher tokens"
+        lines.append(f"{f['tokens']} {whose} with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
+                     f"{bpt} bytes per token")
+    elif "ner_answers" in f:
+        lines.append(f"{f['ner_answers']} NER answers ({f['entities']} quoted entities), "
+                     f"{f['qra_answers']} QRA answers "
+                     f"({f['qa']} question-answer pairs); compose passages with compose_brd.py")
+    else:
+        lines.append(f"{f['entities']} entities, {f['qa']} question-answer pairs")
+    if run["failed"]:
+        lines.append(f"{run['failed']} rows failed (their 'error' field says why); "
+                     "rerun the same command to retry them")
+    return "\n".join(lines)
