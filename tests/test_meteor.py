@@ -87,3 +87,14 @@ def test_retention_table_footnotes_every_empty_column():
     assert notes == {"R-2": "not scored in this run", "R-L": "not scored in this run", "BS-F1": "not scored in this run",
                      "BLEU": "not scored in this run", "METEOR": "no WordNet found (…)",
                      "SemSim": "not scored in this run", "NLI-cons": "teacher scored 0"}
+
+
+@pytest.mark.parametrize("id2label, expected", [
+    ({0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"}, 2),  # roberta-large-mnli's order
+    ({0: "contradiction", 1: "entailment", 2: "neutral"}, 1),  # cross-encoder/nli-deberta-v3-base's order
+    ({0: "entailment", 1: "neutral", 2: "contradiction"}, 0),
+])
+def test_the_entailment_label_is_read_from_the_config(id2label, expected):
+    from types import SimpleNamespace
+
+    assert sm.entailment_index(SimpleNamespace(id2label=id2label), "nli") == expected
