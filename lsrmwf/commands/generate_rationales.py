@@ -53,6 +53,8 @@ class PipelineArguments:
     score_on: str = field(default="total", metadata={"help": "Which LLM summary is scored against the gold one: total (S^tol), sub_summaries (S^mul, concatenated), or both (kept only if both pass; the row's score is the worse one).", "choices": ["total", "sub_summaries", "both"]})
     rescore: bool = field(default=False, metadata={"help": "Only re-apply --score/--score_threshold/--score_on to the finished rows of --output from their stored ROUGE (no LLM, no dataset), then print the score report."})
     rouge_measure: str = field(default="fmeasure", metadata={"help": "ROUGE F1 (fmeasure) or recall (the paper's Eq. 6) or precision.", "choices": ["fmeasure", "recall", "precision"]})
+    score2_terms: Optional[str] = field(default=None, metadata={"help": "Score2's third term: rougeL (the presets' reading) or rouge3 (Eq. 8 as printed); default: the preset's, else rougeL.", "choices": ["rougeL", "rouge3"]})
+    compare: bool = field(default=False, metadata={"help": "With --rescore: also print, for each reading (F1 or recall; for score2 ROUGE-L or ROUGE-3) and each --score_on, how many rows it keeps. Older files need the dataset flags to recompute P/R/F."})
     max_document_words: Optional[int] = field(default=None, metadata={"help": "Cut documents to their first N words in prompts (default: whole document)."})
     brd_format: str = field(default="fewshot", metadata={"help": "basic_reading: fewshot (the BRD paper's: NER and QRA as separate few-shot plain-text requests per sentence, one row per request; compose passages with compose_brd.py) or json (the older form: one JSON request per sentence for entities and QA together, read by the seq2seq --stage basic_reading).", "choices": ["fewshot", "json"]})
     brd_behaviours: str = field(default="ner,qra", metadata={"help": "basic_reading --brd_format fewshot: which behaviours to request, comma-separated: ner (named entity recognition), qra (question raising and answering)."})
@@ -192,18 +194,18 @@ def selection_of(pipe: PipelineArguments, data: DataArguments, needed=("score", 
     from ..llm.pipeline import Selection
 
     preset = pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
-    fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold"))
+    fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold", "score2_terms"))
     missing = [f"--{k}" for k in needed if getattr(pipe, k) is None]
     if missing:
         raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
-    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure)
+    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure, pipe.score2_terms or "rougeL")
 
 
 def report_scores(rows, selection, output: str) -> dict:
     """The score report: a line on stderr and a histogram PNG beside ``output``."""
     from ..llm.selection import format_score_report, plot_score_report, score_report
 
-    report = score_report(rows, selection.score, selection.score_threshold, selection.score_on)
+    report = score_report(rows, selection.score, selection.score_threshold, selection.score_on, selection.score2_terms)
     plot = None
     if report["rows"]:
         plot = plot_score_report(report, os.path.splitext(output)[0] + ".scores.png")
@@ -254,13 +256,13 @@ def main(argv=None) -> int:
         print(f"generate_rationales.py: error: {e}", file=sys.stderr)
         return 2
     if pipe.rescore:
-        from ..llm.pipeline import rescore_file
+        from ..llm.rescoring import rescore_and_compare
 
         try:
             if not pipe.output:
                 raise InputError("--rescore needs --output (the finished rationale file)")
             selection = selection_of(pipe, data)
-            rows = rescore_file(pipe.output, selection)
+            rows = rescore_and_compare(pipe.output, selection, data if data.dataset_name or data.data_file else None, pipe.compare)
         except InputError as e:
             print(f"generate_rationales.py: error: {e}", file=sys.stderr)
             return 2
