@@ -96,8 +96,8 @@ def test_a_generating_run_ends_with_the_score_report(tmp_path, capsys):
     assert code == 0
     err = capsys.readouterr().err
     assert "selection: score1 <= 0.85 on 2 rows keeps total" in err and "--score_on both" in err
-    # Table 1: rows store their document's and gold summary's words (15 and 5 words; summaries 10 words)
-    assert "document" in err and "(all finished rows 10.0)" in err and "(all 10.0)" in err
+    # Table 1: rows store their document's and gold summary's words (16 and 5 words; summaries 11 words)
+    assert "document" in err and "(all finished rows 10.5)" in err and "gold summary 11.0 (all 11.0)" in err
     assert (tmp_path / "out.scores.png").exists()
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert all(r["score"] == max(r["score_by_summary"].values()) and r["selection"]["score_on"] == "both" for r in rows)
