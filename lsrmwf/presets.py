@@ -35,6 +35,11 @@ class Preset:
     lr_schedule: str = "noam"
     learning_rate: float = 2e-3  # the Noam factor: peak 2e-3 * 10000^-0.5 = 2e-5 at step 10000
     warmup_steps: int = 10000
+    # the reading of Eq. (6)-(8) (own choice, see README "Rationale selection"): ROUGE F1, not Eq. (6)'s recall,
+    # and ROUGE-L as Score2's third term, not Eq. (8)'s printed ROUGE_3; `generate_rationales.py --rescore
+    # --compare` prints what each of the four readings keeps
+    rouge_measure: str = "fmeasure"
+    score2_terms: str = "rougeL"
 
 
 # Where each number comes from (same for both presets).
@@ -44,6 +49,7 @@ SOURCES = {
     "gate_init": PAPER, "gamma_ce": PAPER, "gamma_views": PAPER,
     "score": PAPER, "score_threshold": PAPER, "rationales": OWN,
     "lr_schedule": PAPER, "learning_rate": PAPER, "warmup_steps": PAPER,
+    "rouge_measure": OWN, "score2_terms": OWN,
 }
 # Not in the presets, and why: Adam's betas/epsilon and the batch size are not given by the paper (HF's AdamW
 # defaults with weight decay 0 are used, gates never decay); the number of training steps is not given either.

@@ -52,6 +52,16 @@ class RationaleArguments:
         default="fmeasure",
         metadata={"help": "ROUGE F1 (fmeasure) or recall (the paper's Eq. 6) or precision.",
                   "choices": ["fmeasure", "recall", "precision"]})
+    score2_terms: Optional[str] = field(
+        default=None,
+        metadata={"help": "Score2's third term: rougeL (the presets' reading) or rouge3 (Eq. 8 as printed); "
+                          "default: the preset's, else rougeL.",
+                  "choices": ["rougeL", "rouge3"]})
+    compare: bool = field(
+        default=False,
+        metadata={"help": "With --rescore: also print, for each reading (F1 or recall; for score2 ROUGE-L or "
+                          "ROUGE-3) and each --score_on, how many rows it keeps. Older files need the dataset "
+                          "flags to recompute P/R/F."})
 
 
 @dataclass
@@ -130,18 +140,19 @@ def selection_of(pipe: RationaleArguments, data: RationaleDataArguments, needed=
     from .pipeline import Selection
 
     preset = pipe.preset or HUB_DATASETS.get(data.dataset_name or "", {}).get("preset")
-    fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold"))
+    fill_from_preset(pipe, preset, fields=("rationales", "score", "score_threshold", "score2_terms"))
     missing = [f"--{k}" for k in needed if getattr(pipe, k) is None]
     if missing:
         raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
-    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure)
+    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure, pipe.score2_terms or "rougeL")
 
 
 def report_scores(rows, selection, output: str) -> dict:
     """The score report: a line on stderr and a histogram PNG beside ``output``."""
     from .selection import format_score_report, plot_score_report, score_report
 
-    report = score_report(rows, selection.score, selection.score_threshold, selection.score_on)
+    report = score_report(rows, selection.score, selection.score_threshold, selection.score_on,
+                          selection.score2_terms)
     plot = None
     if report["rows"]:
         plot = plot_score_report(report, os.path.splitext(output)[0] + ".scores.png")
@@ -173,14 +184,17 @@ class Rationales(LLMTaskBuilder):
         summary["selection"] = report_scores(rows, task.selection, output)
 
     def rescore(self, args) -> dict:
-        """``--rescore``: the keep rule applied again to the finished rows of ``--output`` (no LLM, no data)."""
-        from .pipeline import rescore_file
+        """``--rescore``: the keep rule applied again to the finished rows of ``--output`` (no LLM; the dataset
+        only for older rows without stored P/R/F), with ``--compare`` the kept counts of every reading."""
+        from .rescoring import rescore_and_compare
 
         output = args[PipelineArguments].output
         if not output:
             raise InputError("--rescore needs --output (the finished rationale file)")
-        selection = selection_of(args[RationaleArguments], args[RationaleDataArguments])
-        rows = rescore_file(output, selection)
+        pipe, data = args[RationaleArguments], args[RationaleDataArguments]
+        selection = selection_of(pipe, data)
+        rows = rescore_and_compare(output, selection, data if data.dataset_name or data.data_file else None,
+                                   pipe.compare)
         return {"rescored": sum(1 for r in rows if r.get("error") is None),
                 "selection": report_scores(rows, selection, output)}
 
