@@ -152,7 +152,7 @@ def check_alignment(label_ids, tokenized, what: str) -> None:
 
 def decode_predictions(tokenizer, ids):
     ids = np.where(ids != -100, ids, tokenizer.pad_token_id)
-    return [t.strip() for t in tokenizer.batchdecode_predictions(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)]
+    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)]
 
 
 def rouge_means(predictions, references, tokenizer: str = "default") -> dict:
