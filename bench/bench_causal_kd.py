@@ -1,7 +1,7 @@
 """Benchmark the causal KD paths (issue: task-specific logit KD), ratios measured in one run.
 
 1. Training step time of the same causal student (a Llama built from a config), forward + backward
-   + AdamW step through ``CausalKDTrainer.compute_loss``:
+   + AdamW step through ``LogitKDTrainer.compute_loss``:
    white-box KD step / CE-only step, and sparse top-K KD step / CE-only step (target <= 1.10).
    The three kinds of step alternate so none always meets a warmer cache; medians are compared.
 2. Served top-K collection: ``run_task(TeacherLogprobsTask)`` (parsing, fp16 packing, fsynced
