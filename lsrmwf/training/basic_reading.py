@@ -92,6 +92,12 @@ class BasicReadingArguments:
         if self.brd_passage_sentences < 1:
             raise InputError(f"--brd_passage_sentences must be >= 1, got {self.brd_passage_sentences}")
 
+    def check_training_only(self, training_args) -> None:
+        """Either student's BRD stage only trains: its output is what the summarization stage starts from."""
+        if self.stage == "basic_reading" and (training_args.do_eval or training_args.do_predict):
+            raise InputError("--stage basic_reading only trains (pre-education); evaluate the summarization stage "
+                             "that starts from its output (--model_name_or_path <this --output_dir>)")
+
 
 class CausalLMTrainer(DistillTrainer):
     """The causal BRD stage: the plain next-token loss over packed blocks, training only."""
@@ -111,9 +117,3 @@ class CausalLMTrainer(DistillTrainer):
             loss = loss * self._token_share(targets.ne(-100).sum(), num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
 
-
-def check_stage(brd: BasicReadingArguments, training_args) -> None:
-    """Either student's BRD stage only trains: its output is what the summarization stage starts from."""
-    if brd.stage == "basic_reading" and (training_args.do_eval or training_args.do_predict):
-        raise InputError("--stage basic_reading only trains (pre-education); evaluate the summarization stage that "
-                         "starts from its output (--model_name_or_path <this --output_dir>)")

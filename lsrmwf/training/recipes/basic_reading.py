@@ -8,7 +8,7 @@ from typing import Dict, Optional
 from ...data.causal import CausalCollator
 from ...distill.brd_mix import load_brd_mix, packed_dataset
 from ...io import InputError
-from ..basic_reading import BasicReadingArguments, CausalLMTrainer, check_stage
+from ..basic_reading import BasicReadingArguments, CausalLMTrainer
 from ..core import RawData, is_causal_run, train, write_run_summary
 from .causal import load_causal_student, refuse_bart_flags
 
@@ -24,7 +24,7 @@ def applies(args) -> bool:
 
 def check(args) -> None:
     refuse_bart_flags(args)
-    check_stage(args.basic_reading, args.training)
+    args.basic_reading.check_training_only(args.training)
     if not args.basic_reading.brd_passages_dir:
         raise InputError("--basic_reading_file is the BART denoising stage's; a causal student's --stage "
                          "basic_reading reads the passages of compose_brd.py: give --brd_passages_dir")

@@ -22,7 +22,6 @@ from ...data.tokenization import fit_model_max_length
 from ...distill.basic_reading import build_basic_reading_dataset
 from ...distill.logit_kd import check_bart_checkpoint, load_teacher
 from ...io import InputError
-from ..basic_reading import check_stage
 from ..collators import LsrMwfCollator, pad_sequences
 from ..core import (
     RawData,
@@ -56,7 +55,7 @@ def check(args) -> None:
     if args.logit_kd.teacher_logprobs_file:
         raise InputError("--teacher_logprobs_file trains a causal (decoder-only) student; give one as "
                          "--model_name_or_path")
-    check_stage(args.basic_reading, args.training)
+    args.basic_reading.check_training_only(args.training)
 
 
 # ----------------------------------------------------------------------------------------------
