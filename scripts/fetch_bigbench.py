@@ -6,9 +6,9 @@
     python scripts/fetch_bigbench.py --sdist bigbench-1.0.0.tar.gz   # from a file already downloaded
 
 The work is :func:`lsrmwf.evaluation.bigbench_fetch.fetch` (the BRD demo calls it too): the sdist
-(about 358 MB; with pip >= 26 it falls back to pip 25.0.1) gives about 1,000 ``task.json`` files, kept
-at ``<cache_dir>/<task>[/<subtask>]/task.json``; the archive is deleted unless ``--keep_sdist`` is
-given. A finished fetch writes ``MANIFEST.json``, so a second run does nothing.
+(about 358 MB; downloaded with pip 25.0.1 when the installed pip is 26 or later) gives about 1,000
+``task.json`` files, kept at ``<cache_dir>/<task>[/<subtask>]/task.json``; the archive is deleted
+unless ``--keep_sdist`` is given. A finished fetch writes ``MANIFEST.json``, so a second run does nothing.
 
 The multiple-choice task list that ``lsrmwf.evaluation.multiple_choice`` evaluates
 (``lsrmwf/evaluation/bigbench_mc_tasks.txt``) was built from this cache with

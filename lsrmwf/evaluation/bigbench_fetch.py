@@ -49,39 +49,51 @@ def _pip_download(pip: list, version: str, dest: str) -> None:
 def download_sdist(version: str, dest: str) -> str:
     """``pip download`` the sdist of ``bigbench==version`` into ``dest``; return the archive's path.
 
-    pip 26 and later refuse the download outright: after preparing the sdist's metadata they reject
-    any PyPI distribution that declares a direct URL dependency, and bigbench 1.0.0 declares
-    ``bleurt @ file://...``. When the installed pip fails, the same download is retried with pip
-    ``FALLBACK_PIP`` (fetched from PyPI as a wheel with the installed pip, and run from that wheel;
-    nothing is installed).
+    pip 26 and later refuse the download (after downloading the archive and preparing its metadata):
+    they reject any PyPI distribution that declares a direct URL dependency, and bigbench 1.0.0
+    declares ``bleurt @ file://...``. So with pip >= 26 installed, or when the installed pip fails,
+    the download runs with pip ``FALLBACK_PIP`` (fetched from PyPI as a wheel with the installed pip,
+    and run from that wheel; nothing is installed).
     """
+    from importlib.metadata import version as installed
+
     started = time.time()
+    pip_version = installed("pip")
     try:
-        _pip_download([sys.executable, "-m", "pip"], version, dest)
-    except subprocess.CalledProcessError:
-        print(f"the installed pip could not download bigbench=={version} (pip >= 26 rejects its direct URL "
-              f"dependency on bleurt); retrying with pip {FALLBACK_PIP} run from its wheel", flush=True)
-        for f in os.listdir(dest):
-            os.remove(os.path.join(dest, f))
-        pip_dir = tempfile.mkdtemp(prefix="pip-wheel-")
-        try:
+        if int(pip_version.split(".")[0]) >= 26:
+            print(f"pip {pip_version} rejects bigbench's direct URL dependency on bleurt: downloading with pip "
+                  f"{FALLBACK_PIP} run from its wheel", flush=True)
+            _download_with_old_pip(version, dest)
+        else:
             try:
-                subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", f"pip=={FALLBACK_PIP}",
-                                "-d", pip_dir], check=True)
-                wheels = [f for f in os.listdir(pip_dir) if f.endswith(".whl")]
-                if len(wheels) != 1:
-                    raise FetchError(f"expected one pip wheel in {pip_dir}, found {wheels}")
-                _pip_download([sys.executable, os.path.join(pip_dir, wheels[0], "pip")], version, dest)
-            except subprocess.CalledProcessError as e:
-                raise FetchError(f"pip could not download bigbench=={version} from the package index "
-                                 f"(exit {e.returncode}; its log is above)") from None
-        finally:
-            shutil.rmtree(pip_dir, ignore_errors=True)
+                _pip_download([sys.executable, "-m", "pip"], version, dest)
+            except subprocess.CalledProcessError:
+                print(f"pip {pip_version} could not download bigbench=={version}; retrying with pip {FALLBACK_PIP} "
+                      "run from its wheel", flush=True)
+                for f in os.listdir(dest):
+                    os.remove(os.path.join(dest, f))
+                _download_with_old_pip(version, dest)
+    except subprocess.CalledProcessError as e:
+        raise FetchError(f"pip could not download bigbench=={version} from the package index "
+                         f"(exit {e.returncode}; its log is above)") from None
     archives = [f for f in os.listdir(dest) if f.startswith("bigbench-") and f.endswith((".tar.gz", ".zip"))]
     if len(archives) != 1:
         raise FetchError(f"expected one bigbench archive in {dest}, found {archives}")
     print(f"downloaded {archives[0]} in {time.time() - started:.0f} s", flush=True)
     return os.path.join(dest, archives[0])
+
+
+def _download_with_old_pip(version: str, dest: str) -> None:
+    pip_dir = tempfile.mkdtemp(prefix="pip-wheel-")
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", f"pip=={FALLBACK_PIP}", "-d", pip_dir],
+                       check=True)
+        wheels = [f for f in os.listdir(pip_dir) if f.endswith(".whl")]
+        if len(wheels) != 1:
+            raise FetchError(f"expected one pip wheel in {pip_dir}, found {wheels}")
+        _pip_download([sys.executable, os.path.join(pip_dir, wheels[0], "pip")], version, dest)
+    finally:
+        shutil.rmtree(pip_dir, ignore_errors=True)
 
 
 def extract_tasks(sdist: str, cache_dir: str) -> List[str]:
