@@ -17,7 +17,7 @@
 
 Every step is a real command line, printed before it runs. First the prerequisites are checked
 (``--check`` stops after them): BIG-bench's task files, if absent, are fetched from PyPI then (once,
-about a minute; ``--no_fetch`` or ``LSRMWF_NO_FETCH=1`` makes that a one-line error). A 270M teacher,
+1-4 minutes; ``--no_fetch`` or ``LSRMWF_NO_FETCH=1`` makes that a one-line error). A 270M teacher,
 a few dozen passages and a few steps on CPU test the machinery, not the paper's result.
 """
 

@@ -101,7 +101,7 @@ def bigbench_tasks(tasks: Sequence[str], cache_dir: str = None, no_fetch: bool =
                           "or LSRMWF_NO_FETCH)", command)
         start = time.monotonic()
         print(f"[check] BIG-bench: fetching the task files into {cache_dir} (bigbench sdist from PyPI, ~358 MB, "
-              "once; about a minute)", flush=True)
+              "once; 1-4 min)", flush=True)
         try:
             fetch(cache_dir)
         except (FetchError, OSError) as e:
