@@ -43,7 +43,9 @@ def brd(args, env, cwd):
 
 def demo_env(home, server):
     env = {k: v for k, v in os.environ.items() if k not in ("LSRMWF_NO_FETCH", "LSRMWF_CACHE")}
-    return {**env, "HOME": str(home), "LLAMA_SERVER_BIN": server, "PYTHONPATH": REPO}
+    # pip's own cache stays the user's, so the 358 MB sdist is downloaded once per machine, not once per run
+    pip_cache = env.get("PIP_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "pip")
+    return {**env, "HOME": str(home), "LLAMA_SERVER_BIN": server, "PYTHONPATH": REPO, "PIP_CACHE_DIR": pip_cache}
 
 
 def test_without_bigbench_and_fetching_off_the_brd_demo_stops_in_one_line_before_any_work(tmp_path):
