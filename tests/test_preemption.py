@@ -109,3 +109,48 @@ def test_sigterm_saves_exits_130_and_the_rerun_continues_exactly(aclsum_train, t
     assert "interrupted" not in summary and summary["resumed_from"].endswith(f"checkpoint-{step}")
     assert len(read_jsonl(resumed / "predictions.jsonl")) == 5
     check_same_run(straight, resumed, step)
+
+
+def rank_pid(launcher_pid, rank, timeout=300):
+    """The pid of the worker process with ``RANK=rank`` that ``launcher_pid`` (torchrun) started."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in psutil.Process(launcher_pid).children(recursive=True):
+            try:
+                if child.environ().get("RANK") == str(rank) and "train.py" in " ".join(child.cmdline()):
+                    return child.pid
+            except psutil.Error:
+                continue
+        time.sleep(0.5)
+    raise AssertionError(f"no rank {rank} under torchrun {launcher_pid}")
+
+
+@pytest.mark.multiprocess
+@pytest.mark.deepspeed
+@pytest.mark.slow
+def test_sigterm_to_one_zero_rank_saves_collectively_and_the_rerun_continues_exactly(aclsum_train, tmp_path):
+    from test_distributed import free_port, needs_deepspeed  # noqa: F401  (skips without DeepSpeed below)
+    from test_multiprocess_zero import ENV, TORCHRUN, torchrun
+
+    pytest.importorskip("deepspeed")
+    rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 12)
+    zero2 = ["--deepspeed", os.path.join(ROOT, "ds_configs", "zero2.json")]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    torchrun(args(rationales, straight, *zero2))
+
+    cmd = [TORCHRUN, "--nproc_per_node", "2", "--master_port", free_port(), os.path.join(ROOT, "train.py"),
+           *args(rationales, resumed, *zero2)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(env(), **ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _, err = signal_after_logs(proc, 3, [signal.SIGTERM], pid=rank_pid(proc.pid, 1))  # rank 1: not the saver
+    assert proc.returncode != 0, err[-3000:]  # torchrun reports its workers' 130 as a failure
+    assert "train.py: interrupted: stopped by SIGTERM at step" in err, err[-3000:]
+    summary = json.loads((resumed / "run_summary.json").read_text())
+    step = summary["interrupted"]["step"]
+    assert (resumed / f"checkpoint-{step}" / "checkpoint_complete.json").is_file()
+    assert (resumed / f"checkpoint-{step}" / f"global_step{step}").is_dir()  # the ZeRO state, saved by both ranks
+
+    torchrun(args(rationales, resumed, *zero2))
+    check_same_run(straight, resumed, step)
