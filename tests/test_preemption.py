@@ -15,7 +15,7 @@ import time
 
 import pytest
 import torch
-from test_distributed import ROOT, TINY
+from test_distributed import ROOT, TINY, free_port, needs_deepspeed
 from test_train_script import read_jsonl, write_rationales
 
 STEPS = 40
@@ -127,14 +127,13 @@ def rank_pid(launcher_pid, rank, timeout=300):
     raise AssertionError(f"no rank {rank} under torchrun {launcher_pid}")
 
 
+@needs_deepspeed
 @pytest.mark.multiprocess
 @pytest.mark.deepspeed
 @pytest.mark.slow
 def test_sigterm_to_one_zero_rank_saves_collectively_and_the_rerun_continues_exactly(aclsum_train, tmp_path):
-    from test_distributed import free_port, needs_deepspeed  # noqa: F401  (skips without DeepSpeed below)
     from test_multiprocess_zero import ENV, TORCHRUN, torchrun
 
-    pytest.importorskip("deepspeed")
     rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 12)
     zero2 = ["--deepspeed", os.path.join(ROOT, "ds_configs", "zero2.json")]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
