@@ -9,6 +9,8 @@ import sys
 
 from lsrmwf.commands.train import main
 from lsrmwf.io import InputError
+from lsrmwf.io.interrupts import EXIT_INTERRUPTED
+from lsrmwf.training.core import TrainingInterrupted
 
 if __name__ == "__main__":
     try:
@@ -16,3 +18,6 @@ if __name__ == "__main__":
     except InputError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except TrainingInterrupted as e:
+        print(f"train.py: interrupted: {e}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

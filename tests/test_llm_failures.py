@@ -163,3 +163,33 @@ def test_log_lines_are_redacted():
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "server said %s", (f"Bearer {KEY}",), None)
     RedactingFilter([KEY]).filter(record)
     assert record.getMessage() == "server said Bearer <redacted>"
+
+
+def test_sigterm_saves_the_rows_in_flight_exits_130_and_the_rerun_sends_only_the_rest(tmp_path, capsys, caplog):
+    import signal
+    import threading
+
+    docs = [f"{HEALTHY} {i}" for i in range(10)]
+    with FaultServer(delay_s=0.3) as srv:
+        def send_sigterm_after_3_requests():
+            while len(srv.requests) < 3:
+                time.sleep(0.02)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=send_sigterm_after_3_requests, daemon=True).start()
+        code, out = cli(tmp_path, docs, srv.base_url, "--concurrency", "2")
+        err = capsys.readouterr().err
+        first = rows(out)
+        assert code == 130, err
+        assert "SIGTERM: saving the rows in flight" in caplog.text and "interrupted" in err
+        assert 1 <= len(first) < len(docs) and all(r["error"] is None for r in first)
+        sent_before = len(srv.requests)
+        assert sent_before <= 2 * (len(first) + 2)  # nothing new started after the signal (2 workers)
+
+        code, out = cli(tmp_path, docs, srv.base_url, "--concurrency", "2")
+        assert code == 0, capsys.readouterr().err
+        finished = {r["id"] for r in first}
+        again = [r for r in srv.requests[sent_before:] if any(f"{HEALTHY} {d[1:]}" in json.dumps(r["body"])
+                                                            for d in finished)]
+    assert again == []  # the rerun sent nothing for a finished row
+    assert sorted(r["id"] for r in rows(out)) == sorted(f"d{i}" for i in range(10))

@@ -28,6 +28,7 @@ from typing import List, Optional
 
 from ..evaluation.tasks import TASKS, TaskArguments, argument_classes
 from ..io import InputError
+from ..io.interrupts import EXIT_INTERRUPTED, sigterm_as_interrupt
 
 logger = logging.getLogger("lsrmwf.evaluate")
 
@@ -47,8 +48,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     logger.setLevel(logging.INFO)
     try:
         args = {type(a): a for a in parse_dataclasses(parser, argv)}
-        TASKS[args[TaskArguments].task]().run(args)
+        with sigterm_as_interrupt():  # SIGTERM stops like Ctrl-C: every finished example is already cached
+            TASKS[args[TaskArguments].task]().run(args)
     except InputError as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"evaluate.py: interrupted by {e or 'SIGINT'}: finished examples are cached in --output_dir; rerun the "
+              f"same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..io import InputError
+from ..io.interrupts import EXIT_INTERRUPTED
 
 logger = logging.getLogger("lsrmwf.llm")
 NOISY_LOGGERS = ("httpx", "httpx2", "openai", "openai._base_client")
@@ -86,4 +87,4 @@ def run(args, secrets, output: str) -> int:
     print(redact(format_run_summary(summary), secrets), file=sys.stderr)
     builder.report(task, args, summary)
     print(redact(json.dumps(summary), secrets))
-    return 130 if summary["this_run"]["interrupted"] else 0
+    return EXIT_INTERRUPTED if summary["this_run"]["interrupted"] else 0

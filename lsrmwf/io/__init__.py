@@ -1,5 +1,6 @@
 """JSONL reading and writing shared by the rationale pipeline, training and evaluation."""
 
+import contextlib
 import json
 import os
 from typing import Iterator, Tuple
@@ -74,18 +75,30 @@ def repair_torn_tail(path: str) -> bool:
             return True
 
 
-def write_jsonl_atomic(path: str, rows) -> None:
-    """Write ``rows`` to ``path`` through a temporary file so a crash never leaves half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+def write_jsonl_atomic(path: str, rows, what: str = "rows") -> None:
+    """Write ``rows`` to ``path`` through a temporary file so a crash never leaves half a file; a full disk is a
+    :class:`lsrmwf.io.disk.DiskFullError` naming ``path`` and ``what`` (the earlier file is kept whole)."""
+    with _atomic(path, what) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
-def write_json_atomic(path: str, obj) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
+def write_json_atomic(path: str, obj, what: str = "results") -> None:
+    with _atomic(path, what) as f:
         json.dump(obj, f, indent=2, ensure_ascii=False)
         f.write("\n")
-    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _atomic(path: str, what: str):
+    from .disk import writing
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with writing(path, what):
+            with open(tmp, "w", encoding="utf-8") as f:
+                yield f
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -30,6 +30,7 @@ import struct
 from typing import Dict, List, Optional
 
 from . import InputError, iter_jsonl, repair_torn_tail, write_jsonl_atomic
+from .disk import writing
 
 
 def cache_key(settings: dict) -> str:
@@ -188,9 +189,9 @@ class ResultStore:
         if self.dropped_failed:
             write_jsonl_atomic(self.path, kept)  # failed ids get a fresh try and stay unique
         self.done = {str(r["id"]): r for r in kept}
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "ab", buffering=0)  # unbuffered: a failed write leaves nothing to flush later
         if self.payload:
-            self._bin = open(self.payload_path, "ab")
+            self._bin = open(self.payload_path, "ab", buffering=0)
 
     @staticmethod
     def _payload_end(row: dict) -> int:
@@ -230,16 +231,18 @@ class ResultStore:
             if not self.payload:
                 raise ValueError("this store was opened without payload=True")
             offset = self._bin.seek(0, os.SEEK_END)
-            self._bin.write(payload)
-            self._sync(self._bin)
+            with writing(self.payload_path, f"the payload of row {row.get('id')!r}"):
+                self._write(self._bin, payload)
             row["payload"] = {"offset": offset, "length": len(payload)}
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._sync(self._file)
+        with writing(self.path, f"row {row.get('id')!r}"):  # a torn line a full disk leaves is cut on reopen
+            self._write(self._file, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
         if row.get("error") is None:
             self.done[str(row["id"])] = row
 
-    def _sync(self, f) -> None:
-        f.flush()
+    def _write(self, f, data: bytes) -> None:
+        view = memoryview(data)
+        while view:  # an unbuffered write may be short (a file-size limit, a nearly full disk); the next one raises
+            view = view[f.write(view):]
         if self.fsync:
             os.fsync(f.fileno())
 
@@ -248,7 +251,7 @@ class ResultStore:
         self._file.close()
         write_jsonl_atomic(self.path, rows)
         self.done = {str(r["id"]): r for r in rows}
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "ab", buffering=0)
 
     def close(self) -> None:
         for name in ("_file", "_bin", "_lock"):

@@ -22,6 +22,8 @@ refused, HTTP 400 on every request, a hung server), or more than a set fraction 
 import asyncio
 import hashlib
 import logging
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional
@@ -360,8 +362,12 @@ def run_settings(task, params: GenerationParams) -> dict:
             "params": {**params.as_dict(), **task.settings()}}
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop the same way; the command exits 130
+DRAIN_S = 30.0  # after a signal, the longest wait for the rows in flight
+
+
 async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore, concurrency: int,
-                 stats: RunStats, progress: bool, policy: FailurePolicy) -> None:
+                 stats: RunStats, progress: bool, policy: FailurePolicy, drain_s: float = DRAIN_S) -> None:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(items), unit="row", desc=task.name, disable=not progress, dynamic_ncols=True)
@@ -372,6 +378,8 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
 
     async def worker():
         for item in queue:  # a shared iterator: each item goes to exactly one worker
+            if stop.is_set():
+                return
             endpoint = client.pick_endpoint()
             usage = Usage()
             stats.requested_ids.append(item["id"])
@@ -399,15 +407,43 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
                 stats.stopped = client.redact(reason)
                 raise RunFailure(stats.stopped)
 
+    stop = asyncio.Event()
+
+    async def cancel_after_drain():
+        await stop.wait()
+        await asyncio.sleep(drain_s)
+        for t in workers:
+            t.cancel()
+
+    def on_signal(sig):
+        if stop.is_set():  # a second signal: stop waiting for the requests in flight
+            for t in workers:
+                t.cancel()
+            return
+        stats.interrupted = True
+        stop.set()
+        logger.warning("%s: saving the rows in flight (waiting at most %g s; signal again to stop now), then stopping",
+                       sig.name, drain_s)
+
     workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(concurrency, len(items))))]
+    loop, handled = asyncio.get_running_loop(), []
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal, sig)
+            handled.append(sig)
+    drainer = asyncio.ensure_future(cancel_after_drain())
     try:
         done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
         for t in pending:  # a run-wide failure: stop the other workers (their rows are retried next run)
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         for t in done:
-            t.result()
+            if not t.cancelled():  # cancelled: a row still in flight when the drain ended (retried next run)
+                t.result()
     finally:
+        drainer.cancel()
+        for sig in handled:
+            loop.remove_signal_handler(sig)
         stats.elapsed_s = time.perf_counter() - start
         stats.http_requests = client.http_requests - http_before
         bar.close()
@@ -456,10 +492,11 @@ def _rescore_locked(path: str, selection: Selection, references: Optional[dict])
 
 
 def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, progress: bool = True,
-             stats: Optional[RunStats] = None, policy: Optional[FailurePolicy] = None) -> dict:
+             stats: Optional[RunStats] = None, policy: Optional[FailurePolicy] = None, drain_s: float = DRAIN_S) -> dict:
     """Generate ``task`` rows for every example of ``ds`` not yet in ``output``; return the summary.
 
-    Ctrl-C stops after saving what finished (the summary says ``interrupted``); rerun to resume.
+    Ctrl-C or SIGTERM stops sending, waits up to ``drain_s`` for the rows in flight, saves what finished (the
+    summary says ``interrupted``; a second signal stops at once); rerun to resume.
     A run-wide failure (``policy``) raises :class:`RunFailure` after saving what finished.
     Pass ``stats`` to inspect the run afterwards (e.g. ``stats.requested_ids``).
     """
@@ -479,7 +516,7 @@ def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, pro
         stats.pending = len(items)
         logger.info("%s: %d rows already done, %d to generate", output, len(store.done), len(items))
         try:
-            asyncio.run(_run_and_close(task, items, client, store, concurrency, stats, progress, policy))
+            asyncio.run(_run_and_close(task, items, client, store, concurrency, stats, progress, policy, drain_s))
         except KeyboardInterrupt:
             stats.interrupted = True
         summary = stats.as_dict()
@@ -487,9 +524,9 @@ def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, pro
     return summary
 
 
-async def _run_and_close(task, items, client, store, concurrency, stats, progress, policy):
+async def _run_and_close(task, items, client, store, concurrency, stats, progress, policy, drain_s):
     try:
-        await _drive(task, items, client, store, concurrency, stats, progress, policy)
+        await _drive(task, items, client, store, concurrency, stats, progress, policy, drain_s)
     finally:
         await client.close()
 

@@ -15,14 +15,17 @@ trainer (LSR-MWF in :mod:`.lsr_mwf`, logit KD in :mod:`.logit_kd`, the causal BR
 """
 
 import os
+import signal
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from ..io import InputError
+from ..io.disk import writing
+from ..io.interrupts import SignalFlag, parse_signals
 from .checkpoints import write_complete_marker
 from .throughput import Throughput
 
@@ -53,6 +56,12 @@ class DistillTrainingArguments(Seq2SeqTrainingArguments):
                           "scheduler.pt or DeepSpeed's global_stepN/) with a fresh optimizer and schedule; without "
                           "it that is an error."},
     )
+    save_on_signals: str = field(
+        default="SIGTERM,SIGUSR1",
+        metadata={"help": "Signals that make training finish its optimizer step, save a complete checkpoint, skip "
+                          "evaluation and prediction and exit 130 (rerun the same command to resume); comma-separated, "
+                          "or none. Every process of a multi-process run stops at the same step."},
+    )
     # Our datasets hold exactly the model inputs; the collator refuses anything else.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator selects fields."})
     predict_with_generate: bool = field(default=True, metadata={"help": "Generate summaries in evaluate/predict."})
@@ -61,6 +70,13 @@ class DistillTrainingArguments(Seq2SeqTrainingArguments):
         super().__post_init__()
         if self.dataloader_pin_memory and (self.use_cpu or not torch.cuda.is_available()):
             self.dataloader_pin_memory = False  # nothing to pin for: torch would warn on every dataloader
+        try:
+            self.stop_signals = parse_signals(self.save_on_signals, "--save_on_signals")
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        if self.stop_signals and self.enable_jit_checkpoint:
+            raise InputError("--enable_jit_checkpoint: transformers' SIGTERM handler would race train.py's own, which "
+                             "already saves on --save_on_signals (default SIGTERM,SIGUSR1); leave the flag out")
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"--lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr_schedule == "noam" and self.warmup_steps < 1:
@@ -91,6 +107,42 @@ def causal_lm_loss(logits, targets):
     return torch.nn.functional.cross_entropy(logits[mask].float(), targets[mask]) if mask.any() else logits.sum() * 0.0
 
 
+class StopOnSignal(TrainerCallback):
+    """Save and stop on ``--save_on_signals``: the handler only records the signal; at the end of the optimizer
+    step every process learns whether any process got one (a max over the ranks, so all save the same step
+    collectively), then the Trainer saves through its own checkpoint path (completion marker included) and
+    leaves its loop. Later signals are ignored until the save is done. :attr:`stopped` says where it stopped."""
+
+    def __init__(self, accelerator, signals):
+        self.accelerator = accelerator
+        self.flag = SignalFlag(signals)
+        self.stopped: Optional[dict] = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.flag.install()
+
+    def _agreed_signal(self) -> int:
+        local = int(signal.Signals[self.flag.received]) if self.flag.received else 0
+        if self.accelerator.num_processes == 1:
+            return local
+        t = torch.tensor([local], device=self.accelerator.device)
+        return int(self.accelerator.reduce(t, reduction="max").item())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        received = self._agreed_signal()
+        if received:
+            control.should_save, control.should_training_stop, control.should_evaluate = True, True, False
+            self.stopped = {"signal": signal.Signals(received).name, "step": state.global_step,
+                            "checkpoint": f"checkpoint-{state.global_step}"}
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.stopped:  # already saved at this step
+            control.should_save = control.should_evaluate = False
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.flag.restore()
+
+
 class DistillTrainer(Seq2SeqTrainer):
     """``Seq2SeqTrainer`` with the behaviour every method shares (see the module docstring).
 
@@ -111,15 +163,18 @@ class DistillTrainer(Seq2SeqTrainer):
         self._term_count = None
         self._throughput = Throughput()
         self.add_callback(self._throughput.clock)
+        self.stop_on_signal = StopOnSignal(self.accelerator, getattr(self.args, "stop_signals", ()))
+        self.add_callback(self.stop_on_signal)
 
     # -- checkpoints -----------------------------------------------------------------------------
 
     def _save_checkpoint(self, model, trial):
         """The Trainer's save, then the completion marker once every process finished its part."""
-        super()._save_checkpoint(model, trial)
+        path = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        with writing(path, f"the checkpoint of step {self.state.global_step}"):
+            super()._save_checkpoint(model, trial)
         self.accelerator.wait_for_everyone()
         if self.args.should_save:
-            path = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
             if os.path.isdir(path):
                 write_complete_marker(path, self.state.global_step)
 

@@ -15,6 +15,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
+from ..io.disk import writing
 from .checkpoints import resolve_checkpoint
 
 logger = logging.getLogger("lsrmwf.train")
@@ -163,9 +164,24 @@ def rouge_means(predictions, references, tokenizer: str = "default") -> dict:
     return {k: round(float(v.mean()), 4) for k, v in scores.items()}
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving a complete checkpoint (``stopped``: signal, step, checkpoint)."""
+
+    def __init__(self, stopped: dict, output_dir: str):
+        self.stopped = stopped
+        super().__init__(f"stopped by {stopped['signal']} at step {stopped['step']} after saving "
+                         f"{os.path.join(output_dir, stopped['checkpoint'])}; rerun the same command to resume")
+
+
 def train(trainer, checkpoint: Optional[str], train_ds) -> Dict[str, float]:
+    """Train (resuming from ``checkpoint``) and save the model; :class:`TrainingInterrupted` once a signal made
+    the trainer save and stop (no final model, evaluation or prediction then)."""
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    trainer.save_model()
+    stopped = getattr(getattr(trainer, "stop_on_signal", None), "stopped", None)
+    if stopped:
+        raise TrainingInterrupted(stopped, trainer.args.output_dir)
+    with writing(trainer.args.output_dir, "the final model"):
+        trainer.save_model()
     metrics = dict(result.metrics, train_samples=len(train_ds))
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
@@ -195,7 +211,7 @@ def predict(trainer, tokenizer, predict_ds, predict_raw, training_args, rouge_to
         metrics.update({f"predict_{k}": v for k, v in rouge_means(preds, refs, rouge_tokenizer).items()})
         if trainer.is_world_process_zero():
             rows = [{"id": i, "prediction": p, "reference": r} for i, p, r in zip(predict_raw["id"], preds, refs)]
-            write_jsonl_atomic(os.path.join(training_args.output_dir, "predictions.jsonl"), rows)
+            write_jsonl_atomic(os.path.join(training_args.output_dir, "predictions.jsonl"), rows, "the predictions")
     trainer.log_metrics("predict", metrics)
     trainer.save_metrics("predict", metrics)
     return metrics
@@ -237,5 +253,12 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
         summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
     if training_args.should_save:
         os.makedirs(training_args.output_dir, exist_ok=True)
-        write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary)
+        write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary, "the run summary")
     return summary
+
+
+def write_interrupted_summary(training_args, checkpoint, stop: TrainingInterrupted, recipe: str) -> None:
+    """``run_summary.json`` of a run a signal stopped: where it stopped, under ``interrupted`` (main process)."""
+    if training_args.should_save:
+        summary = {"interrupted": stop.stopped, "resumed_from": checkpoint, "recipe": recipe}
+        write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary, "the run summary")

@@ -16,7 +16,7 @@ from typing import Callable, Dict
 
 from ...io import InputError
 from ...presets import HUB_DATASETS, fill_brd_preset, fill_from_preset, get_preset
-from ..core import check_run, find_checkpoint, setup_logging
+from ..core import TrainingInterrupted, check_run, find_checkpoint, setup_logging, write_interrupted_summary
 from . import basic_reading, logit_kd, lsr_mwf
 
 logger = logging.getLogger("lsrmwf.train")
@@ -52,7 +52,11 @@ def run(args) -> Dict[str, float]:
     checkpoint = find_checkpoint(args.training)
     recipe = select(args)
     recipe.check(args)
-    return recipe.run(args, checkpoint)
+    try:
+        return recipe.run(args, checkpoint)
+    except TrainingInterrupted as stop:
+        write_interrupted_summary(args.training, checkpoint, stop, recipe.name)
+        raise
 
 
 def resolve_preset(args, given=frozenset()) -> str:
