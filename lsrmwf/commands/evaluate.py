@@ -162,6 +162,12 @@ class TaskArguments:
     teacher_gguf_file: Optional[str] = field(default=None, metadata={"help": "teacher_student_ce: the teacher's GGUF file inside --teacher_model_name_or_path."})
     ce_average: str = field(default="arithmetic", metadata={"help": "teacher_student_ce: a text's average per-token probability as the arithmetic mean of token probabilities (default) or geometric (exp of the mean log-prob).", "choices": ["arithmetic", "geometric"]})
     ce_text: str = field(default="prompt", metadata={"help": "teacher_student_ce: the text of an example: its prompt, or prompt_answer (the prompt followed by its first correct choice).", "choices": ["prompt", "prompt_answer"]})
+    # multiple_choice: how candidates are scored, locally or by a served model (lsrmwf.evaluation.mc_served)
+    mc_scoring: str = field(default="shared_prefix", metadata={"help": "multiple_choice: shared_prefix (each prompt runs once, its candidates scored against its key/value cache; default) or full (each candidate with its own copy of the prompt, for models whose cache cannot be reused). Same numbers; the mode is part of the cache key.", "choices": ["shared_prefix", "full"]})
+    base_url: Optional[List[str]] = field(default=None, metadata={"help": "multiple_choice: score candidates with the model served here (OpenAI-compatible, /v1/completions with echo, e.g. vLLM) instead of --model_name_or_path; rows in OUT/mc_served.jsonl (resumable)."})
+    model: Optional[str] = field(default=None, metadata={"help": "multiple_choice with --base_url: the served model's name."})
+    api_key: Optional[str] = field(default=None, metadata={"help": "multiple_choice with --base_url: API key (default: $OPENAI_API_KEY). Never written to any file or log."})
+    concurrency: int = field(default=8, metadata={"help": "multiple_choice with --base_url: examples in flight at once."})
 
 
 def build_parser():
@@ -215,10 +221,21 @@ def run_multiple_choice_task(inp: InputArguments, gen: GenerationArguments, sc: 
 
     tasks = _load_mc_tasks(inp, task)
     os.makedirs(inp.output_dir, exist_ok=True)
-    model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, task.gguf_file)
-    results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size, normalization=task.mc_normalization,
-                                  cache_path=os.path.join(inp.output_dir, "mc_cache.jsonl"), progress=not view.no_progress)
-    results["model"] = inp.model_name_or_path if not task.gguf_file else f"{inp.model_name_or_path}/{task.gguf_file}"
+    if task.base_url:
+        from ..evaluation.mc_served import run_multiple_choice_served
+
+        if inp.model_name_or_path or task.gguf_file:
+            raise InputError("--base_url scores with a served model; drop --model_name_or_path / --gguf_file")
+        results = run_multiple_choice_served(tasks, task.base_url, task.model, os.path.join(inp.output_dir, "mc_served.jsonl"),
+                                             task.mc_normalization, task.api_key or os.environ.get("OPENAI_API_KEY"),
+                                             task.concurrency, progress=not view.no_progress)
+        results["model"] = f"{task.model} at {', '.join(task.base_url)}"
+    else:
+        model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, task.gguf_file)
+        results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size, normalization=task.mc_normalization,
+                                      cache_path=os.path.join(inp.output_dir, "mc_cache.jsonl"), progress=not view.no_progress,
+                                      scoring=task.mc_scoring)
+        results["model"] = inp.model_name_or_path if not task.gguf_file else f"{inp.model_name_or_path}/{task.gguf_file}"
     lines = [f"Multiple choice: {results['model']} (score: {task.mc_normalization}; accuracy in %)", "",
              "| task | examples | accuracy |", "|---|---:|---:|"]
     for name, entry in results["tasks"].items():
