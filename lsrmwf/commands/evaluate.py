@@ -249,7 +249,7 @@ def run_multiple_choice_task(inp: InputArguments, gen: GenerationArguments, sc: 
         f.write(table)
     print(table)
     logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"],
-                os.path.join(inp.output_dir, "mc_cache.jsonl"))
+                os.path.join(inp.output_dir, "mc_served.jsonl" if task.base_url else "mc_cache.jsonl"))
     return results
 
 

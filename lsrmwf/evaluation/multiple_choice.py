@@ -57,9 +57,10 @@ Tasks
 Command line
     ``evaluate.py --task multiple_choice --model_name_or_path M [--gguf_file F] --mc_tasks xnli rte cb
     paws-x boolq sst-2 bigbench [--bigbench_dir DIR] [--mc_normalization token|word|sum] [--batch_size N]
-    [--max_examples N] --output_dir OUT`` (:mod:`lsrmwf.commands.evaluate`) loads the causal LM, calls
-    :func:`run_multiple_choice` with the cache ``OUT/mc_cache.jsonl`` and writes ``mc_results.json``
-    and ``mc_results.md``;
+    [--max_examples N] [--mc_scoring shared_prefix|full] --output_dir OUT`` (:mod:`lsrmwf.commands.evaluate`)
+    loads the causal LM, calls :func:`run_multiple_choice` with the cache ``OUT/mc_cache.jsonl`` and writes
+    ``mc_results.json`` and ``mc_results.md``; with ``--base_url URL --model NAME`` instead of a local model
+    the candidates are scored by the served model (:mod:`lsrmwf.evaluation.mc_served`), same files;
     and the helper ``python -m lsrmwf.evaluation.multiple_choice select-bigbench DIR`` prints the
     task list the selection rule gives on a fetched BIG-bench.
 """
