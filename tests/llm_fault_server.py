@@ -41,7 +41,10 @@ server built with ``min_max_tokens=1`` refuses 0 with a 400). Token ``i`` of the
 ``" alt1"``, ``" alt2"``, ... at -2, -3, ...; each dict holds the token itself first, then the top K
 (K + 1 entries when the token is not among them, as vLLM's). ``usage.prompt_tokens`` counts the BOS.
 ``echo_mode="ignore"`` is llama-server instead: it ignores ``echo`` and answers with the generated
-tokens only, in its ``content`` shape with ids and bytes. Tokens are words with their leading whitespace, or the
+tokens only, in its ``content`` shape with ids and bytes; ``echo_mode="reject"`` is a llama-server build
+that refuses ``echo`` with a 400. With ``scoring_model`` (a tiny HF causal LM, and ``tokenizer``) an
+``echo`` request is scored for real: the tokenizer's start tokens and the prompt's tokens, each with its
+log-prob under the model (the first without), nothing generated, so served scores equal local ones. Tokens are words with their leading whitespace, or the
 pieces of ``tokenizer`` when one is given (the alternatives are then common words of it).
 
 Every request body is recorded in ``server.requests`` (with its arrival time) for assertions.
@@ -169,9 +172,10 @@ class FaultServer:
 
     def __init__(self, slow_s: float = 3.0, delay_s: float = 0.0, hang_s: float = 30.0, echo_auth: bool = False,
                  max_top_logprobs: int = 20, with_ids: bool = True, echo_mode: str = "vllm", min_max_tokens: int = 0,
-                 tokenizer=None):
-        if echo_mode not in ("vllm", "ignore"):
-            raise ValueError(f"echo_mode must be 'vllm' or 'ignore', not {echo_mode!r}")
+                 tokenizer=None, scoring_model=None):
+        if echo_mode not in ("vllm", "ignore", "reject"):
+            raise ValueError(f"echo_mode must be 'vllm', 'ignore' or 'reject', not {echo_mode!r}")
+        self.scoring_model = scoring_model
         self.max_top_logprobs = max_top_logprobs
         self.with_ids = with_ids
         self.echo_mode = echo_mode
@@ -285,6 +289,8 @@ class FaultServer:
                                  "model": body.get("model", "fault-model"),
                                  "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
                                  "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}})
+        if "prompt" in body and body.get("echo") and self.echo_mode == "reject":
+            return h._send(400, {"error": {"message": "'echo' is not supported", "type": "invalid_request_error"}})
         if "prompt" in body:
             return h._send(200, self._completion(body))
         if marker == "FAULT_BADJSON" and k == 1:
@@ -343,7 +349,30 @@ class FaultServer:
             pool = list(dict.fromkeys(s for _, s in self._tokens(" the of and to in a is for we on with by")))
         return [(a, -2.0 - j) for j, a in enumerate([a for a in pool if a != token][:k])]
 
+    def _scored_echo(self, body) -> dict:
+        """An echo request scored by ``scoring_model``: the prompt's tokens with their real log-probs."""
+        import torch
+
+        from lsrmwf.evaluation.multiple_choice import _start_ids
+
+        tk, prompt = self.tokenizer, body["prompt"]
+        start = _start_ids(tk)
+        ids = start + tk(prompt, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(self.scoring_model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+        values = [None] + [float(logp[t - 1, ids[t]]) for t in range(1, len(ids))]
+        strings = tk.convert_ids_to_tokens(start) + [s for _, s in self._tokens(prompt)]
+        offsets = [sum(len(x) for x in strings[:i]) for i in range(len(strings))]
+        choice = {"index": 0, "text": prompt, "finish_reason": "length",
+                  "logprobs": {"tokens": strings, "token_logprobs": values, "text_offset": offsets,
+                               "top_logprobs": [None] + [{s: v} for s, v in zip(strings[1:], values[1:])]}}
+        return {"id": f"cmpl-{len(self.requests)}", "object": "text_completion", "created": int(time.time()),
+                "model": body.get("model", "fault-model"), "choices": [choice],
+                "usage": {"prompt_tokens": len(ids), "completion_tokens": 0, "total_tokens": len(ids)}}
+
     def _completion(self, body) -> dict:
+        if body.get("echo") and self.scoring_model is not None and self.echo_mode == "vllm":
+            return self._scored_echo(body)
         prompt, k = body["prompt"], int(body.get("logprobs") or 0)
         generated = self._tokens(" " + _sentences(prompt.split("Summarize:\n", 1)[-1])[0])
         limit = body.get("max_tokens")

@@ -230,7 +230,8 @@ def test_cache_resume_does_not_call_the_model_again(tmp_path, model, tok):
     rows = [{"prompt": p, "choices": c, "label": 0} for p, c in PROMPTS] * 2
     task = mc.load_jsonl_task(write_jsonl(tmp_path / "t.jsonl", rows), name="cached")
     cache = str(tmp_path / "cache" / "mc.jsonl")
-    first = mc.run_multiple_choice(model, tok, [task], batch_size=2, cache_path=cache, progress=False, return_details=True)
+    first = mc.run_multiple_choice(model, tok, [task], batch_size=2, cache_path=cache, progress=False, return_details=True,
+                                   scoring="full")
     assert first["scored"] == 6 and first["cached"] == 0
     lines = open(cache, encoding="utf-8").read().splitlines()
     assert len(lines) == 6 and {json.loads(x)["index"] for x in lines} == set(range(6))
@@ -240,7 +241,7 @@ def test_cache_resume_does_not_call_the_model_again(tmp_path, model, tok):
                                              with_kwargs=True)
     try:
         again = mc.run_multiple_choice(model, tok, [task], batch_size=2, cache_path=cache, progress=False,
-                                       return_details=True)
+                                       return_details=True, scoring="full")
         assert seen == [], "a fully cached run must not call the model"
         assert again["cached"] == 6 and again["scored"] == 0
         assert again["details"] == first["details"] and again["accuracy"] == first["accuracy"]
@@ -249,7 +250,7 @@ def test_cache_resume_does_not_call_the_model_again(tmp_path, model, tok):
         with open(cache, "w", encoding="utf-8") as f:
             f.write("\n".join(lines[:4]) + "\n" + lines[4][:25])
         resumed = mc.run_multiple_choice(model, tok, [task], batch_size=2, cache_path=cache, progress=False,
-                                         return_details=True)
+                                         return_details=True, scoring="full")
         pairs_left = sum(len(task.examples[i].choices) for i in (4, 5))
         assert sum(seen) == pairs_left
         assert resumed["cached"] == 4 and resumed["scored"] == 2
@@ -259,7 +260,8 @@ def test_cache_resume_does_not_call_the_model_again(tmp_path, model, tok):
 
         # another model (different weights) does not reuse the rows
         seen.clear()
-        other = mc.run_multiple_choice(model, tok, [task], cache_path=cache, progress=False, fingerprint="other-model")
+        other = mc.run_multiple_choice(model, tok, [task], cache_path=cache, progress=False, fingerprint="other-model",
+                                     scoring="full")
         assert other["scored"] == 6 and sum(seen) == sum(len(e.choices) for e in task.examples)
     finally:
         handle.remove()
@@ -493,7 +495,8 @@ def test_logits_to_keep_shortcut_matches_full_logits(tmp_path, model, tok):
     assert mc._accepts_logits_to_keep(model) and not mc._accepts_logits_to_keep(FullLogits(model))
     rows = [{"prompt": p, "choices": c, "label": 0} for p, c in PROMPTS]
     task = mc.load_jsonl_task(write_jsonl(tmp_path / "t.jsonl", rows))
-    a = mc.run_multiple_choice(model, tok, [task], batch_size=3, progress=True, return_details=True)
-    b = mc.run_multiple_choice(FullLogits(model), tok, [task], batch_size=3, progress=False, return_details=True)
+    a = mc.run_multiple_choice(model, tok, [task], batch_size=3, progress=True, return_details=True, scoring="full")
+    b = mc.run_multiple_choice(FullLogits(model), tok, [task], batch_size=3, progress=False, return_details=True,
+                               scoring="full")
     for x, y in zip(a["details"][task.name], b["details"][task.name]):
         assert x["scores"] == pytest.approx(y["scores"], abs=1e-6)

@@ -29,8 +29,12 @@ Tokenization of (prompt, candidate)
     lose prompt tokens from the left.
 
 Batching and cache
-    All (prompt, candidate) pairs are scored ``batch_size`` at a time (right-padded, attention
-    mask, one forward each; pairs are sorted by length within a window of examples). With
+    ``scoring="shared_prefix"`` (default; ``--mc_scoring``): each prompt runs once and its candidates
+    are scored against its key/value cache, ``batch_size`` prompts per forward and their candidates
+    in one forward after it (:mod:`lsrmwf.evaluation.shared_prefix`; same numbers as the full path).
+    ``scoring="full"``: all (prompt, candidate) pairs are scored ``batch_size`` at a time
+    (right-padded, attention mask, one forward each; pairs are sorted by length within a window of
+    examples), for models whose cache cannot be reused. The scoring mode is part of the cache key. With
     ``cache_path`` every finished example is appended (and flushed) to a JSONL file keyed by task
     name, example index, a fingerprint of the model weights and tokenizer
     (:func:`model_fingerprint`) and a hash of the example's text; a rerun reads it and scores only
@@ -53,9 +57,10 @@ Tasks
 Command line
     ``evaluate.py --task multiple_choice --model_name_or_path M [--gguf_file F] --mc_tasks xnli rte cb
     paws-x boolq sst-2 bigbench [--bigbench_dir DIR] [--mc_normalization token|word|sum] [--batch_size N]
-    [--max_examples N] --output_dir OUT`` (:mod:`lsrmwf.commands.evaluate`) loads the causal LM, calls
-    :func:`run_multiple_choice` with the cache ``OUT/mc_cache.jsonl`` and writes ``mc_results.json``
-    and ``mc_results.md``;
+    [--max_examples N] [--mc_scoring shared_prefix|full] --output_dir OUT`` (:mod:`lsrmwf.commands.evaluate`)
+    loads the causal LM, calls :func:`run_multiple_choice` with the cache ``OUT/mc_cache.jsonl`` and writes
+    ``mc_results.json`` and ``mc_results.md``; with ``--base_url URL --model NAME`` instead of a local model
+    the candidates are scored by the served model (:mod:`lsrmwf.evaluation.mc_served`), same files;
     and the helper ``python -m lsrmwf.evaluation.multiple_choice select-bigbench DIR`` prints the
     task list the selection rule gives on a fetched BIG-bench.
 """
@@ -86,9 +91,12 @@ from .mc_tasks import (  # noqa: F401  (re-exported: the public API lives here)
     load_tasks,
     select_bigbench_tasks,
 )
+from .shared_prefix import score_examples_shared_prefix, supports_shared_prefix
 
 NORMALIZATIONS = ("token", "word", "sum")
 DEFAULT_NORMALIZATION = "token"
+SCORINGS = ("full", "shared_prefix")
+DEFAULT_SCORING = "shared_prefix"
 SCORING_VERSION = 1  # part of every cache key; bump when the scoring path changes its numbers
 
 # ----------------------------------------------------------------------------------------------
@@ -251,12 +259,13 @@ def _example_hash(ex: MCExample) -> str:
 class ScoreCache:
     """Append-only JSONL of per-example candidate scores.
 
-    Row: ``{"task", "index", "model", "example", "logprob_sums", "tokens", "words"}``; looked up by
-    (task, index) and accepted only when ``model`` and ``example`` (the example's text hash) match.
+    Row: ``{"task", "index", "model", "scoring", "example", "logprob_sums", "tokens", "words"}``; looked up
+    by (task, index) and accepted only when ``model``, ``scoring`` (the scoring mode; rows without it were
+    written by the full path) and ``example`` (the example's text hash) match.
     """
 
-    def __init__(self, path: str, fingerprint: str):
-        self.path, self.fingerprint = path, fingerprint
+    def __init__(self, path: str, fingerprint: str, scoring: str = "full"):
+        self.path, self.fingerprint, self.scoring = path, fingerprint, scoring
         self.rows: Dict[Tuple[str, int], dict] = {}
         if os.path.exists(path):
             self._load()
@@ -279,7 +288,7 @@ class ScoreCache:
                 raise InputError(f"{self.path}:{n}: not a cache row (invalid JSON); move the file away to start afresh") from None
             if not isinstance(row, dict) or "task" not in row or "index" not in row:
                 raise InputError(f"{self.path}:{n}: not a multiple-choice cache row")
-            if row.get("model") == self.fingerprint:
+            if row.get("model") == self.fingerprint and row.get("scoring", "full") == self.scoring:
                 self.rows[(row["task"], int(row["index"]))] = row
 
     def _drop_torn_tail(self) -> None:
@@ -302,7 +311,8 @@ class ScoreCache:
         return row
 
     def put(self, task: str, index: int, ex: MCExample, sums, tokens, words) -> dict:
-        row = {"task": task, "index": index, "model": self.fingerprint, "example": _example_hash(ex),
+        row = {"task": task, "index": index, "model": self.fingerprint, "scoring": self.scoring,
+               "example": _example_hash(ex),
                "logprob_sums": list(sums), "tokens": list(tokens), "words": list(words)}
         self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._f.flush()
@@ -317,9 +327,46 @@ class ScoreCache:
 # Running tasks
 
 
+def encode_example(tokenizer, task: MCTask, ex: MCExample, start_ids: List[int],
+                   max_length: Optional[int]) -> List[Tuple[List[int], int]]:
+    """The (ids, n_ctx) sequence of every candidate of ``ex`` (:func:`encode_pair`)."""
+    try:
+        return [encode_pair(tokenizer, ex.prompt, choice, start_ids, max_length) for choice in ex.choices]
+    except InputError as e:
+        raise InputError(f"{ex.source or task.name}: {e}") from None
+
+
+def score_examples(model, examples: List[List[Tuple[List[int], int]]], scoring: str, batch_size: int, device,
+                   pad_id: int) -> List[List[float]]:
+    """Per example, the log-probability sum of each candidate, by ``scoring`` (``full`` or ``shared_prefix``)."""
+    if scoring == "shared_prefix":
+        return score_examples_shared_prefix(model, examples, batch_size, device, pad_id)
+    flat = [(e, j, seq) for e, seqs in enumerate(examples) for j, seq in enumerate(seqs)]
+    order = sorted(range(len(flat)), key=lambda s: -len(flat[s][2][0]))  # similar lengths in one batch
+    sums = score_sequences(model, [flat[s][2] for s in order], batch_size, device, pad_id)
+    out = [[0.0] * len(seqs) for seqs in examples]
+    for s, v in zip(order, sums):
+        out[flat[s][0]][flat[s][1]] = v
+    return out
+
+
+def _windows(task: MCTask, todo: List[int], window: int):
+    """``todo`` cut into consecutive groups of at most ``window`` candidates (at least one example each)."""
+    group, pairs = [], 0
+    for i in todo:
+        n = len(task.examples[i].choices)
+        if group and pairs + n > window:
+            yield group
+            group, pairs = [], 0
+        group.append(i)
+        pairs += n
+    if group:
+        yield group
+
+
 def _score_task(model, tokenizer, task: MCTask, batch_size: int, device, cache: Optional[ScoreCache],
                 start_ids: List[int], max_length: Optional[int], pad_id: int, progress: bool,
-                window: int) -> Tuple[List[dict], int]:
+                window: int, scoring: str = "full") -> Tuple[List[dict], int]:
     rows: List[Optional[dict]] = [None] * len(task.examples)
     todo = []
     for i, ex in enumerate(task.examples):
@@ -331,115 +378,54 @@ def _score_task(model, tokenizer, task: MCTask, batch_size: int, device, cache: 
     hits = len(task.examples) - len(todo)
     bar = tqdm(total=len(task.examples), initial=hits, desc=task.name, disable=not progress, leave=False)
     try:
-        k = 0
-        while k < len(todo):
-            group, pairs = [], 0
-            while k < len(todo) and (not group or pairs + len(task.examples[todo[k]].choices) <= window):
-                group.append(todo[k])
-                pairs += len(task.examples[todo[k]].choices)
-                k += 1
-            seqs, owners = [], []
-            for i in group:
+        for group in _windows(task, todo, window):
+            seqs = [encode_example(tokenizer, task, task.examples[i], start_ids, max_length) for i in group]
+            sums = score_examples(model, seqs, scoring, batch_size, device, pad_id)
+            for i, s, sq in zip(group, sums, seqs):
                 ex = task.examples[i]
-                for j, choice in enumerate(ex.choices):
-                    try:
-                        seqs.append(encode_pair(tokenizer, ex.prompt, choice, start_ids, max_length))
-                    except InputError as e:
-                        raise InputError(f"{ex.source or task.name}: {e}") from None
-                    owners.append((i, j))
-            order = sorted(range(len(seqs)), key=lambda s: -len(seqs[s][0]))
-            sums = score_sequences(model, [seqs[s] for s in order], batch_size, device, pad_id)
-            by_pair = {owners[s]: (v, len(seqs[s][0]) - seqs[s][1]) for s, v in zip(order, sums)}
-            for i in group:
-                ex = task.examples[i]
-                vals = [by_pair[(i, j)] for j in range(len(ex.choices))]
-                s = [v for v, _ in vals]
-                t = [n for _, n in vals]
+                t = [len(ids) - n_ctx for ids, n_ctx in sq]
                 w = [count_words(c) for c in ex.choices]
-                if cache is not None:
-                    rows[i] = cache.put(task.name, i, ex, s, t, w)
-                else:
-                    rows[i] = {"logprob_sums": s, "tokens": t, "words": w}
+                rows[i] = cache.put(task.name, i, ex, s, t, w) if cache else {"logprob_sums": s, "tokens": t, "words": w}
             bar.update(len(group))
     finally:
         bar.close()
     return rows, hits
 
 
-def run_multiple_choice(model, tokenizer, tasks: Sequence[MCTask], batch_size: int = 8,
-                        normalization: str = DEFAULT_NORMALIZATION, cache_path: Optional[str] = None,
-                        device=None, fingerprint: Optional[str] = None, progress: bool = True,
-                        return_details: bool = False) -> dict:
-    """Score every example of ``tasks`` with ``model`` and return accuracies.
+def _task_entry(task: MCTask, rows: Sequence[dict], normalization: str) -> Tuple[dict, List[dict]]:
+    """A task's result entry (accuracy, n, correct, kind, source[, subtasks, notes]) and its per-example details."""
+    per_group: Dict[str, List[int]] = {}
+    details = []
+    for i, (ex, row) in enumerate(zip(task.examples, rows)):
+        scores = [normalize(s, t, w, normalization) for s, t, w in zip(row["logprob_sums"], row["tokens"], row["words"])]
+        pred = max(range(len(scores)), key=lambda j: (scores[j], -j))
+        ok = int(pred in ex.correct)
+        per_group.setdefault(ex.group, []).append(ok)
+        details.append({"index": i, "prediction": pred, "correct": bool(ok), "scores": scores})
+    n = sum(len(v) for v in per_group.values())
+    n_correct = sum(sum(v) for v in per_group.values())
+    entry = {"n": n, "correct": n_correct, "kind": task.kind, "source": task.source}
+    if task.info.get("notes"):
+        entry["notes"] = list(task.info["notes"])
+    if len(per_group) > 1 or "" not in per_group:
+        subs = {g: sum(v) / len(v) for g, v in sorted(per_group.items())}
+        entry["subtasks"] = subs
+        entry["accuracy"] = sum(subs.values()) / len(subs)  # BIG-bench: mean over subtasks
+    else:
+        entry["accuracy"] = n_correct / n
+    return entry, details
 
-    ``model``: a causal LM (``model(input_ids, attention_mask).logits``), already on ``device``
-    (default: the device of its first parameter). ``normalization``: "token" (default), "word" or
-    "sum" (see the module docstring). ``cache_path``: resumable per-example JSONL cache.
-    ``fingerprint``: the model's cache identity (default :func:`model_fingerprint`, which hashes
-    every weight; pass e.g. a checkpoint path and step to skip that for very large models).
 
-    Returns ``{"accuracy": {task: acc}, "bigbench_average", "average", "macro_average",
-    "tasks": {task: {"accuracy", "n", "correct", "kind", "source"[, "subtasks", "notes"]}}, "normalization",
-    "model_fingerprint", "cached": examples read from the cache, "scored": examples scored now}``;
-    with ``return_details`` also ``"details": {task: [{"index", "prediction", "correct", "scores"}]}``.
-    """
-    if normalization not in NORMALIZATIONS:
-        raise InputError(f"unknown normalization {normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
-    names = [t.name for t in tasks]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise InputError(f"task names must be unique; repeated: {', '.join(dup)}")
-    was_training = model.training
-    model.eval()
-    cache = None
-    if cache_path:
-        cache = ScoreCache(cache_path, fingerprint or model_fingerprint(model, tokenizer))
-    fp = cache.fingerprint if cache else fingerprint
-    start_ids = _start_ids(tokenizer)
-    max_length = _max_length(model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    window = max(batch_size * 16, 64)
-    result = {"accuracy": {}, "tasks": {}, "normalization": normalization, "model_fingerprint": fp,
-              "cached": 0, "scored": 0}
+def summarize_scores(tasks: Sequence[MCTask], rows_by_task: Dict[str, Sequence[dict]], normalization: str,
+                     return_details: bool = False) -> dict:
+    """Accuracies and averages (see :func:`run_multiple_choice`) from every example's cached scores
+    (rows with ``logprob_sums``, ``tokens``, ``words``), whichever way they were scored."""
+    result = {"accuracy": {}, "tasks": {}, "normalization": normalization}
     details = {}
-    try:
-        for task in tasks:
-            if not task.examples:
-                raise InputError(f"{task.source}: task {task.name!r} has no examples")
-            rows, hits = _score_task(model, tokenizer, task, batch_size, device, cache, start_ids, max_length,
-                                     pad_id, progress, window)
-            result["cached"] += hits
-            result["scored"] += len(rows) - hits
-            per_group: Dict[str, List[int]] = {}
-            task_details = []
-            for i, (ex, row) in enumerate(zip(task.examples, rows)):
-                scores = [normalize(s, t, w, normalization)
-                          for s, t, w in zip(row["logprob_sums"], row["tokens"], row["words"])]
-                pred = max(range(len(scores)), key=lambda j: (scores[j], -j))
-                ok = int(pred in ex.correct)
-                per_group.setdefault(ex.group, []).append(ok)
-                if return_details:
-                    task_details.append({"index": i, "prediction": pred, "correct": bool(ok), "scores": scores})
-            n = sum(len(v) for v in per_group.values())
-            n_correct = sum(sum(v) for v in per_group.values())
-            entry = {"n": n, "correct": n_correct, "kind": task.kind, "source": task.source}
-            if task.info.get("notes"):
-                entry["notes"] = list(task.info["notes"])
-            if len(per_group) > 1 or "" not in per_group:
-                subs = {g: sum(v) / len(v) for g, v in sorted(per_group.items())}
-                entry["subtasks"] = subs
-                entry["accuracy"] = sum(subs.values()) / len(subs)  # BIG-bench: mean over subtasks
-            else:
-                entry["accuracy"] = n_correct / n
-            result["tasks"][task.name] = entry
-            result["accuracy"][task.name] = entry["accuracy"]
-            if return_details:
-                details[task.name] = task_details
-    finally:
-        if cache is not None:
-            cache.close()
-        if was_training:
-            model.train()
+    for task in tasks:
+        entry, details[task.name] = _task_entry(task, rows_by_task[task.name], normalization)
+        result["tasks"][task.name] = entry
+        result["accuracy"][task.name] = entry["accuracy"]
     accs = result["accuracy"]
     bb = [accs[t.name] for t in tasks if t.kind == "bigbench"]
     other = [accs[t.name] for t in tasks if t.kind != "bigbench"]
@@ -449,6 +435,76 @@ def run_multiple_choice(model, tokenizer, tasks: Sequence[MCTask], batch_size: i
     result["macro_average"] = sum(accs.values()) / len(accs) if accs else None
     if return_details:
         result["details"] = details
+    return result
+
+
+def check_tasks(tasks: Sequence[MCTask], normalization: str) -> None:
+    """Refuse an unknown normalization, repeated task names and empty tasks before any scoring."""
+    if normalization not in NORMALIZATIONS:
+        raise InputError(f"unknown normalization {normalization!r}; use one of {', '.join(NORMALIZATIONS)}")
+    names = [t.name for t in tasks]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"task names must be unique; repeated: {', '.join(dup)}")
+    for task in tasks:
+        if not task.examples:
+            raise InputError(f"{task.source}: task {task.name!r} has no examples")
+
+
+def _check_scoring(model, scoring: str) -> None:
+    if scoring not in SCORINGS:
+        raise InputError(f"unknown --mc_scoring {scoring!r}; use one of {', '.join(SCORINGS)}")
+    if scoring == "shared_prefix" and not supports_shared_prefix(model):
+        raise InputError(f"{type(model).__name__}.forward takes no key/value cache with explicit position_ids, so "
+                         f"candidates cannot share the prompt's pass; use --mc_scoring full")
+
+
+def run_multiple_choice(model, tokenizer, tasks: Sequence[MCTask], batch_size: int = 8,
+                        normalization: str = DEFAULT_NORMALIZATION, cache_path: Optional[str] = None,
+                        device=None, fingerprint: Optional[str] = None, progress: bool = True,
+                        return_details: bool = False, scoring: str = DEFAULT_SCORING) -> dict:
+    """Score every example of ``tasks`` with ``model`` and return accuracies.
+
+    ``model``: a causal LM (``model(input_ids, attention_mask).logits``), already on ``device``
+    (default: the device of its first parameter). ``normalization``: "token" (default), "word" or
+    "sum" (see the module docstring). ``scoring``: "shared_prefix" (default: each prompt runs once,
+    :mod:`lsrmwf.evaluation.shared_prefix`) or "full" (every candidate with its own copy of the
+    prompt); both give the same numbers. ``cache_path``: resumable per-example JSONL cache (rows of
+    one scoring mode are never read by the other). ``fingerprint``: the model's cache identity
+    (default :func:`model_fingerprint`, which hashes every weight; pass e.g. a checkpoint path and
+    step to skip that for very large models).
+
+    Returns ``{"accuracy": {task: acc}, "bigbench_average", "average", "macro_average",
+    "tasks": {task: {"accuracy", "n", "correct", "kind", "source"[, "subtasks", "notes"]}}, "normalization",
+    "scoring", "model_fingerprint", "cached": examples read from the cache, "scored": examples scored now}``;
+    with ``return_details`` also ``"details": {task: [{"index", "prediction", "correct", "scores"}]}``.
+    """
+    check_tasks(tasks, normalization)
+    _check_scoring(model, scoring)
+    was_training = model.training
+    model.eval()
+    cache = None
+    if cache_path:
+        cache = ScoreCache(cache_path, fingerprint or model_fingerprint(model, tokenizer), scoring)
+    start_ids = _start_ids(tokenizer)
+    max_length = _max_length(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    window = max(batch_size * 16, 64)
+    rows_by_task, cached = {}, 0
+    try:
+        for task in tasks:
+            rows_by_task[task.name], hits = _score_task(model, tokenizer, task, batch_size, device, cache, start_ids,
+                                                        max_length, pad_id, progress, window, scoring)
+            cached += hits
+    finally:
+        if cache is not None:
+            cache.close()
+        if was_training:
+            model.train()
+    result = summarize_scores(tasks, rows_by_task, normalization, return_details)
+    scored = sum(len(t.examples) for t in tasks) - cached
+    result.update(scoring=scoring, model_fingerprint=cache.fingerprint if cache else fingerprint, cached=cached,
+                  scored=scored)
     return result
 
 

@@ -30,7 +30,6 @@ ignores ``echo``) is detected on its first answer and stops the run before any r
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Tuple
 
@@ -39,13 +38,13 @@ import numpy as np
 from ..data.causal import summary_text
 from ..io.logprobs import TARGETS, TeacherTokens, pack_teacher_tokens
 from .client import EndpointError, LLMClient, RequestError, Usage
+from .scoring import TOKEN_ID, ScoringError, locate_continuation  # noqa: F401  (ScoringError: re-exported)
 
 logger = logging.getLogger("lsrmwf.llm")
 
 NO_LOGPROBS_HINT = ("the server must return log-probabilities: llama-server returns them for 'logprobs'/'top_logprobs' "
                     "(chat) and 'n_probs' (completion); vLLM caps them with --max-logprobs (default 20); the OpenAI API "
                     "allows top_logprobs <= 20 on chat models only")
-TOKEN_ID = re.compile(r"^token_id:(\d+)$")  # vLLM --return-tokens-as-token-ids
 NO_ECHO_HINT = ("scoring the reference (--logprobs_target reference) needs a server that returns the log-probs of the "
                 "prompt's own tokens for echo=true on /v1/completions, such as vLLM; llama-server ignores echo and "
                 "scores only the tokens it generates, so it cannot be used for this (collect the teacher's own summaries "
@@ -118,10 +117,6 @@ def _by_logprob(tops: Optional[dict]) -> List[Tuple[str, float]]:
     return sorted(items, key=lambda kv: -(kv[1] if kv[1] is not None else float("-inf")))  # stable: ties keep order
 
 
-class ScoringError(ValueError):
-    """This answer's tokens cannot be matched to the reference (a row error; other rows may be fine)."""
-
-
 def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: str,
                        prompt_tokens: Optional[int] = None, generated: int = 0) -> TeacherTokens:
     """The teacher's tokens of ``reference`` with their top-K log-probs, from an ``echo=true`` completion of
@@ -133,37 +128,9 @@ def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: s
     :class:`EndpointError` when the answer holds no log-probs of the prompt's tokens (the server does not
     score given text), :class:`ScoringError` when the tokens do not spell the reference.
     """
-    lp = choice.get("logprobs")
-    tokens = lp.get("tokens") if isinstance(lp, dict) else None
-    if not (choice.get("text") or "").startswith(text):
-        raise EndpointError(f"{where}: asked to score given text (/v1/completions with echo=true), the server answered "
-                            f"with only the text it generated, not the prompt; {NO_ECHO_HINT}")
-    if tokens is None:
-        raise EndpointError(f"{where}: the echoed answer carries no per-token log-probs in the completions shape "
-                            f"(tokens, token_logprobs, top_logprobs); {NO_ECHO_HINT}")
-    if tokens and all(TOKEN_ID.match(t or "") for t in tokens):
-        raise EndpointError(f"{where}: the server names its tokens 'token_id:N' (vLLM --return-tokens-as-token-ids); the "
-                            f"reference's tokens are found by their text: restart the server without that option")
-    n = len(tokens) - generated
-    if prompt_tokens is not None and 0 < prompt_tokens <= len(tokens):
-        n = prompt_tokens
-    strings = [t or "" for t in tokens[:max(n, 0)]]
-    if n <= 0 or sum(len(t) for t in strings) < len(reference):
-        raise EndpointError(f"{where}: the echoed answer has log-probs for {max(n, 0)} prompt tokens, fewer than the "
-                            f"reference alone needs; {NO_ECHO_HINT}")
-    # The reference's start is found from the END of the echoed prompt, where the reference ends: vLLM's
-    # text_offset counts the characters of special tokens (a BOS such as "<|begin_of_text|>") that the
-    # echoed text does not contain, so an offset from the text's start would be off by their length.
-    offsets = lp.get("text_offset")
-    if not offsets or len(offsets) < n:
-        offsets = np.concatenate([[0], np.cumsum([len(t) for t in strings])[:-1]]).tolist()
-    start_at = offsets[n - 1] + len(strings[-1]) - len(reference)
-    start = next((i for i in range(n) if offsets[i] >= start_at), n)
-    if start == n or offsets[start] != start_at:
-        raise ScoringError(f"the teacher's token {strings[max(start - 1, 0)]!r} holds both the prompt's last characters and the "
-                           f"reference's first ones, so the reference's tokens cannot be told apart; end "
-                           f"--prompt_template with a character that does not merge with the summary's first one")
-    piece = "".join(strings[start:n])
+    lp, start, n = locate_continuation(choice, text, reference, where, NO_ECHO_HINT, prompt_tokens, generated)
+    tokens = lp["tokens"]
+    piece = "".join(t or "" for t in tokens[start:n])
     if piece != reference:
         at = next((i for i, (a, b) in enumerate(zip(piece, reference)) if a != b), min(len(piece), len(reference)))
         raise ScoringError(f"the teacher's tokens from the reference's start spell {piece[max(0, at - 20): at + 20]!r} "

@@ -39,6 +39,32 @@ class MultipleChoiceArguments:
                                         "(transformers dequantizes it)."})
 
 
+@dataclass
+class MultipleChoiceScoringArguments:
+    """How ``--task multiple_choice`` scores candidates: locally (shared prefix or full) or by a served model."""
+
+    _argument_group_name = "multiple_choice scoring"
+
+    mc_scoring: str = field(
+        default="shared_prefix",
+        metadata={"help": "multiple_choice: shared_prefix (each prompt runs once, its candidates scored against its "
+                          "key/value cache; default) or full (each candidate with its own copy of the prompt, for "
+                          "models whose cache cannot be reused). Same numbers; the mode is part of the cache key.",
+                  "choices": ["shared_prefix", "full"]})
+    base_url: Optional[List[str]] = field(
+        default=None,
+        metadata={"help": "multiple_choice: score candidates with the model served here (OpenAI-compatible, "
+                          "/v1/completions with echo, e.g. vLLM) instead of --model_name_or_path; rows in "
+                          "OUT/mc_served.jsonl (resumable)."})
+    model: Optional[str] = field(
+        default=None, metadata={"help": "multiple_choice with --base_url: the served model's name."})
+    api_key: Optional[str] = field(
+        default=None, metadata={"help": "multiple_choice with --base_url: API key (default: $OPENAI_API_KEY). Never "
+                                        "written to any file or log."})
+    concurrency: int = field(
+        default=8, metadata={"help": "multiple_choice with --base_url: examples in flight at once."})
+
+
 def load_mc_tasks(task_name: str, inp: InputArguments, mc: MultipleChoiceArguments):
     """The ``--mc_tasks`` of ``--task task_name``, checked (``--output_dir`` too) before any model loads."""
     from ..mc_tasks import load_tasks
@@ -77,23 +103,45 @@ def write_table(output_dir: str, stem: str, results: dict, table: str) -> None:
 @register_task("multiple_choice")
 class MultipleChoiceTask(EvaluationTask):
     summary = "a causal LM's accuracy per task and the average; BRD paper section 3.3"
-    arguments = (MultipleChoiceArguments,)
+    arguments = (MultipleChoiceArguments, MultipleChoiceScoringArguments)
 
     def run(self, args: Mapping[type, object]) -> dict:
-        """Accuracy per task and the averages: ``mc_results.json``, ``mc_results.md``; ``mc_cache.jsonl``
-        resumes a killed run."""
+        """Accuracy per task and the averages: ``mc_results.json``, ``mc_results.md``; ``mc_cache.jsonl`` (local)
+        or ``mc_served.jsonl`` (``--base_url``) resumes a killed run."""
+        inp, mc, how = args[InputArguments], args[MultipleChoiceArguments], args[MultipleChoiceScoringArguments]
+        tasks = load_mc_tasks(self.name, inp, mc)
+        os.makedirs(inp.output_dir, exist_ok=True)
+        if how.base_url:
+            results, cache = self.served(tasks, inp, mc, how)
+        else:
+            results, cache = self.local(tasks, inp, args[GenerationArguments], mc, how)
+        write_table(inp.output_dir, "mc_results", results, mc_table(results, mc.mc_normalization))
+        logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"], cache)
+        return results
+
+    @staticmethod
+    def served(tasks, inp: InputArguments, mc: MultipleChoiceArguments, how: MultipleChoiceScoringArguments):
+        from ..mc_served import run_multiple_choice_served
+
+        if inp.model_name_or_path or mc.gguf_file:
+            raise InputError("--base_url scores with a served model; drop --model_name_or_path / --gguf_file")
+        cache = os.path.join(inp.output_dir, "mc_served.jsonl")
+        results = run_multiple_choice_served(tasks, how.base_url, how.model, cache, mc.mc_normalization,
+                                             how.api_key or os.environ.get("OPENAI_API_KEY"), how.concurrency,
+                                             progress=not inp.no_progress)
+        results["model"] = f"{how.model} at {', '.join(how.base_url)}"
+        return results, cache
+
+    @staticmethod
+    def local(tasks, inp: InputArguments, gen: GenerationArguments, mc: MultipleChoiceArguments,
+              how: MultipleChoiceScoringArguments):
         from ..causal_lm import load_causal_lm
         from ..multiple_choice import run_multiple_choice
 
-        inp, gen, mc = args[InputArguments], args[GenerationArguments], args[MultipleChoiceArguments]
-        tasks = load_mc_tasks(self.name, inp, mc)
-        os.makedirs(inp.output_dir, exist_ok=True)
         model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file)
         cache = os.path.join(inp.output_dir, "mc_cache.jsonl")
         results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size,
                                       normalization=mc.mc_normalization, cache_path=cache,
-                                      progress=not inp.no_progress)
+                                      progress=not inp.no_progress, scoring=how.mc_scoring)
         results["model"] = inp.model_name_or_path if not mc.gguf_file else f"{inp.model_name_or_path}/{mc.gguf_file}"
-        write_table(inp.output_dir, "mc_results", results, mc_table(results, mc.mc_normalization))
-        logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"], cache)
-        return results
+        return results, cache
