@@ -72,3 +72,76 @@ def test_imports_point_down_and_never_reach_private_names():
             if private and target != me:
                 problems.append(f"{where}: imports private {private} from {target}")
     assert not problems, "\n".join(problems)
+
+
+def import_graph() -> dict:
+    """Module -> the lsrmwf modules it imports (lazy imports inside functions included: a cycle
+    through them still means two modules that cannot be understood apart)."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for me, path in modules.items():
+        edges = set()
+        for target, names, _ in imports(path):
+            for name in names:  # `from . import prompts` imports the module lsrmwf.llm.prompts
+                if f"{target}.{name}" in modules:
+                    edges.add(f"{target}.{name}")
+            if target in modules:
+                edges.add(target)
+        graph[me] = edges - {me}
+    return graph
+
+
+def cycles(graph: dict) -> list:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_anywhere_in_the_package():
+    """Packages' __init__ files that re-export their modules are left out: importing a module runs
+    its package's __init__ first, which is not a dependency of the module's code."""
+    graph = {m: {t for t in edges if not (PACKAGE / t.replace(".", "/").removeprefix("lsrmwf/")).is_dir()}
+             for m, edges in import_graph().items()
+             if not (PACKAGE / m.replace(".", "/").removeprefix("lsrmwf/")).is_dir()}
+    assert not cycles(graph), "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles(graph))
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_tests_use_only_public_names():
+    problems = []
+    for path in sorted(PACKAGE.parent.joinpath("tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lsrmwf"):
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private:
+                    problems.append(f"tests/{path.name}:{node.lineno}: imports private {private} from {node.module}")
+    assert not problems, "\n".join(problems)
