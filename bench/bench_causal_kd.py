@@ -1,7 +1,7 @@
 """Benchmark the causal KD paths (issue: task-specific logit KD), ratios measured in one run.
 
 1. Training step time of the same causal student (a Llama built from a config), forward + backward
-   + AdamW step through ``CausalKDTrainer.compute_loss``:
+   + AdamW step through ``LogitKDTrainer.compute_loss``:
    white-box KD step / CE-only step, and sparse top-K KD step / CE-only step (target <= 1.10).
    The three kinds of step alternate so none always meets a warmer cache; medians are compared.
 2. Served top-K collection: ``run_task(TeacherLogprobsTask)`` (parsing, fp16 packing, fsynced
@@ -54,8 +54,8 @@ def step_bench(a: BenchArguments) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from lsrmwf.data.causal import CausalCollator
-    from lsrmwf.training.causal import CausalKDTrainer
-    from lsrmwf.training.trainer import LsrMwfTrainingArguments
+    from lsrmwf.training.base import DistillTrainingArguments
+    from lsrmwf.training.logit_kd import LogitKDTrainer
 
     torch.manual_seed(0)
 
@@ -80,9 +80,10 @@ def step_bench(a: BenchArguments) -> dict:
     sparse = collate(features)
     plain = {k: v for k, v in sparse.items() if not k.startswith("teacher_")}
     with tempfile.TemporaryDirectory() as d:
-        args = LsrMwfTrainingArguments(output_dir=d, report_to="none", use_cpu=True, kd_alpha=0.5, kd_temperature=2.0)
-        ce_trainer = CausalKDTrainer(model=student, args=args, data_collator=collate)
-        kd_trainer = CausalKDTrainer(model=student, args=args, data_collator=collate, teacher_model=teacher)
+        args = DistillTrainingArguments(output_dir=d, report_to="none", use_cpu=True)
+        kd = dict(kd_alpha=0.5, kd_temperature=2.0)
+        ce_trainer = LogitKDTrainer(model=student, args=args, data_collator=collate, **kd)
+        kd_trainer = LogitKDTrainer(model=student, args=args, data_collator=collate, teacher_model=teacher, **kd)
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
     student.train()
     kinds = {"ce": (ce_trainer, plain), "white_box_kd": (kd_trainer, plain), "sparse_kd": (ce_trainer, sparse)}

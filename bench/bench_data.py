@@ -2,7 +2,7 @@
 
 Builds ``--num_documents`` synthetic documents with CNN/DM's length profile (about 780 words, a
 3-4 sentence summary) and a rationale file of the same size in generate_rationales.py's format (one
-rationale per summary sentence), then runs train.py's own data steps (``lsrmwf.training.run``:
+rationale per summary sentence), then runs train.py's own data steps (``lsrmwf.training.core`` and ``lsrmwf.training.recipes.lsr_mwf``:
 load_raw_data, attach_rationales, tokenize, encode_rationale_targets) twice in fresh processes
 sharing one datasets cache: the first run prepares everything, the second should find it cached.
 
@@ -74,26 +74,28 @@ def synthetic_corpus(work: str, n: int, seed: int = 0) -> tuple:
 def child(argv_json: str) -> None:
     """One run of train.py's data steps; prints a JSON line with step times and peak RSS."""
     from lsrmwf.commands.train import parse_args
-    from lsrmwf.training import run as R
+    from lsrmwf.training import core
+    from lsrmwf.training.recipes import lsr_mwf as R
 
-    model_args, data_args, training_args = parse_args(json.loads(argv_json))
+    args = parse_args(json.loads(argv_json))
+    model_args, data_args, training_args = args.model, args.data, args.training
     times = {}
     t = time.perf_counter()
-    raw = R.load_raw_data(data_args, model_args, training_args)
+    raw = core.load_raw_data(data_args, model_args, training_args)
     times["load"] = time.perf_counter() - t
     t = time.perf_counter()
-    raw.train, _ = R.attach_rationales(raw.train, data_args, model_args, training_args)
+    raw.train, _ = R.attach_rationales(raw.train, args.lsr_mwf, model_args, training_args)
     times["join"] = time.perf_counter() - t
     t = time.perf_counter()
-    model, tokenizer = R.build_model_and_tokenizer(model_args, data_args)
+    model, tokenizer = R.build_model_and_tokenizer(model_args, data_args, args.lsr_mwf)
     times["model"] = time.perf_counter() - t
-    views = R.model_views(model)
+    views = core.model_views(model)
     t = time.perf_counter()
-    data = R.tokenize(raw, tokenizer, data_args, training_args, views)
+    data = R.tokenize(raw, tokenizer, data_args, args.lsr_mwf, training_args, views)
     times["tokenize"] = time.perf_counter() - t
     tokenized_bytes = sum(os.path.getsize(f["filename"]) for f in data.train.cache_files)
     t = time.perf_counter()
-    encoded = R.encode_rationale_targets(data.train, model, views, model_args, training_args)
+    encoded = R.encode_rationale_targets(data.train, model, views, args)
     times["encode_targets"] = time.perf_counter() - t
     target_bytes = sum(encoded.data.column(c).nbytes for c in encoded.column_names if c.endswith("_target"))
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -5,9 +5,11 @@ CPU can run. Prints ratios LSR-MWF / BART; targets: step <= 1.15x, peak memory <
 generation <= 1.05x, and the step-time ratio within 0.03 of the step's FLOP ratio.
 
     python bench/bench_model.py                      # CPU defaults: d_model 256, source 512, target 64
-    python bench/bench_model.py --d_model 1024 --batch_size 8 --device cuda   # bart-large width
+    python bench/bench_model.py --device cuda --bf16 --d_model 1024 --heads 16 --vocab_size 50265 \
+        --batch_size 8 --source_length 1024 --target_length 128 --steps 5     # bart-large, as scripts/gpu_check.sh runs it
 
-Peak memory: on CUDA, ``torch.cuda.max_memory_allocated``. On CPU there is no allocator counter, so
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during one step, less what the other model
+keeps on the GPU meanwhile (its weights, optimizer state and batch, counted per storage). On CPU there is no allocator counter, so
 it is computed as weights + gradients + Adam state + every tensor autograd keeps for the backward
 (counted once per storage through saved-tensor hooks), measured during a real step.
 
@@ -33,11 +35,15 @@ counted here with the same convention PyTorch uses for the CUDA kernels: forward
 ``dP = dO V^T``, ``dV = P^T dO``, ``dQ = dS K``, ``dK = dS^T Q``, 2 * B * H * Tq * Tk * (3 * Dqk + 2 * Dv)
 (= 10 * B * H * Tq * Tk * Dh, 2.5x the forward). Causal masking is not discounted (as in PyTorch).
 
+``--bf16``: forward passes (training steps, FLOP count, generation) under bf16 autocast, the weights and
+Adam state in fp32, as ``train.py --bf16`` trains. Times on CUDA are taken after ``torch.cuda.synchronize()``.
+
 LSR-MWF is timed as it trains by default (rationale targets pre-encoded once, ``--cache_rationale_
 targets``); ``--rationale_ids`` times the uncached path, which adds three short encoder passes.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -72,6 +78,7 @@ def parse():
     p.add_argument("--view_ffn_dim", type=int, default=None, help="view layers' FFN width (default: the config's, 2 * d_model; 4 * d_model = full BART layers)")
     p.add_argument("--gradient_checkpointing", action="store_true", help="recompute every layer in backward, in both models")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--bf16", action="store_true", help="forward passes under bf16 autocast (weights and Adam state fp32)")
     p.add_argument("--output", default=None, help="also write the results as JSON here")
     return p.parse_args()
 
@@ -83,7 +90,8 @@ def build(args, lsrmwf: bool):
         decoder_ffn_dim=4 * args.d_model, max_position_embeddings=max(args.source_length, 128) + 2,
     )
     torch.manual_seed(0)
-    model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_ffn_dim=args.view_ffn_dim)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
+    with torch.device(args.device):  # on a GPU the weights are initialised there, not on the CPU
+        model = LsrMwfForConditionalGeneration(LsrMwfConfig(**kw, gate_init=0.02, view_ffn_dim=args.view_ffn_dim)) if lsrmwf else BartForConditionalGeneration(BartConfig(**kw))
     if args.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model.to(args.device)
@@ -119,13 +127,22 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
-def train_step(model, opt, batch):
-    loss_of(model(**batch)).backward()
+def autocast(args):
+    """bf16 autocast with ``--bf16``, nothing otherwise."""
+    if not args.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(args.device.split(":")[0], dtype=torch.bfloat16)
+
+
+def train_step(model, opt, batch, args):
+    with autocast(args):
+        loss = loss_of(model(**batch))
+    loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 
 
-def saved_activation_bytes(model, batch):
+def saved_activation_bytes(model, batch, args):
     """Bytes autograd keeps for the backward of one step, each storage counted once."""
     seen = {}
 
@@ -137,7 +154,7 @@ def saved_activation_bytes(model, batch):
             pass
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(args):
         loss = loss_of(model(**batch))
     loss.backward()
     model.zero_grad(set_to_none=True)
@@ -178,29 +195,40 @@ ATTENTION_OPS = {
 }
 
 
-def step_flops(model, batch):
+def step_flops(model, batch, args):
     """Matmul + attention FLOPs of one forward+backward (a machine-independent view of step cost),
     and the attention part of them."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False, custom_mapping=CPU_ATTENTION_FLOPS) as counter:
-        loss_of(model(**batch)).backward()
+        with autocast(args):
+            loss = loss_of(model(**batch))
+        loss.backward()
     model.zero_grad(set_to_none=True)
     counts = counter.get_flop_counts()["Global"]
     attention = sum(n for op, n in counts.items() if getattr(op, "__name__", str(op)).split(".")[0] in ATTENTION_OPS)
     return counter.get_total_flops(), attention
 
 
-def peak_memory(args, model, opt, batch):
+def resident_bytes(model, opt, batch):
+    """Bytes a model keeps between steps: weights, gradients, optimizer state and its batch, each storage once."""
+    tensors = [*model.parameters(), *(p.grad for p in model.parameters() if p.grad is not None), *batch.values()]
+    tensors += [t for state in opt.state.values() for t in state.values() if torch.is_tensor(t)]
+    return sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}.values())
+
+
+def peak_memory(args, model, opt, batch, others_bytes=0):
+    """Peak bytes of one training step of ``model``; on CUDA less ``others_bytes``, what the other model
+    holds on the same GPU meanwhile."""
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-        train_step(model, opt, batch)
+        train_step(model, opt, batch, args)
         sync(args.device)
-        return torch.cuda.max_memory_allocated()
+        return torch.cuda.max_memory_allocated() - others_bytes
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    return params + trainable * 3 + saved_activation_bytes(model, batch)  # weights + grads + Adam m, v
+    return params + trainable * 3 + saved_activation_bytes(model, batch, args)  # weights + grads + Adam m, v
 
 
 def main():
@@ -213,10 +241,12 @@ def main():
         m.train()
 
     results = {name: {"params": sum(p.numel() for p in m.parameters())} for name, m in models.items()}
-    for name in models:  # warm-up (allocates Adam state) and peak memory
-        train_step(models[name], opts[name], batches[name])
-        results[name]["peak_memory_mb"] = peak_memory(args, models[name], opts[name], batches[name]) / 2**20
-        total, attention = step_flops(models[name], batches[name])
+    for name in models:  # warm-up (allocates Adam state)
+        train_step(models[name], opts[name], batches[name], args)
+    for name in models:  # peak memory and FLOPs
+        others = sum(resident_bytes(models[n], opts[n], batches[n]) for n in models if n != name)
+        results[name]["peak_memory_mb"] = peak_memory(args, models[name], opts[name], batches[name], others) / 2**20
+        total, attention = step_flops(models[name], batches[name], args)
         results[name]["step_gflop"], results[name]["attention_gflop"] = total / 1e9, attention / 1e9
         if attention == 0:
             print(f"warning: no attention FLOPs counted for {name}: its attention kernel has no formula", file=sys.stderr)
@@ -234,7 +264,7 @@ def main():
             for name in (names if r % 2 == 0 else names[::-1]):
                 sync(args.device)
                 f, t = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, clock()
-                train_step(models[name], opts[name], batches[name])
+                train_step(models[name], opts[name], batches[name], args)
                 sync(args.device)
                 times[name].append(clock() - t)
                 faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)
@@ -251,7 +281,7 @@ def main():
         m.eval()
     gen_kwargs = dict(num_beams=args.num_beams, min_length=args.target_length, max_length=args.target_length,
                       no_repeat_ngram_size=3, length_penalty=2.0)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(args):
         for name in models:  # warm-up
             models[name].generate(src, attention_mask=mask, **gen_kwargs)
         for r in range(args.gen_repeats):
@@ -274,7 +304,9 @@ def main():
         "step_flops": l["step_gflop"] / b["step_gflop"],
     }
     targets = {"step_time": 1.15, "peak_memory": 1.15, "generation_time": 1.05}
-    print(f"device={args.device} threads={torch.get_num_threads()} layers={args.layers}+{args.layers} d_model={args.d_model} "
+    env = {"torch": torch.__version__, "device_name": torch.cuda.get_device_name(args.device)
+           if args.device.startswith("cuda") else "cpu", "precision": "bf16 autocast" if args.bf16 else "fp32"}
+    print(f"device={args.device} ({env['device_name']}) torch={env['torch']} precision={env['precision']} threads={torch.get_num_threads()} layers={args.layers}+{args.layers} d_model={args.d_model} "
           f"source={args.source_length} target={args.target_length} batch={args.batch_size} beams={args.num_beams} "
           f"rationale targets={'token ids (uncached)' if args.rationale_ids else 'pre-encoded (cached)'} "
           f"gradient checkpointing={'on' if args.gradient_checkpointing else 'off'} view_ffn_dim={models['lsrmwf'].config.view_ffn_dim} "
@@ -298,7 +330,7 @@ def main():
         print(f"generation ratio per repeat: {', '.join(f'{x:.3f}' for x in gen_ratios)}")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump({"args": vars(args), "results": results, "ratios": ratios, "targets": targets,
+            json.dump({"args": vars(args), "env": env, "results": results, "ratios": ratios, "targets": targets,
                        "step_repeat_ratios": repeat_ratios, "generation_ratios": gen_ratios}, f, indent=2)
 
 

@@ -14,10 +14,14 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # The trainer pulls in the whole Trainer stack; import it only when asked for.
-    if name in ("LsrMwfTrainer", "LsrMwfTrainingArguments"):
-        from .training import trainer
+    if name in ("LsrMwfTrainer", "LsrMwfArguments"):
+        from .training import lsr_mwf
 
-        return getattr(trainer, name)
+        return getattr(lsr_mwf, name)
+    if name == "DistillTrainingArguments":
+        from .training import base
+
+        return base.DistillTrainingArguments
     raise AttributeError(f"module 'lsrmwf' has no attribute {name!r}")
 
 
@@ -28,5 +32,6 @@ __all__ = [
     "LsrMwfPreTrainedModel",
     "LsrMwfForConditionalGeneration",
     "LsrMwfTrainer",
-    "LsrMwfTrainingArguments",
+    "LsrMwfArguments",
+    "DistillTrainingArguments",
 ]

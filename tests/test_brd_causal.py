@@ -173,9 +173,11 @@ def test_train_py_causal_brd_writes_a_checkpoint_and_resumes(tiny_student, aclsu
     assert json.load(open(out / "trainer_state.json"))["global_step"] == 4
     assert json.load(open(out / "run_summary.json"))["resumed_from"].endswith("checkpoint-2")
     # the preset: the paper's A.1 fills what the command line left open
-    _, data_args, training_args = parse_args(["--stage", "basic_reading", "--model_name_or_path", str(tiny_student),
-                                              "--brd_passages_dir", str(folder), "--output_dir", str(tmp_path / "p"),
-                                              "--do_train", "--learning_rate", "1e-4"])
+    parsed = parse_args(["--stage", "basic_reading", "--model_name_or_path", str(tiny_student),
+                         "--brd_passages_dir", str(folder), "--output_dir", str(tmp_path / "p"),
+                         "--do_train", "--learning_rate", "1e-4"])
+    data_args, training_args = parsed.data, parsed.training
+    assert parsed.basic_reading.brd_mix == "ori=1,ner=1,qra=1"
     assert data_args.preset == "brd" and data_args.max_source_length == 2048 and training_args.max_steps == 40000
     assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 8
     assert training_args.lr_schedule == "hf" and training_args.save_steps == 1000

@@ -14,8 +14,10 @@ from lsrmwf.distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, token_b
 from lsrmwf.io import InputError
 from lsrmwf.io.logprobs import TeacherTokens, pack_teacher_tokens, read_teacher_logprobs
 from lsrmwf.io.store import ResultStore, cache_key
-from lsrmwf.training.causal import CausalKDTrainer, document_hash, sparse_kd_dataset
-from lsrmwf.training.trainer import LsrMwfTrainingArguments
+from lsrmwf.llm.teacher_logprobs import document_sha
+from lsrmwf.training.base import DistillTrainingArguments
+from lsrmwf.training.logit_kd import LogitKDTrainer
+from lsrmwf.training.recipes.logit_kd import sparse_kd_dataset
 
 TEMPLATE = "Summarize:\n{document}\n\nSummary:"
 
@@ -44,9 +46,9 @@ class Args:
 
 
 def trainer_for(student, tok, tmp_path, teacher=None, alpha=0.3, T=2.0):
-    args = LsrMwfTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, kd_alpha=alpha, kd_temperature=T)
-    return CausalKDTrainer(model=student, args=args, processing_class=tok, teacher_model=teacher,
-                           data_collator=CausalCollator(tok.pad_token_id))
+    args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    return LogitKDTrainer(model=student, args=args, processing_class=tok, teacher_model=teacher, kd_alpha=alpha,
+                          kd_temperature=T, data_collator=CausalCollator(tok.pad_token_id))
 
 
 def logits_with_grad(model):
@@ -205,7 +207,7 @@ def write_store(path, records, doc_hash=True):
         for rid, (tokens, finish, doc) in records.items():
             row = {"id": rid, "summary": "", "finish_reason": finish, "error": None}
             if doc_hash:
-                row["document_sha"] = document_hash(doc)
+                row["document_sha"] = document_sha(doc)
             store.append(row, payload=pack_teacher_tokens(tokens))
 
 
@@ -229,7 +231,7 @@ def test_sparse_store_round_trip_and_gradient(tiny_tokenizer, aclsum_train, tmp_
     assert set(back) == set(ds["id"])
     rid = ds["id"][0]
     np.testing.assert_array_equal(back[rid][1].top_ids, records[rid][0].top_ids)
-    train = sparse_kd_dataset(ds, path, tok, Args)
+    train = sparse_kd_dataset(ds, path, tok, Args, Args)
     batch = CausalCollator(tok.pad_token_id)([train[i] for i in range(len(train))])
     # the teacher's tokens are the labels (sequence-level KD); each label position holds the teacher's top-K there
     for b, rid in enumerate(ds["id"]):
@@ -262,12 +264,12 @@ def test_logprobs_file_that_does_not_match_is_refused(tiny_tokenizer, aclsum_tra
     moved = {rid: (t, f, doc + " changed") for rid, (t, f, doc) in records.items()}
     write_store(str(tmp_path / "moved.jsonl"), moved)
     with pytest.raises(InputError, match="different document"):
-        sparse_kd_dataset(ds, str(tmp_path / "moved.jsonl"), tok, Args)
+        sparse_kd_dataset(ds, str(tmp_path / "moved.jsonl"), tok, Args, Args)
     # ids of another split
     other = {f"x{k}": v for k, v in enumerate(records.values())}
     write_store(str(tmp_path / "other.jsonl"), other)
     with pytest.raises(InputError, match="none of its 3 ids"):
-        sparse_kd_dataset(ds, str(tmp_path / "other.jsonl"), tok, Args)
+        sparse_kd_dataset(ds, str(tmp_path / "other.jsonl"), tok, Args, Args)
     # a served model with another vocabulary: the same ids stand for other bytes
     rid = ds["id"][0]
     tokens, finish, doc = records[rid]
@@ -276,7 +278,7 @@ def test_logprobs_file_that_does_not_match_is_refused(tiny_tokenizer, aclsum_tra
                           [b"zz" + (table[int(t)] or b"") for t in tokens.token_ids])
     write_store(str(tmp_path / "vocab.jsonl"), {rid: (wrong, finish, doc)})
     with pytest.raises(InputError, match=r"token 0 of the teacher's summary is id \d+ = b'zz.*but the student's id"):
-        sparse_kd_dataset(ds, str(tmp_path / "vocab.jsonl"), tok, Args)
+        sparse_kd_dataset(ds, str(tmp_path / "vocab.jsonl"), tok, Args, Args)
 
 
 def test_served_tokens_without_ids_map_by_bytes(tiny_tokenizer):
@@ -425,7 +427,7 @@ def test_train_py_on_reference_rows_scored_by_a_served_teacher(tiny_models, tiny
                         "--task", "teacher_logprobs", "--logprobs_target", "reference", "--top_logprobs", "4",
                         "--no_progress"]) == 0
     stats = {}
-    train = sparse_kd_dataset(ds, store, tiny_tokenizer, Args, stats)
+    train = sparse_kd_dataset(ds, store, tiny_tokenizer, Args, Args, stats)
     assert stats["rows_per_target"] == {"teacher_summary": 0, "reference": 4}
     for ex, summary in zip(train, ds["summary"]):  # the labels are the reference's tokens, as the CE path has them
         assert [x for x in ex["labels"] if x != -100] == encode_summary(summary, tiny_tokenizer, False, Args.max_target_length)
@@ -445,4 +447,4 @@ def test_train_py_on_reference_rows_scored_by_a_served_teacher(tiny_models, tiny
 
     edited = datasets.load_dataset("json", data_files=changed, split="train")
     with pytest.raises(InputError, match="scored another reference summary"):
-        sparse_kd_dataset(edited, store, tiny_tokenizer, Args)
+        sparse_kd_dataset(edited, store, tiny_tokenizer, Args, Args)

@@ -13,7 +13,7 @@ from test_train_script import TINY
 from lsrmwf.commands.train import main
 from lsrmwf.io import InputError
 from lsrmwf.training.checkpoints import COMPLETE_MARKER, checkpoint_problem, optimizer_problem
-from lsrmwf.training.trainer import LsrMwfTrainer
+from lsrmwf.training.lsr_mwf import LsrMwfTrainer
 
 
 def common(out, steps):

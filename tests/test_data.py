@@ -53,6 +53,7 @@ def test_rationale_texts_and_join(tmp_path):
     ds, stats = join_rationales(docs, rat)
     assert ds["id"] == ["a"] and ds["ea_text"] == ["gates | loss"]
     assert (stats["rejected"], stats["failed"], stats["trained"]) == (1, 1, 1)
+    assert stats["table1"] == {"train": 1, "doc_words": 2.0, "summary_words": 1.0}  # Table 1's columns after selection
     with pytest.raises(InputError, match=r"r2\.jsonl:1: rationale id 'zz' .* match no example id"):
         join_rationales(docs, write_jsonl(tmp_path / "r2.jsonl", [{"id": "zz", "rationales": []}]))
 

@@ -10,8 +10,9 @@ from transformers import BartConfig, BartForConditionalGeneration
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
 from lsrmwf.distill.logit_kd import kd_loss, load_teacher
 from lsrmwf.io import InputError
+from lsrmwf.training.base import DistillTrainingArguments
 from lsrmwf.training.collators import LsrMwfCollator
-from lsrmwf.training.trainer import LsrMwfTrainer, LsrMwfTrainingArguments
+from lsrmwf.training.lsr_mwf import LsrMwfArguments, LsrMwfTrainer
 
 SMALL = dict(encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
              max_position_embeddings=128, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
@@ -75,9 +76,9 @@ def test_kd_loss_matches_hand_computation():
 def test_gradient_reaches_the_student_only_and_kd_composes_with_views(tiny_tokenizer, aclsum_train, tmp_path):
     tok = tiny_tokenizer
     stu, tea = student(tok), teacher(tok)
-    args = LsrMwfTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, gamma_ce=0.6, gamma_views=0.4,
-                                   kd_alpha=0.25, kd_temperature=3.0)
-    trainer = LsrMwfTrainer(model=stu, args=args, processing_class=tok, teacher_model=tea,
+    args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = LsrMwfTrainer(model=stu, args=args, processing_class=tok, teacher_model=tea, kd_alpha=0.25, kd_temperature=3.0,
+                            lsr_mwf=LsrMwfArguments(gamma_ce=0.6, gamma_views=0.4),
                             data_collator=LsrMwfCollator(tok.pad_token_id))
     assert all(not p.requires_grad for p in tea.parameters()) and not tea.training
     b = batch(tok, aclsum_train)
@@ -103,8 +104,8 @@ def test_kd_with_plain_bart_student_is_the_kd_loss(tiny_tokenizer, aclsum_train,
     tok = tiny_tokenizer
     stu = teacher(tok, d_model=32, encoder_layers=1, decoder_layers=1)
     tea = teacher(tok)
-    args = LsrMwfTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, kd_alpha=0.5, kd_temperature=2.0)
-    trainer = LsrMwfTrainer(model=stu, args=args, processing_class=tok, teacher_model=tea,
+    args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = LsrMwfTrainer(model=stu, args=args, processing_class=tok, teacher_model=tea, kd_alpha=0.5, kd_temperature=2.0,
                             data_collator=LsrMwfCollator(tok.pad_token_id))
     b = batch(tok, aclsum_train, views=False)
     stu.train()
@@ -148,7 +149,7 @@ def test_teacher_loading_checks_vocabulary(tiny_tokenizer, tmp_path):
 def test_llm_summary_targets(aclsum_train, tmp_path):
     from lsrmwf.data.preprocessing import apply_target
     from lsrmwf.data.rationales import join_rationales, rationale_table
-    from lsrmwf.training.arguments import DataArguments
+    from lsrmwf.training.lsr_mwf import LsrMwfArguments
 
     ds = aclsum_train.select(range(4))
     ids_ = ds["id"]
@@ -161,15 +162,15 @@ def test_llm_summary_targets(aclsum_train, tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     joined, _ = join_rationales(ds, str(path))  # drops keep=false
-    llm = apply_target(joined, DataArguments(rationale_file=str(path), target="llm_summary"), rationale_table(str(path)))
+    llm = apply_target(joined, LsrMwfArguments(rationale_file=str(path), target="llm_summary"), rationale_table(str(path)))
     assert llm["id"] == [ids_[0], ids_[3]]
     assert llm["summary"] == ["LLM summary zero.", "LLM summary three."]
-    both = apply_target(joined, DataArguments(rationale_file=str(path), target="both"), rationale_table(str(path)))
+    both = apply_target(joined, LsrMwfArguments(rationale_file=str(path), target="both"), rationale_table(str(path)))
     assert both["id"] == [ids_[0], ids_[3], ids_[0], ids_[3]]
     assert both["summary"][:2] == [ds[0]["summary"], ds[3]["summary"]]
-    assert apply_target(joined, DataArguments(), None) is joined
+    assert apply_target(joined, LsrMwfArguments(), None) is joined
     with pytest.raises(ValueError, match="--target llm_summary trains on the LLM summaries of --rationale_file"):
-        DataArguments(target="llm_summary")
+        LsrMwfArguments(target="llm_summary")
 
 
 def test_train_script_with_teacher_and_llm_summaries(tiny_tokenizer, aclsum_train, tmp_path):

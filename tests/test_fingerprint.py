@@ -68,13 +68,13 @@ def test_the_message_names_the_part_that_changed(tmp_path):
 def test_train_keys_its_rationale_targets_by_the_same_fingerprint(tmp_path):
     import json
 
-    from lsrmwf.training.run import _model_identity
+    from lsrmwf.training.recipes.lsr_mwf import model_identity
 
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 64)
     args = SimpleNamespace(model_name_or_path=str(tmp_path), model_revision="main", config_overrides=None)
-    before = _model_identity(args, SimpleNamespace(seed=1))
+    before = model_identity(args, SimpleNamespace(seed=1))
     assert json.loads(before) == checkpoint_fingerprint(str(tmp_path), "main")
     stat = os.stat(tmp_path / "model.safetensors")
     (tmp_path / "model.safetensors").write_bytes(b"\1" * 64)
     os.utime(tmp_path / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime
-    assert _model_identity(args, SimpleNamespace(seed=1)) != before
+    assert model_identity(args, SimpleNamespace(seed=1)) != before

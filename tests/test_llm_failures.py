@@ -9,9 +9,9 @@ import socket
 import sys
 import time
 
-from lsrmwf.commands.generate_rationales import EndpointArguments, RedactingFilter
 from lsrmwf.commands.generate_rationales import main as cli_main
-from lsrmwf.llm.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GenerationParams, LLMClient
+from lsrmwf.llm.arguments import EndpointArguments
+from lsrmwf.llm.client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, GenerationParams, LLMClient, RedactingFilter
 from lsrmwf.llm.pipeline import FailurePolicy, RationaleTask, RunStats, Selection, run_task
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -68,7 +68,7 @@ def test_recoverable_faults_give_finished_rows(fault_run):
         row = rows[marker]
         assert row["error"] is None, (marker, row["error"])
         assert len(row["rationales"]) == 2 and len(row["sub_summaries"]) == 2 and row["summary"]
-        assert set(row["rouge"]) == {"rouge1", "rouge2", "rougeL"} and 0 <= row["score"] <= 1
+        assert set(row["rouge"]) == {"rouge1", "rouge2", "rouge3", "rougeL"} and 0 <= row["score"] <= 1
         assert row["as_verbatim"] == 2  # the fake model copies document sentences
     assert summary["this_run"]["finished"] == len(rows) and summary["this_run"]["failed"] == 4
 
@@ -127,7 +127,7 @@ def test_rows_carry_provenance_and_never_the_api_key(fault_run):
     assert row["model"] == "fault-model" and row["endpoint"] == srv.base_url
     assert row["prompt_version"] == prompts.PROMPT_VERSION and row["params"]["temperature"] == 0.0
     assert row["usage"]["requests"] == 2 and row["usage"]["prompt_tokens"] == 200 and row["latency_s"] > 0
-    assert row["cache_key"] and row["selection"] == {"score": "score1", "threshold": 0.85, "score_on": "total", "rouge_measure": "fmeasure"}
+    assert row["cache_key"] and row["selection"] == {"score": "score1", "threshold": 0.85, "score_on": "total", "rouge_measure": "fmeasure", "score2_terms": "rougeL"}
 
 
 def test_rerun_retries_only_failed_rows_and_keeps_ids_unique(fault_run, tmp_path):
@@ -271,7 +271,7 @@ def test_kill_9_loses_only_in_flight_rows_and_resume_resends_none(tmp_path):
 def test_base_url_can_be_repeated():
     from transformers import HfArgumentParser
 
-    from lsrmwf.commands.generate_rationales import EndpointArguments
+    from lsrmwf.llm.arguments import EndpointArguments
 
     (args,) = HfArgumentParser(EndpointArguments).parse_args_into_dataclasses(
         ["--base_url", "http://a/v1", "--base_url", "http://b/v1", "http://c/v1"])

@@ -11,20 +11,23 @@ it is taken in fp32 (GatedFusion.backward). The view losses' cosine is computed 
 import json
 import math
 
+import pytest
 import torch
+from devices import DEVICES
 
 from lsrmwf.models.modeling_lsrmwf import GatedFusion, alignment_loss, masked_mean
 
 SCALE = 2.0**16  # the initial loss scale of GradScaler and of ds_configs/*.json (initial_scale_power 16)
 
 
-def test_gate_gradient_under_fp16_loss_scaling_stays_finite():
+@pytest.mark.parametrize("device", DEVICES)
+def test_gate_gradient_under_fp16_loss_scaling_stays_finite(device):
     torch.manual_seed(0)
     b, v, t, d = 2, 3, 256, 256
-    views32 = torch.randn(b, v, t, d) * 0.5 + 0.5  # post-LayerNorm-sized, with a common sign: terms add up
-    hidden32 = torch.randn(b, t, d)
-    grad32 = torch.full((b, t, d), 1e-3) * SCALE  # d loss / d fused, loss-scaled: 65.5 per element, < fp16 max
-    gates = torch.full((v,), 0.02, requires_grad=True)  # torch.amp: the parameters (and gates) stay fp32
+    views32 = (torch.randn(b, v, t, d) * 0.5 + 0.5).to(device)  # post-LayerNorm-sized, with a common sign: terms add up
+    hidden32 = torch.randn(b, t, d).to(device)
+    grad32 = torch.full((b, t, d), 1e-3, device=device) * SCALE  # d loss / d fused, loss-scaled: 65.5 per element
+    gates = torch.full((v,), 0.02, device=device, requires_grad=True)  # torch.amp: parameters (and gates) stay fp32
 
     views = views32.half().requires_grad_()
     hidden = hidden32.half().requires_grad_()
@@ -55,11 +58,12 @@ def test_fused_forward_and_view_gradient_in_fp16_match_fp32():
     torch.testing.assert_close(v16.grad.float(), v32.grad, rtol=2e-3, atol=2e-2)
 
 
-def test_view_loss_cosine_is_fp32_and_finite_for_half_inputs():
+@pytest.mark.parametrize("device", DEVICES)
+def test_view_loss_cosine_is_fp32_and_finite_for_half_inputs(device):
     torch.manual_seed(2)
-    pooled32 = torch.randn(4, 1024) * 20  # norm ~640: its square (~4e5) overflows fp16
-    target32 = pooled32 + torch.randn(4, 1024) * 20
-    present = torch.tensor([True, True, False, True])
+    pooled32 = (torch.randn(4, 1024) * 20).to(device)  # norm ~640: its square (~4e5) overflows fp16
+    target32 = pooled32 + torch.randn(4, 1024).to(device) * 20
+    present = torch.tensor([True, True, False, True], device=device)
     reference = alignment_loss(pooled32, target32, present)
     for dtype in (torch.float16, torch.bfloat16):
         pooled = pooled32.to(dtype).requires_grad_()
@@ -69,9 +73,9 @@ def test_view_loss_cosine_is_fp32_and_finite_for_half_inputs():
         (loss * SCALE).backward()
         assert pooled.grad.dtype == dtype and torch.isfinite(pooled.grad).all()
     # masked_mean accumulates in fp32: 1024 positions of 100 sum past fp16's range
-    hidden = torch.full((1, 1024, 4), 100.0, dtype=torch.float16)
-    mean = masked_mean(hidden, torch.ones(1, 1024))
-    assert mean.dtype == torch.float32 and torch.equal(mean, torch.full((1, 4), 100.0))
+    hidden = torch.full((1, 1024, 4), 100.0, dtype=torch.float16, device=device)
+    mean = masked_mean(hidden, torch.ones(1, 1024, device=device))
+    assert mean.dtype == torch.float32 and torch.equal(mean, torch.full((1, 4), 100.0, device=device))
 
 
 def test_bf16_training_run_end_to_end_on_cpu(aclsum_train, tmp_path):

@@ -17,14 +17,16 @@ def scratch_checkpoint(aclsum_train, tmp_path_factory):
     """What train.py saves for a model built from --config_overrides with a BPE trained on the text."""
     import torch
 
-    from lsrmwf.training.arguments import DataArguments, ModelArguments
-    from lsrmwf.training.run import build_model_and_tokenizer
+    from lsrmwf.training.arguments import ModelArguments, SummarizationDataArguments
+    from lsrmwf.training.lsr_mwf import LsrMwfArguments
+    from lsrmwf.training.recipes.lsr_mwf import build_model_and_tokenizer
 
     texts = list(aclsum_train["document"][:10]) + list(aclsum_train["summary"][:10])
     torch.manual_seed(0)
     model, tok = build_model_and_tokenizer(
-        ModelArguments(config_overrides=OVERRIDES, tokenizer_vocab_size=400, gate_init=0.02),
-        DataArguments(max_source_length=POSITIONS, max_target_length=32), texts)
+        ModelArguments(config_overrides=OVERRIDES, tokenizer_vocab_size=400),
+        SummarizationDataArguments(max_source_length=POSITIONS, max_target_length=32), LsrMwfArguments(gate_init=0.02),
+        texts)
     assert model.config.max_position_embeddings == POSITIONS and tok.model_max_length == POSITIONS
     path = tmp_path_factory.mktemp("scratch") / "model"
     model.save_pretrained(path)

@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 import torch
+from devices import DEVICES
 from transformers import AutoModelForSeq2SeqLM, BartConfig, BartForConditionalGeneration, T5Config
 
 import lsrmwf  # noqa: F401  (registers the Auto classes)
@@ -187,20 +188,21 @@ def test_inference_needs_the_document_only_and_no_rationale_means_no_view_losses
     assert out.view_losses is None and out.loss is not None
 
 
-def test_beam_search_computes_the_fusion_once_per_input_and_reads_the_cache():
+@pytest.mark.parametrize("device", DEVICES)
+def test_beam_search_computes_the_fusion_once_per_input_and_reads_the_cache(device):
     """Fusion once per input, cross-attention keys/values computed once per layer and then read from the
     cache, whatever name the installed transformers gives the cache; no deprecation warning on the way;
     the cached decode gives the same beams as an uncached one."""
     import warnings
 
-    model = tiny_model().eval()
+    model = tiny_model().eval().to(device)
     layers = model.model.decoder.layers
     fusions, cross_kv = [], []
     for layer in layers:
         original = layer.fuse
         layer.fuse = lambda *a, _orig=original: fusions.append(1) or _orig(*a)
         layer.encoder_attn.k_proj.register_forward_hook(lambda *_: cross_kv.append(1))
-    b = batch()
+    b = {k: v.to(device) for k, v in batch().items()}
     kwargs = dict(attention_mask=b["attention_mask"], num_beams=4, max_length=10, min_length=8)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
@@ -215,15 +217,16 @@ def test_beam_search_computes_the_fusion_once_per_input_and_reads_the_cache():
     assert torch.equal(cached, uncached)
 
 
-def test_generate_with_beams_survives_save_and_load(tmp_path):
-    model = tiny_model(gate_init=0.05).eval()
+@pytest.mark.parametrize("device", DEVICES)
+def test_generate_with_beams_survives_save_and_load(tmp_path, device):
+    model = tiny_model(gate_init=0.05).eval().to(device)
     with torch.no_grad():
         model.model.decoder.layers[1].gate_logits.add_(1.5 / model.config.gate_logit_scale)  # trained-looking, non-initial gates
-    b = batch()
+    b = {k: v.to(device) for k, v in batch().items()}
     kwargs = dict(attention_mask=b["attention_mask"], num_beams=4, max_length=12, min_length=5, no_repeat_ngram_size=2, length_penalty=2.0)
     before = model.generate(b["input_ids"], **kwargs)
     model.save_pretrained(tmp_path)
-    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval().to(device)
     assert type(loaded) is LsrMwfForConditionalGeneration
     assert loaded.config.views == ["ea", "as", "ter"] and loaded.config.gate_init == 0.05
     for (name, p), (name2, q) in zip(model.state_dict().items(), loaded.state_dict().items()):

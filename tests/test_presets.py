@@ -46,17 +46,17 @@ def test_preset_cnndm_trains_with_the_papers_schedule_and_the_gates_move(aclsum_
 def test_presets_fill_the_papers_optimizer_and_explicit_values_win():
     base = ["--dataset_name", "aclsum", "--output_dir", "x"]
     for preset in ("cnndm", "xsum"):
-        _, _, t = parse_args(base + ["--preset", preset])
+        t = parse_args(base + ["--preset", preset]).training
         assert (t.lr_schedule, t.learning_rate, t.warmup_steps, t.weight_decay) == ("noam", 2e-3, 10000, 0.0)
         assert 2e-3 * 10000**-0.5 == pytest.approx(2e-5)  # the peak, at step 10000
-    _, _, t = parse_args(base + ["--learning_rate", "1e-3"])
+    t = parse_args(base + ["--learning_rate", "1e-3"]).training
     assert (t.lr_schedule, t.learning_rate, t.warmup_steps) == ("noam", 1e-3, 10000)
-    _, _, t = parse_args(base + ["--warmup-steps=500"])
+    t = parse_args(base + ["--warmup-steps=500"]).training
     assert (t.lr_schedule, t.learning_rate, t.warmup_steps) == ("noam", 2e-3, 500)
     # HF's defaults are real values, not None: an explicit value equal to the default still wins
-    _, _, t = parse_args(base + ["--learning_rate", "5e-05", "--warmup_steps", "0", "--lr_schedule", "hf"])
+    t = parse_args(base + ["--learning_rate", "5e-05", "--warmup_steps", "0", "--lr_schedule", "hf"]).training
     assert (t.lr_schedule, t.learning_rate, t.warmup_steps) == ("hf", 5e-5, 0)
-    _, _, t = parse_args(base + ["--lr_schedule", "hf"])  # the preset's numbers are Noam's: HF's defaults stay
+    t = parse_args(base + ["--lr_schedule", "hf"]).training  # the preset's numbers are Noam's: HF's defaults stay
     assert (t.lr_schedule, t.learning_rate, t.warmup_steps) == ("hf", 5e-5, 0)
     from lsrmwf.io import InputError
 
@@ -67,10 +67,10 @@ def test_presets_fill_the_papers_optimizer_and_explicit_values_win():
 def test_json_config_keys_count_as_given(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"dataset_name": "aclsum", "output_dir": "x", "learning_rate": 3e-4, "lr_schedule": "hf"}))
-    _, _, t = parse_args([str(path)])
+    t = parse_args([str(path)]).training
     assert (t.lr_schedule, t.learning_rate, t.warmup_steps) == ("hf", 3e-4, 0)
     path.write_text(json.dumps({"dataset_name": "aclsum", "output_dir": "x", "warmup_steps": 20}))
-    _, _, t = parse_args([str(path)])
+    t = parse_args([str(path)]).training
     assert (t.lr_schedule, t.learning_rate, t.warmup_steps) == ("noam", 2e-3, 20)
 
 

@@ -71,6 +71,7 @@ def test_retention_and_speedup():
         retention(metrics, "nobody")
     m = system_metrics(["one two three", "four"], ["one two", "four"], latencies=[1.0, 3.0], use_bleu=False,
                        use_meteor=False, use_semantic=False)
+    assert m.pop("skipped").keys() == {"bleu", "meteor", "semantic_similarity", "nli_consistency"}
     assert m == {"latency_s": 2.0, "words_per_s": 1.0}
 
 
@@ -91,6 +92,7 @@ def test_evaluate_cli_prints_study_and_retention_tables(tmp_path, capsys, caplog
     out = capsys.readouterr()
     assert "Retention (% of teacher)" in out.out and "3.00x" in out.out
     assert "NLI consistency skipped" in caplog.text
+    assert "* NLI-cons n/a: no --nli_model given" in out.out and "* BS-F1 n/a: not scored in this run" in out.out
     saved = json.load(open(tmp_path / "out" / "study_metrics.json"))
     assert saved["retention"]["student"]["speedup"] == pytest.approx(3.0)
     assert saved["systems"]["teacher"]["latency_s"] == pytest.approx(6.0)

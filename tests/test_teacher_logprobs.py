@@ -14,7 +14,6 @@ from lsrmwf.io.logprobs import read_teacher_logprobs
 from lsrmwf.llm.client import EndpointError, GenerationParams, LLMClient
 from lsrmwf.llm.pipeline import RunStats, run_task
 from lsrmwf.llm.teacher_logprobs import TeacherLogprobsTask, document_sha
-from lsrmwf.training.causal import document_hash
 
 sys.path.insert(0, os.path.dirname(__file__))
 from llm_fault_server import FaultServer, kill_after_rows  # noqa: E402
@@ -49,7 +48,7 @@ def test_collects_top_k_with_ids_and_resumes_without_asking_again(tmp_path):
     assert f["rows_done"] == 7 and f["tokens"] > 0 and 0 < f["bytes_per_token"] < 80
     records = read_teacher_logprobs(out)
     row, tokens = records["d1"]
-    assert row["summary"] == "Paper 1 proposes a parser." and row["document_sha"] == document_sha(DOCS[1]) == document_hash(DOCS[1])
+    assert row["summary"] == "Paper 1 proposes a parser." and row["document_sha"] == document_sha(DOCS[1])
     assert b"".join(tokens.token_bytes).decode() == row["summary"]
     assert tokens.has_ids and tokens.top_bytes is None and tokens.top_ids.shape == (len(tokens), 4)
     assert (tokens.top_ids[:, 0] == tokens.token_ids).all()
@@ -125,7 +124,7 @@ def test_reference_rows_carry_exactly_the_reference_tokens(tmp_path):
     assert summary["file"]["target"] == "reference" and summary["file"]["tokens"] == 3
     row, tokens = read_teacher_logprobs(out)["d0"]
     assert row["target"] == "reference" and row["reference"] == "It works rarely." and row["params"]["target"] == "reference"
-    assert row["reference_sha"] == document_hash("It works rarely.") and row["document_sha"] == document_hash("A b.")
+    assert row["reference_sha"] == document_sha("It works rarely.") and row["document_sha"] == document_sha("A b.")
     assert tokens.token_bytes == [b" It", b" works", b" rarely."]
     np.testing.assert_array_equal(tokens.token_logprobs.astype(float), [-5 / 8, -6 / 8, -9])
     assert tokens.top_bytes == [[b" It", b" alt1", b" alt2"], [b" works", b" alt1", b" alt2"], [b" alt1", b" alt2", b" alt3"]]

@@ -112,8 +112,9 @@ def test_baseline_and_json_config(aclsum_train, tmp_path):
     argv = ["--dataset_name", "aclsum", "--max_train_samples", "6", "--max_predict_samples", "3", "--output_dir", str(out),
             "--do_train", "--do_predict", "--max_steps", "2", "--save_strategy", "no", "--baseline",
             "--rouge_tokenizer", "whitespace", *TINY]
-    model_args, data_args, training_args = parse_args(argv)
-    config = {**{k: v for k, v in vars(model_args).items()}, **vars(data_args)}
+    parsed = parse_args(argv)
+    config = {k: v for a in (parsed.model, parsed.data, parsed.lsr_mwf, parsed.logit_kd, parsed.basic_reading)
+              for k, v in vars(a).items()}
     config.update(output_dir=str(out), do_train=True, do_predict=True, max_steps=2, save_strategy="no", report_to="none",
                   use_cpu=True, per_device_train_batch_size=2, per_device_eval_batch_size=2, learning_rate=1e-3)
     path = tmp_path / "config.json"
@@ -142,22 +143,25 @@ def test_resume_from_last_checkpoint(aclsum_train, tmp_path):
 
 
 def test_preset_fills_only_unset_values():
-    m, d, t = parse_args(["--dataset_name", "EdinburghNLP/xsum", "--output_dir", "x", "--num_beams", "3", "--gamma_ce", "0.5"])
+    a = parse_args(["--dataset_name", "EdinburghNLP/xsum", "--output_dir", "x", "--num_beams", "3", "--gamma_ce", "0.5"])
+    d, lsr = a.data, a.lsr_mwf
     assert d.preset == "xsum"  # implied by the dataset
     assert (d.max_source_length, d.max_target_length, d.length_penalty, d.min_length, d.max_length) == (512, 80, 0.6, 11, 62)
-    assert d.num_beams == 3 and t.gamma_ce == 0.5  # explicit values win
-    assert t.gamma_views == 0.3 and m.gate_init == 0.01
-    m, d, t = parse_args(["--dataset_name", "EdinburghNLP/xsum", "--output_dir", "x", "--preset", "cnndm"])
-    assert (d.num_beams, m.gate_init, t.gamma_ce) == (4, 0.02, 0.6)
+    assert d.num_beams == 3 and lsr.gamma_ce == 0.5  # explicit values win
+    assert lsr.gamma_views == 0.3 and lsr.gate_init == 0.01
+    a = parse_args(["--dataset_name", "EdinburghNLP/xsum", "--output_dir", "x", "--preset", "cnndm"])
+    assert (a.data.num_beams, a.lsr_mwf.gate_init, a.lsr_mwf.gamma_ce) == (4, 0.02, 0.6)
 
 
 def test_no_arguments_runs_the_builtin_default():
-    m, d, t = parse_args([])
+    a = parse_args([])
+    m, d, t = a.model, a.data, a.training
     assert d.dataset_name == "aclsum" and t.do_train and t.do_predict and m.model_name_or_path is None
     assert t.max_steps == int(DEFAULT_RUN_ARGS[DEFAULT_RUN_ARGS.index("--max_steps") + 1])
-    m, d, t = parse_args(["--max_steps", "5", "--rationale_file", "r.jsonl"])  # defaults plus the user's values
-    assert t.max_steps == 5 and d.rationale_file == "r.jsonl" and d.dataset_name == "aclsum"
-    m, d, t = parse_args(["--train-file=x.jsonl", "--output_dir", "o"])  # a data source: no defaults mixed in
+    a = parse_args(["--max_steps", "5", "--rationale_file", "r.jsonl"])  # defaults plus the user's values
+    assert a.training.max_steps == 5 and a.lsr_mwf.rationale_file == "r.jsonl" and a.data.dataset_name == "aclsum"
+    a = parse_args(["--train-file=x.jsonl", "--output_dir", "o"])  # a data source: no defaults mixed in
+    m, d, t = a.model, a.data, a.training
     assert d.train_file == "x.jsonl" and d.dataset_name is None and m.config_overrides is None and not t.do_train
 
 
@@ -218,14 +222,15 @@ def test_rationale_targets_are_encoded_once_and_cached(tiny_tokenizer, aclsum_tr
     from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
     from lsrmwf.data.loading import load_documents
     from lsrmwf.data.preprocessing import tokenize_dataset
-    from lsrmwf.training.arguments import DataArguments
-    from lsrmwf.training.run import add_rationale_targets
+    from lsrmwf.training.arguments import SummarizationDataArguments
+    from lsrmwf.training.recipes.lsr_mwf import add_rationale_targets
 
     tok = tiny_tokenizer
     f = _local(tmp_path, [{"id": aclsum_train[k]["id"], "document": aclsum_train[k]["document"], "summary": "s"} for k in range(4)])
     ds = load_documents(data_file=f, id_column="id", cache_dir=str(tmp_path / "cache"))  # file-backed: map results are cached
     ds = ds.map(lambda b: {"ea_text": [d[:80] if i % 2 == 0 else None for i, d in enumerate(b["document"])]}, batched=True)
-    ds = tokenize_dataset(ds, tok, DataArguments(max_source_length=64, max_target_length=16, max_rationale_length=24), ("ea",))
+    ds = tokenize_dataset(ds, tok, SummarizationDataArguments(max_source_length=64, max_target_length=16), ("ea",),
+                          max_rationale_length=24)
     model = LsrMwfForConditionalGeneration(LsrMwfConfig(
         vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
         encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128, pad_token_id=tok.pad_token_id, views=["ea"]))

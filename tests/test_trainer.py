@@ -7,15 +7,9 @@ import pytest
 import torch
 
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
+from lsrmwf.training.base import DistillTrainingArguments, noam_lr
 from lsrmwf.training.collators import LsrMwfCollator, view_present
-from lsrmwf.training.trainer import (
-    GATES_FILE,
-    GateTrajectoryCallback,
-    LsrMwfTrainer,
-    LsrMwfTrainingArguments,
-    noam_lr,
-    read_gates,
-)
+from lsrmwf.training.lsr_mwf import GATES_FILE, GateTrajectoryCallback, LsrMwfArguments, LsrMwfTrainer, current_gates
 
 
 def tiny_model(tok, views=("ea", "as", "ter"), gate_init=0.02, **kw):
@@ -50,10 +44,12 @@ def features(tok, ds, n=4, with_views=True, missing_view_row=None):
 
 
 def make_trainer(model, tok, tmp_path, train_rows=None, **args):
-    defaults = dict(output_dir=str(tmp_path), report_to="none", gamma_ce=0.6, gamma_views=0.4, logging_steps=1,
+    method = {k: args.pop(k) for k in ("gamma_ce", "gamma_views", "gate_learning_rate") if k in args}
+    defaults = dict(output_dir=str(tmp_path), report_to="none", logging_steps=1,
                     per_device_train_batch_size=2, save_strategy="no", use_cpu=True, disable_tqdm=True)
     defaults.update(args)
-    return LsrMwfTrainer(model=model, args=LsrMwfTrainingArguments(**defaults), train_dataset=train_rows,
+    return LsrMwfTrainer(model=model, args=DistillTrainingArguments(**defaults), train_dataset=train_rows,
+                         lsr_mwf=LsrMwfArguments(**{"gamma_ce": 0.6, "gamma_views": 0.4, **method}),
                          data_collator=LsrMwfCollator(tok.pad_token_id), processing_class=tok)
 
 
@@ -126,7 +122,7 @@ def test_resume_drops_trajectory_rows_after_the_checkpoint(tmp_path):
 
     path = tmp_path / GATES_FILE
     path.write_text("".join(json.dumps({"step": s, "gates": [[0.1]]}) + "\n" for s in (0, 1, 2, 3, 4)))
-    args = LsrMwfTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     GateTrajectoryCallback(["ea"], 1).on_train_begin(args, State(), None)
     assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [0, 1, 2]
 
@@ -136,7 +132,7 @@ def test_frozen_gates_do_not_move(tiny_tokenizer, aclsum_train, tmp_path):
     model = tiny_model(tok, freeze_gates=True)
     trainer = make_trainer(model, tok, tmp_path, train_rows=features(tok, aclsum_train, n=4), learning_rate=1.0, max_steps=2)
     trainer.train()
-    torch.testing.assert_close(read_gates(model), torch.full((2, 3), 0.02))
+    torch.testing.assert_close(current_gates(model), torch.full((2, 3), 0.02))
 
 
 def test_gate_learning_rate_moves_the_gates_and_no_weight_decay_touches_them(tiny_tokenizer, aclsum_train, tmp_path):
@@ -173,7 +169,7 @@ def test_ablation_views_and_baseline(tiny_tokenizer, aclsum_train, tmp_path):
     plain = LsrMwfCollator(tok.pad_token_id)(features(tok, aclsum_train, with_views=False))
     trainer = make_trainer(bart, tok, tmp_path)
     torch.testing.assert_close(trainer.compute_loss(bart, plain), bart(**plain).loss)  # no γ for plain BART
-    assert read_gates(bart) is None
+    assert current_gates(bart) is None
 
 
 def test_gammas_must_be_set_for_lsrmwf(tiny_tokenizer, tmp_path):
@@ -197,7 +193,7 @@ def test_noam_schedule_matches_the_paper(tiny_tokenizer, tmp_path):
     assert max(used, key=used.get) == 100  # peak at the end of warmup: 2e-3 * 100^-0.5
     assert noam_lr(10000, 2e-3, 10000) == pytest.approx(2e-5)  # the paper's peak
     with pytest.raises(ValueError, match="warmup_steps"):
-        LsrMwfTrainingArguments(output_dir=str(tmp_path), lr_schedule="noam", warmup_steps=0, report_to="none")
+        DistillTrainingArguments(output_dir=str(tmp_path), lr_schedule="noam", warmup_steps=0, report_to="none")
 
 
 def test_collator_pads_and_masks_missing_views(tiny_tokenizer):

@@ -14,9 +14,16 @@ scale (aclsum, a small BART from a config, a few minutes per setting on CPU); an
         -- --preset cnndm --dataset_name cnn_dailymail --dataset_config_name 3.0.0 \\
            --model_name_or_path facebook/bart-large --do_train --do_predict --bf16 --max_steps 100000
 
-Writes ``<output_dir>/<setting>/`` per run and ``results.md`` / ``results.json`` (R-1, R-2,
-R-Lsum = the paper's R-L, on the test split as ``train.py --do_predict`` scores it), plus
-``gamma.png`` for the γ sweep. A finished setting (its ``all_results.json`` exists) is not rerun.
+Writes ``<output_dir>/<setting>/`` per run (``<setting>/seed<S>/`` with ``--seeds``), then runs
+``evaluate.py`` on the settings' ``predictions.jsonl`` (``<output_dir>/evaluate/`` or
+``evaluate/seed<S>/``): R-1, R-2, R-Lsum (the paper's R-L) and BERTScore F1, each with its 95%
+bootstrap interval, and the paired bootstrap test of every setting against the reference run (all
+views / the preset's gate / the preset's γ; ``--reference`` names another; it is added to the grid
+when missing). ``results.md`` / ``results.json`` tabulate them; with ``--seeds 42,43,44`` every
+setting is trained once per seed and the table gives mean ± sd over the seeds and in how many seeds
+the difference to the reference was significant. ``--evaluate_args`` passes flags to
+``evaluate.py`` (e.g. ``"--bertscore_model roberta-large"``); ``gamma.png`` plots the γ sweep. A
+finished run (its ``all_results.json`` exists) is not rerun.
 
 ``llm`` trains nothing: it scores the LLM's total summaries S^tol from a rationale file of the
 *test* split (``generate_rationales.py --split test``) as a system, as Table 2's "Llama-3-70B w/
@@ -32,6 +39,7 @@ that sees only the document.
 import argparse
 import json
 import os
+import shlex
 import sys
 from typing import Dict, List, Tuple
 
@@ -88,27 +96,122 @@ def run_setting(base: List[str], extra: List[str], output_dir: str) -> Dict[str,
         return json.load(f)
 
 
-METRICS = (("predict_rouge1", "R-1"), ("predict_rouge2", "R-2"), ("predict_rougeLsum", "R-Lsum (paper's R-L)"))
+# what the table reports, from evaluate.py's results.json
+METRICS = (("rouge1", "R-1"), ("rouge2", "R-2"), ("rougeLsum", "R-Lsum (paper's R-L)"), ("bertscore_f1", "BS-F1"))
+HEADS = {"views": "views", "gate_init": "gate init (* fixed)", "gamma": "γ1:γ2"}
 
 
-def results_table(kind: str, rows: List[Tuple[str, Dict[str, float]]]) -> str:
-    head = {"views": "views", "gate_init": "gate init (* fixed)", "gamma": "γ1:γ2"}[kind]
-    lines = [f"| {head} | " + " | ".join(label for _, label in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
-    for name, r in rows:
-        lines.append(f"| {name} | " + " | ".join(f"{r[k]:.2f}" if k in r else "n/a" for k, _ in METRICS) + " |")
-    return "\n".join(lines) + "\n"
+def reference_setting(kind: str, base: List[str]) -> str:
+    """The run the others are tested against: all three views, or the preset's gate init / γ1:γ2 (cnndm
+    unless the base arguments name another preset)."""
+    from ..presets import get_preset
+
+    if kind == "views":
+        return "ea+as+ter"
+    name = base[base.index("--preset") + 1] if "--preset" in base[:-1] else "cnndm"
+    p = get_preset(name)
+    if kind == "gate_init":
+        return f"{p.gate_init:g}"
+    return f"{round(10 * p.gamma_ce)}:{round(10 * p.gamma_views)}"
 
 
-def plot_gamma(rows, path: str) -> str:
+def evaluate_setting_runs(names: List[str], run_dirs: List[str], reference: str, output_dir: str,
+                          evaluate_args: List[str]) -> dict:
+    """``evaluate.py`` on the runs' ``predictions.jsonl`` (same test documents), tested against ``reference``;
+    returns its results.json (metrics, intervals, paired tests). A finished evaluation is read back."""
+    import subprocess
+
+    from ..io import InputError
+
+    results = os.path.join(output_dir, "results.json")
+    if not os.path.exists(results):
+        files = [os.path.join(d, "predictions.jsonl") for d in run_dirs]
+        missing = [f for f in files if not os.path.exists(f)]
+        if missing:
+            raise InputError(f"{missing[0]}: not found; the analysis needs train.py --do_predict (with generation)")
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        cmd = [sys.executable, os.path.join(repo, "evaluate.py"), "--predictions", *files, "--system_names", *names,
+               "--baseline", reference, "--output_dir", output_dir, "--overwrite_output_dir", *evaluate_args]
+        print("$ " + " ".join(cmd), flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            raise InputError("evaluate.py stopped; its message is above")
+    with open(results, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def summarize(names: List[str], per_seed: Dict[int, dict], reference: str) -> List[dict]:
+    """Per setting and metric: the value (mean ± sd over seeds), its interval (one seed) and the paired test
+    against ``reference`` (p-value for one seed; the number of seeds with p < alpha for several)."""
+    import statistics
+
+    rows = []
+    for name in names:
+        row = {"setting": name, "reference": name == reference, "metrics": {}}
+        for key, _ in METRICS:
+            values, cis, tests = [], [], []
+            for table in per_seed.values():
+                system = next(s for s in table["systems"] if s["name"] == name)
+                if key not in system["metrics"]:
+                    continue
+                values.append(system["metrics"][key])
+                cis.append(system["ci"][key])
+                test = system.get("vs_baseline", {}).get(key)
+                if test is not None:
+                    tests.append({**test, "significant": test["p_value"] < table["significance_level"]})
+            if not values:
+                continue
+            row["metrics"][key] = {
+                "mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None,
+                "values": values, "ci": cis, "vs_reference": tests}
+        rows.append(row)
+    return rows
+
+
+def results_table(kind: str, rows: List[dict], seeds: List[int], confidence: float = 0.95) -> str:
+    """Markdown: one seed gives value [interval] (p vs the reference); several give mean ± sd (significant
+    in k of n seeds)."""
+    keys = [(k, label) for k, label in METRICS if any(k in r["metrics"] for r in rows)]
+    lines = [f"| {HEADS[kind]} | " + " | ".join(label for _, label in keys) + " |", "|---|" + "---:|" * len(keys)]
+    for r in rows:
+        cells = []
+        for k, _ in keys:
+            m = r["metrics"].get(k)
+            if m is None:
+                cells.append("n/a")
+                continue
+            f = (lambda x: f"{x:.4f}") if k.startswith("bertscore") else (lambda x: f"{x:.2f}")
+            tests = m["vs_reference"]
+            if len(m["values"]) == 1:
+                ci = m["ci"][0]
+                cell = f"{f(m['mean'])} [{f(ci['low'])}, {f(ci['high'])}]"
+                cell += f" (p={tests[0]['p_value']:.3f})" if tests else ""
+            else:
+                cell = f"{f(m['mean'])} ± {f(m['sd'])}"
+                cell += f" (p<α in {sum(t['significant'] for t in tests)}/{len(tests)})" if tests else ""
+            cells.append(cell)
+        name = r["setting"] + (" (reference)" if r["reference"] else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    pct = round(100 * confidence)
+    if len(seeds) > 1:
+        note = (f"Mean ± sd over seeds {', '.join(map(str, seeds))}; (p<α in k/n): seeds in which evaluate.py's paired "
+                f"bootstrap found the difference to the reference significant.")
+    else:
+        note = f"Brackets: {pct}% bootstrap interval; p: paired bootstrap test against the reference setting."
+    return "\n".join(lines) + "\n\nROUGE: F1 x 100 (evaluate.py); BS-F1: BERTScore F1. " + note + "\n"
+
+
+def plot_gamma(rows: List[dict], path: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = [n for n, _ in rows]
-    for key, label in METRICS:
-        ax.plot(names, [r.get(key, float("nan")) for _, r in rows], marker="o", label=label)
+    names = [r["setting"] for r in rows]
+    for key, label in METRICS[:3]:
+        means = [r["metrics"][key]["mean"] if key in r["metrics"] else float("nan") for r in rows]
+        sds = [r["metrics"][key]["sd"] or 0.0 if key in r["metrics"] else 0.0 for r in rows]
+        ax.errorbar(names, means, yerr=sds, marker="o", capsize=3, label=label)
     ax.set_xlabel("γ1 : γ2 (token loss : view losses)")
     ax.set_ylabel("F1 × 100")
     ax.legend(fontsize=8)
@@ -198,6 +301,11 @@ def main(argv=None) -> int:
     p.add_argument("--grid", nargs="+", help="Settings to run instead of the paper's grid, e.g. ea+as ter | 0.02 0.02* | 6:4 7:3")
     p.add_argument("--predictions", nargs="+", default=[], help="llm: trained systems' predictions .jsonl to score beside S^tol.")
     p.add_argument("--system_names", nargs="+", help="llm: names for --predictions, in order.")
+    p.add_argument("--seeds", help="Train every setting once per seed, e.g. 42,43,44; the table gives mean ± sd.")
+    p.add_argument("--reference", help="The setting every other is tested against (default: ea+as+ter, the "
+                                       "preset's gate init, the preset's γ1:γ2); added to the grid when missing.")
+    p.add_argument("--evaluate_args", default="", help="Flags for evaluate.py, as one string, e.g. "
+                                                       "\"--bertscore_model roberta-large --bootstrap_resamples 1000\".")
     args = p.parse_args(argv)
     if args.analysis == "llm":
         if not args.rationale_file:
@@ -213,16 +321,42 @@ def main(argv=None) -> int:
     base = list(DEMO_SCALE if base is None else base)
     if args.rationale_file:
         base += ["--rationale_file", args.rationale_file]
-    rows = []
-    for name, extra in settings(args.analysis, args.grid):
-        safe = name.replace("*", "_fixed").replace(":", "-").replace("+", "_")
-        rows.append((name, run_setting(base, extra, os.path.join(args.output_dir, safe))))
-    table = results_table(args.analysis, rows)
+    from ..io import InputError
+
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else []
+    except ValueError:
+        p.error(f"--seeds must be comma-separated integers, e.g. 42,43,44; got {args.seeds!r}")
+    grid = settings(args.analysis, args.grid)
+    reference = args.reference or reference_setting(args.analysis, base)
+    if reference not in dict(grid):
+        grid += settings(args.analysis, [reference])
+    names = [name for name, _ in grid]
+    per_seed, train_results = {}, {}
+    for seed in seeds or [None]:
+        dirs = []
+        for name, extra in grid:
+            safe = name.replace("*", "_fixed").replace(":", "-").replace("+", "_")
+            run_dir = os.path.join(args.output_dir, safe, *([f"seed{seed}"] if seed is not None else []))
+            dirs.append(run_dir)
+            seed_flag = ["--seed", str(seed)] if seed is not None else []
+            train_results.setdefault(name, []).append(run_setting(base, extra + seed_flag, run_dir))
+        eval_dir = os.path.join(args.output_dir, "evaluate", *([f"seed{seed}"] if seed is not None else []))
+        try:
+            per_seed[seed] = evaluate_setting_runs(names, dirs, reference, eval_dir, shlex.split(args.evaluate_args))
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    rows = summarize(names, per_seed, reference)
+    confidence = next(iter(per_seed.values()))["confidence"]
+    table = results_table(args.analysis, rows, seeds, confidence)
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "results.md"), "w", encoding="utf-8") as f:
         f.write(table)
     with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({"analysis": args.analysis, "base_args": base, "results": [{"setting": n, **r} for n, r in rows]}, f, indent=1)
+        json.dump({"analysis": args.analysis, "base_args": base, "seeds": seeds, "reference": reference,
+                   "results": rows, "train_results": [{"setting": n, "runs": train_results[n]} for n in names]},
+                  f, indent=1)
     if args.analysis == "gamma":
         print(f"plot: {plot_gamma(rows, os.path.join(args.output_dir, 'gamma.png'))}")
     print(table)

@@ -1,5 +1,8 @@
-"""The command lines: ``train.py`` (:mod:`.train`), ``generate_rationales.py`` (:mod:`.generate_rationales`) and
-``evaluate.py`` (:mod:`.evaluate`). Each parses its arguments and calls the library; no logic of its own."""
+"""The command lines: ``train.py`` (:mod:`.train`), ``generate_rationales.py`` (:mod:`.generate_rationales`),
+``evaluate.py`` (:mod:`.evaluate`) and ``compose_brd.py`` (:mod:`.compose_brd`); the scripts at the repository's
+top call their ``main``. Each parses its arguments and dispatches: ``evaluate.py`` to the evaluation-task
+registry (:mod:`lsrmwf.evaluation.tasks`), ``generate_rationales.py`` to the LLM-task registry
+(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` turns parse errors into one-line messages."""
 
 
 def parse_dataclasses(parser, argv=None, json_file=None):

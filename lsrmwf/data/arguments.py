@@ -1,6 +1,6 @@
 """Where the documents come from: the dataset arguments shared by the three command lines.
 
-``train.py`` reads three splits (:class:`lsrmwf.training.arguments.DataArguments` adds its train/
+``train.py`` reads three splits (:class:`lsrmwf.training.arguments.SummarizationDataArguments` adds its train/
 validation/test files and sample limits); ``generate_rationales.py`` and ``evaluate.py`` read one
 (:class:`DatasetSplitArguments`). All of them load through :meth:`DatasetArguments.load`, which
 returns ``id``/``document``/``summary`` rows (:func:`lsrmwf.data.loading.load_documents`).

@@ -66,35 +66,51 @@ def load_documents(
     """
     if on_empty not in ("error", "drop"):
         raise ValueError(f"on_empty must be 'error' or 'drop', not {on_empty!r}")
-    import datasets
-
     if (dataset_name is None) == (data_file is None):
         raise InputError("give exactly one of --dataset_name or --data_file")
     known = HUB_DATASETS.get(dataset_name or "", {})
-    text_column = text_column or known.get("text_column") or "document"
-    summary_column = summary_column or known.get("summary_column") or "summary"
-    id_column = id_column or known.get("id_column")
+    columns = (text_column or known.get("text_column") or "document",
+               summary_column or known.get("summary_column") or "summary", id_column or known.get("id_column"))
+    if dataset_name == "aclsum":
+        columns = ("document", "summary", "id")
+    ds, source = read_source(dataset_name, dataset_config_name, split, data_file, cache_dir)
+    text_column, summary_column, id_column = columns
+    id_column = check_columns(ds, source, text_column, summary_column, id_column, require_summary, data_file)
+    if max_examples is not None:
+        ds = ds.select(range(min(max_examples, len(ds))))
+    ds = to_standard_columns(ds, text_column, summary_column, id_column)
+    _validate(ds, source)  # row numbers of the source, before anything is left out
+    return drop_or_refuse_empty(ds, source, text_column, summary_column, require_summary, on_empty, dropped)
+
+
+def read_source(dataset_name: Optional[str], dataset_config_name: Optional[str], split: str,
+                data_file: Optional[str], cache_dir: Optional[str]):
+    """``(the split as the source has it, a name of the source for messages)``."""
+    import datasets
 
     if dataset_name == "aclsum":
-        ds, source = _aclsum_split(split), "aclsum"
-        text_column, summary_column, id_column = "document", "summary", "id"
-    elif data_file is not None:
-        source = data_file
-        ext = os.path.splitext(data_file)[1].lower()
-        if ext not in LOCAL_FORMATS:
-            raise InputError(f"{data_file}: unsupported extension {ext!r}; use one of {sorted(LOCAL_FORMATS)}")
-        if not os.path.exists(data_file):
-            raise InputError(f"{data_file}: file not found")
-        _precheck_text_file(data_file, ext)
-        try:
-            ds = datasets.load_dataset(LOCAL_FORMATS[ext], data_files={"data": data_file}, split="data", cache_dir=cache_dir)
-        except Exception as e:  # datasets wraps parser errors in several exception types
-            first = " ".join(str(e).split())[:300]
-            raise InputError(f"{data_file}: could not be read as {LOCAL_FORMATS[ext]}: {first}") from None
-    else:
-        source = f"{dataset_name}[{split}]"
+        return _aclsum_split(split), "aclsum"
+    if data_file is None:
         ds = datasets.load_dataset(dataset_name, dataset_config_name, split=split, cache_dir=cache_dir)
+        return ds, f"{dataset_name}[{split}]"
+    ext = os.path.splitext(data_file)[1].lower()
+    if ext not in LOCAL_FORMATS:
+        raise InputError(f"{data_file}: unsupported extension {ext!r}; use one of {sorted(LOCAL_FORMATS)}")
+    if not os.path.exists(data_file):
+        raise InputError(f"{data_file}: file not found")
+    _precheck_text_file(data_file, ext)
+    try:
+        ds = datasets.load_dataset(LOCAL_FORMATS[ext], data_files={"data": data_file}, split="data",
+                                   cache_dir=cache_dir)
+    except Exception as e:  # datasets wraps parser errors in several exception types
+        first = " ".join(str(e).split())[:300]
+        raise InputError(f"{data_file}: could not be read as {LOCAL_FORMATS[ext]}: {first}") from None
+    return ds, data_file
 
+
+def check_columns(ds, source: str, text_column: str, summary_column: str, id_column: Optional[str],
+                  require_summary: bool, data_file: Optional[str]) -> Optional[str]:
+    """Refuse a split without the needed columns; the id column to use (a local file's own ``id``)."""
     needed = [text_column] + ([summary_column] if require_summary else [])
     missing = [c for c in needed if c not in ds.column_names]
     if missing:
@@ -106,9 +122,11 @@ def load_documents(
         id_column = "id"  # a local file's own ids, so rationale rows keyed by them match
     if id_column is not None and id_column not in ds.column_names:
         raise InputError(f"{source}: id column {id_column!r} not found; available columns are {ds.column_names}")
-    if max_examples is not None:
-        ds = ds.select(range(min(max_examples, len(ds))))
+    return id_column
 
+
+def to_standard_columns(ds, text_column: str, summary_column: str, id_column: Optional[str]):
+    """The split with string columns ``id`` (the id column, else the row index), ``document``, ``summary``."""
     has_summary = summary_column in ds.column_names
 
     def to_rows(batch, indices):
@@ -119,8 +137,12 @@ def load_documents(
             out["summary"].append((batch[summary_column][j] or "") if has_summary else "")
         return out
 
-    ds = ds.map(to_rows, batched=True, with_indices=True, remove_columns=ds.column_names, desc="reading")
-    _validate(ds, source)  # row numbers of the source, before anything is left out
+    return ds.map(to_rows, batched=True, with_indices=True, remove_columns=ds.column_names, desc="reading")
+
+
+def drop_or_refuse_empty(ds, source: str, text_column: str, summary_column: str, require_summary: bool,
+                         on_empty: str, dropped: Optional[list]):
+    """Empty examples: an error naming the rows (``on_empty="error"``) or left out (``"drop"``)."""
     empty = find_empty(ds, text_column, summary_column, require_summary)
     if empty and on_empty == "error":
         raise InputError(describe_empty(empty, source, limit=10))
@@ -172,3 +194,25 @@ def _validate(ds, source):
         if i in seen:
             raise InputError(f"{where}: duplicate id, first seen at row {seen[i] + 1}")
         seen[i] = row
+
+
+def load_txt_passages(path: str, unit: str, max_examples: Optional[int] = None):
+    """A .txt file as passages (ids = 0-based passage index), one per line or per paragraph."""
+    import re
+
+    import datasets
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not valid UTF-8 ({e})") from None
+    chunks = text.splitlines() if unit == "line" else re.split(r"\n\s*\n", text)
+    passages = [" ".join(c.split()) for c in chunks if c.strip()]
+    if not passages:
+        raise InputError(f"{path}: no text found")
+    passages = passages[:max_examples] if max_examples is not None else passages
+    ids = [str(i) for i in range(len(passages))]
+    return datasets.Dataset.from_dict({"id": ids, "document": passages, "summary": [""] * len(passages)})

@@ -8,27 +8,29 @@ from ..io import InputError
 logger = logging.getLogger("lsrmwf.train")
 
 
-def apply_target(train, data_args, table):
+def apply_target(train, args, table):
     """``--target``: gold summaries, the LLM's total summaries (sequence-level KD), or both.
 
-    ``table``: the rationale file as :func:`lsrmwf.data.rationales.rationale_table` built it.
+    ``args``: ``target``, ``rationale_file`` and ``on_duplicate`` (LSR-MWF's arguments); ``table``: the rationale
+    file as :func:`lsrmwf.data.rationales.rationale_table` built it.
     """
-    if data_args.target == "gold":
+    if args.target == "gold":
         return train
     import datasets
 
     from .rationales import llm_summaries
 
-    llm = llm_summaries(train, data_args.rationale_file, table, data_args.on_duplicate)
+    llm = llm_summaries(train, args.rationale_file, table, args.on_duplicate)
     if len(llm) == 0:
-        raise InputError(f"{data_args.rationale_file}: no kept, error-free row with a non-empty 'summary' matches a training "
-                         f"example; --target {data_args.target} has nothing to train on")
-    logger.info("--target %s: %d of %d training documents have an LLM summary", data_args.target, len(llm), len(train))
-    return llm if data_args.target == "llm_summary" else datasets.concatenate_datasets([train, llm])
+        raise InputError(f"{args.rationale_file}: no kept, error-free row with a non-empty 'summary' matches a training "
+                         f"example; --target {args.target} has nothing to train on")
+    logger.info("--target %s: %d of %d training documents have an LLM summary", args.target, len(llm), len(train))
+    return llm if args.target == "llm_summary" else datasets.concatenate_datasets([train, llm])
 
 
-def tokenize_dataset(ds, tokenizer, data_args, views=(), desc="tokenizing", num_proc=None):
-    """input_ids/attention_mask/labels, plus ``{v}_input_ids``/``{v}_attention_mask`` per view with text."""
+def tokenize_dataset(ds, tokenizer, data_args, views=(), desc="tokenizing", num_proc=None, max_rationale_length=256):
+    """input_ids/attention_mask/labels, plus ``{v}_input_ids``/``{v}_attention_mask`` per view with text
+    (``data_args``: the source and target lengths; ``max_rationale_length``: a view text's)."""
     views = [v for v in views if f"{v}_text" in ds.column_names]
 
     def encode(batch):
@@ -40,7 +42,7 @@ def tokenize_dataset(ds, tokenizer, data_args, views=(), desc="tokenizing", num_
             have = [k for k, t in enumerate(texts) if t]
             ids, masks = [[] for _ in texts], [[] for _ in texts]
             if have:
-                r = tokenizer([texts[k] for k in have], max_length=data_args.max_rationale_length, truncation=True)
+                r = tokenizer([texts[k] for k in have], max_length=max_rationale_length, truncation=True)
                 for j, k in enumerate(have):
                     ids[k], masks[k] = r["input_ids"][j], r["attention_mask"][j]
             out[f"{v}_input_ids"], out[f"{v}_attention_mask"] = ids, masks

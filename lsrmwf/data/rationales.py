@@ -213,9 +213,26 @@ def join_rationales(ds, path: str, policy: str = "drop", logger=None, table=None
     stats = dict(documents=len(ids), **counts, trained=len(ds), policy=policy, rationale_file=path,
                  unmatched_rationale_rows=unmatched)
     stats["line"] = describe_join(stats)
+    stats["table1"] = {"train": len(ds), "doc_words": average_words(ds, "document"),
+                       "summary_words": average_words(ds, "summary")}
+    stats["table1_line"] = (f"Table 1 (train after selection): {len(ds)} examples, avg words: document "
+                            f"{stats['table1']['doc_words']}, gold summary {stats['table1']['summary_words']}")
     if logger is not None:
-        logger.warning("%s: %s", path, stats["line"])
+        logger.warning("%s: %s; %s", path, stats["line"], stats["table1_line"])
     return ds, stats
+
+
+def average_words(ds, column: str):
+    """Mean whitespace words of a text column (Table 1's "# Avg Words"), computed in Arrow; None when empty."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(ds) or column not in ds.column_names:
+        return None
+    texts = ds.with_format("arrow")[column]
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    counts = pc.list_value_length(pc.utf8_split_whitespace(pc.fill_null(texts, "")))
+    return round(pc.mean(counts).as_py(), 1)
 
 
 def llm_summaries(ds, path: str, table, on_duplicate: str = "error"):

@@ -13,7 +13,10 @@
 4. ``train.py`` trains three students on aclsum train: sparse top-K KD from the served store,
    white-box KD from the teacher, and CE only;
 5. ``evaluate.py`` generates with the teacher and each student on aclsum test (one document at a
-   time, so latency is per summary) and prints the study's table and the retention table.
+   time, so latency is per summary) and prints the study's table and the retention table. METEOR
+   needs a WordNet (``scripts/install.sh`` installs Debian's ``wordnet-base`` as root); NLI
+   consistency needs ``--nli_model`` (no NLI model ships offline); a column the tables cannot fill is
+   n/a with a footnote saying why.
 
 Every step is a real command line, printed before it runs. Tiny budgets on CPU: the numbers show
 the machinery working, not the study's results.
@@ -53,6 +56,7 @@ def main(argv=None):
     p.add_argument("--top_logprobs", type=int, default=10)
     p.add_argument("--max_new_tokens", type=int, default=48)
     p.add_argument("--skip_served", action="store_true", help="no llama-server: white-box KD and CE only")
+    p.add_argument("--nli_model", default=None, help="NLI checkpoint (hub name or local path) for the NLI column")
     a = p.parse_args(argv)
     out = os.path.abspath(a.output_dir)
     os.makedirs(out, exist_ok=True)
@@ -107,7 +111,7 @@ def main(argv=None):
         preds[label] = os.path.join(eval_dir, "predictions.jsonl")
     sh([py, "evaluate.py", "--predictions", *preds.values(), "--system_names", *preds.keys(), "--baseline", "teacher",
         "--teacher_system", "teacher", "--output_dir", os.path.join(out, "compare"), "--bertscore", "true",
-        "--bootstrap_resamples", "200", "--no_progress"])
+        "--bootstrap_resamples", "200", "--no_progress", *(["--nli_model", a.nli_model] if a.nli_model else [])])
     print(f"\nall artifacts under {out}; the tables are in {os.path.join(out, 'compare')}", flush=True)
 
 

@@ -1,2 +1,4 @@
-"""The distillation methods beside LSR-MWF: task-specific logit KD (:mod:`.logit_kd`) and Basic Reading
-Distillation (:mod:`.basic_reading`)."""
+"""The distillation methods' data and losses (no trainers: those are in :mod:`lsrmwf.training`): logit KD's loss and
+teacher checks (:mod:`.logit_kd`, :mod:`.causal_student`), sparse top-K KD (:mod:`.sparse_kd`), and Basic Reading
+Distillation's passages (:mod:`.brd_compose`), causal mix (:mod:`.brd_mix`) and seq2seq denoising data
+(:mod:`.basic_reading`)."""

@@ -140,9 +140,54 @@ def generate_summaries(
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
+    config, documents, max_source_length, causal = prepare_inputs(model, tokenizer, documents, settings)
+    order = sorted(range(len(documents)), key=lambda k: len(documents[k]), reverse=True)
+    summaries: List[Optional[str]] = [None] * len(documents)
+    latencies = [0.0] * len(documents)
+    total = 0.0
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    bar = tqdm(total=len(documents), desc=f"generating ({device.type}, beams={config.num_beams})", unit="doc",
+               disable=not progress)
+    for start in range(0, len(order), settings.batch_size):
+        idx = order[start : start + settings.batch_size]
+        sync()
+        t0 = time.perf_counter()
+        texts = generate_batch(model, tokenizer, [documents[k] for k in idx], config, causal, max_source_length)
+        sync()
+        seconds = time.perf_counter() - t0
+        total += seconds
+        for k, text in zip(idx, texts):
+            summaries[k] = text
+            latencies[k] = seconds / len(idx)
+        if on_batch is not None:
+            on_batch(idx, texts, seconds)
+        bar.update(len(idx))
+    bar.close()
+    lengths = ("max_new_tokens", "min_new_tokens") if causal else ()
+    stats = {
+        "documents": len(documents),
+        "seconds": total,
+        "documents_per_second": len(documents) / total if total > 0 else None,
+        "device": str(device),
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "batch_size": settings.batch_size,
+        "max_source_length": max_source_length,
+        "generation": {name: getattr(config, name) for name in GENERATION_FIELDS + lengths},
+    }
+    return summaries, latencies, stats
+
+
+def prepare_inputs(model, tokenizer, documents: Sequence[str], settings: GenerationSettings):
+    """``(generation config, documents, source token limit, causal?)``: a causal model's documents become
+    prompt token ids exactly as train.py builds them, and its lengths count new tokens."""
     config = effective_generation_config(model, settings)
     if config.min_length is not None and config.max_length is not None and config.min_length > config.max_length:
-        raise InputError(f"min_length {config.min_length} is larger than max_length {config.max_length} (a preset fills whichever is not given)")
+        raise InputError(f"min_length {config.min_length} is larger than max_length {config.max_length} "
+                         "(a preset fills whichever is not given)")
     max_source_length = settings.max_source_length or getattr(tokenizer, "model_max_length", None)
     max_positions = getattr(model.config, "max_position_embeddings", None)
     if max_positions and (not max_source_length or max_source_length > max_positions):
@@ -158,53 +203,27 @@ def generate_summaries(
             config.length_penalty = None  # a beam setting: greedy search warns that it ignores it
         if config.pad_token_id is None:
             config.pad_token_id = tokenizer.pad_token_id
-        documents = [encode_prompt(d, tokenizer, settings.prompt_template, settings.use_chat_template, settings.max_source_length)
-                     for d in documents]  # token ids exactly as train.py builds them
+        documents = [encode_prompt(d, tokenizer, settings.prompt_template, settings.use_chat_template,
+                                   settings.max_source_length) for d in documents]
         max_source_length = None
-    order = sorted(range(len(documents)), key=lambda k: len(documents[k]), reverse=True)
-    summaries: List[Optional[str]] = [None] * len(documents)
-    latencies = [0.0] * len(documents)
-    total = 0.0
+    return config, documents, max_source_length, causal
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
-    bar = tqdm(total=len(documents), desc=f"generating ({device.type}, beams={config.num_beams})", unit="doc", disable=not progress)
-    for start in range(0, len(order), settings.batch_size):
-        idx = order[start : start + settings.batch_size]
-        sync()
-        t0 = time.perf_counter()
-        if causal:
-            enc = tokenizer.pad({"input_ids": [documents[k] for k in idx]}, padding=True, return_tensors="pt").to(device)
-        else:
-            enc = tokenizer([documents[k] for k in idx], max_length=max_source_length, truncation=True, padding=True, return_tensors="pt").to(device)
-        with torch.inference_mode():
-            out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=config)
-        if causal:
-            out = out[:, enc["input_ids"].shape[1]:]  # the new tokens only
-        texts = [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
-        sync()
-        seconds = time.perf_counter() - t0
-        total += seconds
-        for k, text in zip(idx, texts):
-            summaries[k] = text
-            latencies[k] = seconds / len(idx)
-        if on_batch is not None:
-            on_batch(idx, texts, seconds)
-        bar.update(len(idx))
-    bar.close()
-    stats = {
-        "documents": len(documents),
-        "seconds": total,
-        "documents_per_second": len(documents) / total if total > 0 else None,
-        "device": str(device),
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "batch_size": settings.batch_size,
-        "max_source_length": max_source_length,
-        "generation": {name: getattr(config, name) for name in GENERATION_FIELDS + (("max_new_tokens", "min_new_tokens") if causal else ())},
-    }
-    return summaries, latencies, stats
+def generate_batch(model, tokenizer, batch, config, causal: bool, max_source_length: Optional[int]) -> List[str]:
+    """The stripped summaries of one batch (documents, or prompt token ids for a causal model)."""
+    import torch
+
+    device = next(model.parameters()).device
+    if causal:
+        enc = tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(device)
+    else:
+        enc = tokenizer(batch, max_length=max_source_length, truncation=True, padding=True,
+                        return_tensors="pt").to(device)
+    with torch.inference_mode():
+        out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=config)
+    if causal:
+        out = out[:, enc["input_ids"].shape[1]:]  # the new tokens only
+    return [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
 def latency_summary(latencies: Sequence[float]) -> dict:

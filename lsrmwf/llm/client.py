@@ -14,6 +14,7 @@ this module builds, whatever the server echoes back.
 """
 
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
@@ -308,3 +309,22 @@ async def ask(client: LLMClient, endpoint: int, messages: List[Dict[str, str]], 
         raise AnswerError(client.redact(f"unusable answer: {problems[0]}"), raw_answer=client.redact(answer.text))
     raise AnswerError(client.redact(f"unusable answer twice: first {problems[0]}; then {problems[1]}"),
                       raw_answer=client.redact(answer.text))
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces the API key in every log record this process emits (the message with its arguments)."""
+
+    def __init__(self, secrets):
+        super().__init__()
+        self.secrets = [x for x in secrets if x]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            cleaned = redact(message, self.secrets)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+            if record.exc_info:
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), self.secrets)
+                record.exc_info = None
+        return True

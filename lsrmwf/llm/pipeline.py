@@ -40,7 +40,7 @@ from .parsing import (
     parse_summaries,
     verbatim_flags,
 )
-from .selection import decide, select
+from .selection import decide, select, stored_rouge, table1, word_counts
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +111,11 @@ class Selection:
     score_threshold: float
     score_on: str = "total"
     rouge_measure: str = "fmeasure"
+    score2_terms: str = "rougeL"  # Score2's third term: rougeL or rouge3 (Eq. 8 as printed)
 
     def as_dict(self) -> dict:
-        return {"score": self.score, "threshold": self.score_threshold, "score_on": self.score_on, "rouge_measure": self.rouge_measure}
+        return {"score": self.score, "threshold": self.score_threshold, "score_on": self.score_on,
+                "rouge_measure": self.rouge_measure, "score2_terms": self.score2_terms}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -172,12 +174,13 @@ class RationaleTask:
             return failed(row, f"{stage}: {e}", e)
         flags = verbatim_flags(rationales, document)
         row.update(rationales=rationales, sub_summaries=subs, summary=total, as_verbatim=sum(flags), error=None)
-        row.update(self.select(row, item["summary"]))
+        row.update(self.select(row, item["summary"]), **word_counts(item["document"], item["summary"]))
         return row
 
     def select(self, row: dict, reference: str) -> dict:
         s = self.selection
-        out = select(row["sub_summaries"], row["summary"], reference, s.score, s.score_threshold, s.score_on, s.rouge_measure)
+        out = select(row["sub_summaries"], row["summary"], reference, s.score, s.score_threshold, s.score_on,
+                     s.rouge_measure, s.score2_terms)
         out["selection"] = s.as_dict()
         return out
 
@@ -187,12 +190,13 @@ class RationaleTask:
         stale = [r for r in store.done.values() if r.get("selection") != current]
         if not stale:
             return 0
-        refs = dict(zip(ds["id"], ds["summary"]))
+        refs = dict(zip(ds["id"], zip(ds["document"], ds["summary"])))
         changed = 0
         rows = []
         for r in store.done.values():
             if r.get("selection") != current and r["id"] in refs:
-                r = dict(r, **self.select(r, refs[r["id"]]))
+                document, reference = refs[r["id"]]
+                r = dict(r, **self.select(r, reference), **word_counts(document, reference))
                 changed += 1
             rows.append(r)
         missing = len(stale) - changed
@@ -210,6 +214,7 @@ class RationaleTask:
             "rows_done": len(rows), "kept": kept, "kept_fraction": round(kept / len(rows), 4) if rows else None,
             "rationales": n_rationales, "as_verbatim": verbatim,
             "as_verbatim_fraction": round(verbatim / n_rationales, 4) if n_rationales else None,
+            "table1": table1(rows),
         }
 
 
@@ -408,31 +413,43 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
         bar.close()
 
 
-def rescore_file(path: str, selection: Selection) -> List[dict]:
-    """Apply ``selection`` to every finished row of ``path`` from its stored ROUGE; no LLM, no dataset.
+def rescore_file(path: str, selection: Selection, references: Optional[dict] = None) -> List[dict]:
+    """Apply ``selection`` to every finished row of ``path`` from its stored ROUGE; no LLM.
 
-    Rows store the ROUGE of both LLM summaries (``rouge_by_summary``), so a new score, threshold or
-    ``score_on`` needs nothing else. A new ``rouge_measure`` needs the references: rerun the generating
-    command (it re-scores finished rows without asking the LLM again). Returns all rows, rewritten atomically.
+    New rows store precision, recall and F1 of ROUGE-1/2/3/L of both LLM summaries, so any score,
+    threshold, ``score_on``, measure or Score2 term needs nothing else. Older rows hold one measure of
+    ROUGE-1/2/L: for another measure or ROUGE-3 give ``references`` (id -> (document, gold summary), from
+    the dataset), from which every row's P/R/F (and Table 1's word counts) are recomputed. Returns all rows,
+    rewritten atomically.
     """
     with writer_lock(path):  # no generating run may append while the file is rewritten
-        return _rescore_locked(path, selection)
+        return _rescore_locked(path, selection, references)
 
 
-def _rescore_locked(path: str, selection: Selection) -> List[dict]:
+def _rescore_locked(path: str, selection: Selection, references: Optional[dict]) -> List[dict]:
     rows = [row for _, row in iter_jsonl(path, tolerate_torn_tail=True)]
     current = selection.as_dict()
+    s = selection
     for k, r in enumerate(rows):
         if r.get("error") is not None:
             continue
-        if not r.get("rouge_by_summary"):
+        if not r.get("rouge_by_summary") and not r.get("rouge_prf_by_summary"):
             raise InputError(f"{path}: row {k + 1} (id {r.get('id')!r}) has no rouge_by_summary; is this a rationale file?")
-        measure = (r.get("selection") or {}).get("rouge_measure", "fmeasure")
-        if measure != selection.rouge_measure:
-            raise InputError(f"{path}: rows were scored with --rouge_measure {measure}; --rescore can change the score, "
-                             f"threshold and --score_on only. For {selection.rouge_measure}, rerun the generating command "
-                             f"with the new measure: it re-scores finished rows against the references without LLM calls")
-        r.update(decide(r["rouge_by_summary"], selection.score, selection.score_threshold, selection.score_on))
+        if references is not None and r.get("id") in references:
+            document, reference = references[r["id"]]
+            r.update(select(r.get("sub_summaries") or [], r.get("summary") or "", reference, s.score,
+                            s.score_threshold, s.score_on, s.rouge_measure, s.score2_terms),
+                     **word_counts(document, reference))
+        else:
+            by = stored_rouge(r, s.rouge_measure, s.score2_terms)
+            if by is None:
+                measure = (r.get("selection") or {}).get("rouge_measure", "fmeasure")
+                raise InputError(
+                    f"{path}: row {k + 1} (id {r.get('id')!r}) stores only the {measure} of ROUGE-1/2/L (written before "
+                    f"P/R/F of ROUGE-1/2/3/L were stored); for --rouge_measure {s.rouge_measure} --score2_terms "
+                    f"{s.score2_terms} give --rescore the dataset (--dataset_name or --data_file, --split) to recompute "
+                    f"from the references, without LLM calls")
+            r.update(decide(by, s.score, s.score_threshold, s.score_on, s.score2_terms), rouge_by_summary=by)
         r["selection"] = current
     write_jsonl_atomic(path, rows)
     return rows
@@ -475,3 +492,36 @@ async def _run_and_close(task, items, client, store, concurrency, stats, progres
         await _drive(task, items, client, store, concurrency, stats, progress, policy)
     finally:
         await client.close()
+
+
+def format_run_summary(summary: dict) -> str:
+    """The run summary of :func:`run_task` as the lines generate_rationales.py prints."""
+    run, f = summary["this_run"], summary["file"]
+    lines = [
+        f"this run: {run['finished']}/{run['pending']} rows ({run['failed']} failed) in {run['elapsed_s']:.1f}s, "
+        f"{run['rows_per_s']:.3f} rows/s, {run['total_tokens']} tokens ({run['tokens_per_s']:.0f} tokens/s), "
+        f"{run['requests']} requests "
+        f"({run['http_requests']} HTTP requests with the client's retries)"
+        + (" [interrupted: rerun the same command to resume]" if run["interrupted"] else ""),
+        f"{f['output']}: {f['rows_done']} finished rows",
+    ]
+    if "kept" in f:
+        frac = "n/a" if f["kept_fraction"] is None else f"{100 * f['kept_fraction']:.1f}%"
+        verb = "n/a" if f["as_verbatim_fraction"] is None else f"{100 * f['as_verbatim_fraction']:.1f}%"
+        lines.append(f"kept {f['kept']} ({frac}; the paper kept 71% of CNN/DM, 62% of XSum); "
+                     f"associated sentences verbatim in the document: {f['as_verbatim']}/{f['rationales']} ({verb})")
+    elif "bytes_per_token" in f:
+        bpt = "n/a" if f["bytes_per_token"] is None else f"{f['bytes_per_token']:.1f}"
+        whose = "reference tokens scored by the teacher" if f.get("target") == "reference" else "teacher tokens"
+        lines.append(f"{f['tokens']} {whose} with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
+                     f"{bpt} bytes per token")
+    elif "ner_answers" in f:
+        lines.append(f"{f['ner_answers']} NER answers ({f['entities']} quoted entities), "
+                     f"{f['qra_answers']} QRA answers "
+                     f"({f['qa']} question-answer pairs); compose passages with compose_brd.py")
+    else:
+        lines.append(f"{f['entities']} entities, {f['qa']} question-answer pairs")
+    if run["failed"]:
+        lines.append(f"{run['failed']} rows failed (their 'error' field says why); "
+                     "rerun the same command to retry them")
+    return "\n".join(lines)

@@ -53,7 +53,7 @@ NO_ECHO_HINT = ("scoring the reference (--logprobs_target reference) needs a ser
 
 
 def document_sha(document: str) -> str:
-    """The same hash as :func:`lsrmwf.training.causal.document_hash` (a row is tied to its document)."""
+    """The package's one document hash: ties a stored row to its document (train.py's sparse KD checks it)."""
     return hashlib.sha256(document.encode("utf-8")).hexdigest()[:16]
 
 

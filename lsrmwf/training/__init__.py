@@ -1,1 +1,2 @@
-"""Training: arguments, the LSR-MWF/KD trainer and its collator, and ``train.py``'s run as named steps (:mod:`.run`)."""
+"""Training: the shared core (:mod:`.core`), the base trainer (:mod:`.base`), each method's arguments and trainer
+(:mod:`.lsr_mwf`, :mod:`.logit_kd`, :mod:`.basic_reading`) and ``train.py``'s recipes by name (:mod:`.recipes`)."""

@@ -1,0 +1,99 @@
+"""``--task multiple_choice``: a causal LM's accuracy per task by candidate log-likelihood (BRD paper
+section 3.3), the BIG-bench and overall averages, and their table (``mc_results.json`` / ``.md``)."""
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import List, Mapping, Optional
+
+from ...io import InputError, write_json_atomic
+from .arguments import GenerationArguments, InputArguments
+from .registry import EvaluationTask, register_task
+
+logger = logging.getLogger("lsrmwf.evaluate")
+
+
+@dataclass
+class MultipleChoiceArguments:
+    """The tasks and how a candidate is scored (also the texts of ``teacher_student_ce``)."""
+
+    _argument_group_name = "multiple_choice and teacher_student_ce"
+
+    mc_tasks: Optional[List[str]] = field(
+        default=None,
+        metadata={"help": "multiple_choice / teacher_student_ce: task specs: xnli rte cb paws-x boolq sst-2 (hub; "
+                          "NAME=FILE reads a local JSONL/CSV), bigbench (the committed list of the paper's "
+                          "multiple-choice tasks), bigbench:NAME or bigbench:PATH, jsonl:PATH or a .jsonl path "
+                          "(rows {prompt, choices, label})."})
+    bigbench_dir: Optional[str] = field(
+        default=None, metadata={"help": "The fetched BIG-bench benchmark_tasks folder (scripts/fetch_bigbench.py; "
+                                        "default ~/.cache/lsrmwf/bigbench)."})
+    mc_split: Optional[str] = field(
+        default=None, metadata={"help": "Split of the hub GLUE-style tasks (default: each task's evaluation split)."})
+    mc_normalization: str = field(
+        default="token",
+        metadata={"help": "Candidate score: token (average per-token log-prob, the paper's formula; default), word "
+                          "(sum / words) or sum.", "choices": ["token", "word", "sum"]})
+    gguf_file: Optional[str] = field(
+        default=None, metadata={"help": "Load --model_name_or_path's weights from this GGUF file inside it "
+                                        "(transformers dequantizes it)."})
+
+
+def load_mc_tasks(task_name: str, inp: InputArguments, mc: MultipleChoiceArguments):
+    """The ``--mc_tasks`` of ``--task task_name``, checked (``--output_dir`` too) before any model loads."""
+    from ..mc_tasks import load_tasks
+
+    if not mc.mc_tasks:
+        raise InputError(f"--task {task_name} needs --mc_tasks (e.g. xnli rte cb paws-x boolq sst-2 bigbench)")
+    if not inp.output_dir:
+        raise InputError("--output_dir is required")
+    return load_tasks(mc.mc_tasks, bigbench_dir=mc.bigbench_dir, max_examples=inp.max_examples, split=mc.mc_split)
+
+
+def percent(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def mc_table(results: dict, normalization: str) -> str:
+    """The accuracy table (markdown): one row per task, the BIG-bench average and the paper's Average."""
+    lines = [f"Multiple choice: {results['model']} (score: {normalization}; accuracy in %)", "",
+             "| task | examples | accuracy |", "|---|---:|---:|"]
+    for name, entry in results["tasks"].items():
+        lines.append(f"| {name} | {entry['n']} | {percent(entry['accuracy'])} |")
+    if results["bigbench_average"] is not None:
+        lines.append(f"| BIG-bench average | | {percent(results['bigbench_average'])} |")
+    lines.append(f"| **Average** | | **{percent(results['average'])}** |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(output_dir: str, stem: str, results: dict, table: str) -> None:
+    """``<stem>.json`` and ``<stem>.md`` in ``output_dir``; the table is printed too."""
+    write_json_atomic(os.path.join(output_dir, f"{stem}.json"), results)
+    with open(os.path.join(output_dir, f"{stem}.md"), "w", encoding="utf-8") as f:
+        f.write(table)
+    print(table)
+
+
+@register_task("multiple_choice")
+class MultipleChoiceTask(EvaluationTask):
+    summary = "a causal LM's accuracy per task and the average; BRD paper section 3.3"
+    arguments = (MultipleChoiceArguments,)
+
+    def run(self, args: Mapping[type, object]) -> dict:
+        """Accuracy per task and the averages: ``mc_results.json``, ``mc_results.md``; ``mc_cache.jsonl``
+        resumes a killed run."""
+        from ..causal_lm import load_causal_lm
+        from ..multiple_choice import run_multiple_choice
+
+        inp, gen, mc = args[InputArguments], args[GenerationArguments], args[MultipleChoiceArguments]
+        tasks = load_mc_tasks(self.name, inp, mc)
+        os.makedirs(inp.output_dir, exist_ok=True)
+        model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file)
+        cache = os.path.join(inp.output_dir, "mc_cache.jsonl")
+        results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size,
+                                      normalization=mc.mc_normalization, cache_path=cache,
+                                      progress=not inp.no_progress)
+        results["model"] = inp.model_name_or_path if not mc.gguf_file else f"{inp.model_name_or_path}/{mc.gguf_file}"
+        write_table(inp.output_dir, "mc_results", results, mc_table(results, mc.mc_normalization))
+        logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"], cache)
+        return results

@@ -1,0 +1,193 @@
+"""The logit-KD recipe for a decoder-only student (prompt -> summary): white-box KD from a causal teacher,
+sparse top-K KD from a served teacher's log-probs, or CE only; see :mod:`lsrmwf.training.logit_kd`.
+
+Evaluation and prediction generate the continuation of the prompt and decode only the new tokens.
+Checkpoints, resume, ``predictions.jsonl`` and the summaries are the same as for BART runs.
+"""
+
+import logging
+from typing import Dict, Optional
+
+from ...data.causal import CausalCollator, encode_prompt, prompt_text, tokenize_causal
+from ...distill.logit_kd import load_causal_teacher
+from ...distill.sparse_kd import map_teacher_tokens, token_bytes_table
+from ...io import InputError
+from ...io.logprobs import TARGETS, read_teacher_logprobs
+from ...llm.teacher_logprobs import document_sha
+from ..core import (
+    RawData,
+    is_causal_run,
+    load_raw_data,
+    rouge_means,
+    rouge_summary,
+    train_evaluate_predict,
+    write_run_summary,
+)
+from ..logit_kd import LogitKDArguments, LogitKDTrainer
+from .causal import load_causal_student, refuse_bart_flags
+
+logger = logging.getLogger("lsrmwf.train")
+
+ARGUMENTS = LogitKDArguments
+
+
+def applies(args) -> bool:
+    """A decoder-only student in the summarization stage."""
+    return args.basic_reading.stage != "basic_reading" and is_causal_run(args.model)
+
+
+def check(args) -> None:
+    refuse_bart_flags(args)
+
+
+def configure_causal_generation(model, tokenizer, data_args) -> None:
+    """The preset's (or given) settings as a continuation: --max_length/--min_length count new tokens."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and data_args.max_source_length + data_args.max_length > limit:
+        raise InputError(f"--max_source_length {data_args.max_source_length} + --max_length {data_args.max_length} (new "
+                         f"tokens) exceed the model's max_position_embeddings {limit}")
+    beams = data_args.num_beams
+    settings = dict(max_new_tokens=data_args.max_length, min_new_tokens=data_args.min_length or 0, num_beams=beams,
+                    no_repeat_ngram_size=data_args.no_repeat_ngram_size or 0, do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if beams > 1:
+        settings.update(length_penalty=data_args.length_penalty, early_stopping=True)
+    else:  # greedy: beam-only settings unset, or transformers warns at every call that they are ignored
+        settings.update(length_penalty=None, early_stopping=None)
+    gen = model.generation_config
+    gen.update(**settings)
+    for key in ("temperature", "top_p", "top_k"):  # a hub config's sampling values would fail greedy validation
+        setattr(gen, key, None)
+    try:
+        gen.validate(strict=True)
+    except ValueError as e:
+        raise InputError(f"generation settings {settings}: {e}") from None
+
+
+def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats: Optional[dict] = None):
+    """The training examples of sparse top-K KD: prompt + the tokens of the row's target as the teacher's record
+    has them (mapped to student ids), with the teacher's top-K ids/log-probs at each of them. The target is the
+    teacher's own summary (sequence-level KD), or the training example's reference summary for a row that scored
+    it (``target: "reference"``; its ``reference_sha`` must match). ``data_args`` gives the lengths, ``prompt`` the
+    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target."""
+    import datasets
+
+    records = read_teacher_logprobs(path)
+    if not records:
+        raise InputError(f"{path}: no finished teacher-logprobs rows")
+    docs = dict(zip(train_raw["id"], train_raw["document"]))
+    summaries = dict(zip(train_raw["id"], train_raw["summary"]))
+    matched = [i for i in train_raw["id"] if i in records]
+    if not matched:
+        raise InputError(f"--teacher_logprobs_file {path}: none of its {len(records)} ids matches a training document "
+                         f"(file ids e.g. {sorted(records)[:3]}, training ids e.g. {list(docs)[:3]}); collect it on the "
+                         f"same dataset and split")
+    extra = len(records) - len(matched)
+    if len(matched) < len(docs):
+        logger.warning("%s: %d of %d training documents have a teacher summary; the others are left out",
+                       path, len(matched), len(docs))
+    if extra:
+        logger.warning("%s: %d rows belong to no training document and are ignored", path, extra)
+    table = token_bytes_table(tokenizer)
+    template, chat = prompt.prompt_template, prompt.use_chat_template
+    cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": []}
+    counts = {t: 0 for t in TARGETS}
+    for rid in matched:
+        row, tokens = records[rid]
+        if row.get("document_sha") not in (None, document_sha(docs[rid])):
+            raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} was generated for a different document than "
+                             f"the training document with that id (its document hash differs); collect it again on "
+                             f"this data")
+        target = row.get("target") or "teacher_summary"
+        counts[target] += 1
+        what = "the teacher's summary"
+        if target == "reference":
+            what = "the reference summary"
+            if row.get("reference_sha") != document_sha((summaries[rid] or "").strip()):
+                raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} scored another reference summary than the "
+                                 f"training example with that id has (its reference hash differs; the row scored "
+                                 f"{(row.get('reference') or '')[:60]!r}); score the references of this data again")
+        labels, top, lp = map_teacher_tokens(tokens, table, f"{path}, row {rid!r}", what)
+        n = min(len(labels), max(0, data_args.max_target_length - 1))
+        labels, top, lp = labels[:n], top[:n].tolist(), lp[:n].tolist()
+        k = len(top[0]) if top else 1
+        if target == "reference" or row.get("finish_reason") != "length":  # it ended: eos, with CE only
+            labels, top, lp = labels + [tokenizer.eos_token_id], top + [[-1] * k], lp + [[0.0] * k]
+        prompt = encode_prompt(docs[rid], tokenizer, template, chat, data_args.max_source_length)
+        cols["input_ids"].append(prompt + labels)
+        cols["labels"].append([-100] * len(prompt) + labels)
+        cols["teacher_top_ids"].append([[-1] * k] * len(prompt) + top)
+        cols["teacher_top_logprobs"].append([[0.0] * k] * len(prompt) + lp)
+    if counts["reference"]:
+        logger.info("sparse top-K KD on %d reference summaries from %s: the targets are the dataset's references, "
+                    "with the teacher's top-K log-probs at each of their tokens", counts["reference"], path)
+    if counts["teacher_summary"]:
+        logger.info("sparse top-K KD on %d teacher summaries from %s: the targets are the teacher's own summaries "
+                    "(sequence-level KD)", counts["teacher_summary"], path)
+    if stats is not None:
+        stats.update(file=path, rows_per_target=counts)
+    return datasets.Dataset.from_dict(cols)
+
+
+def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
+    """Prompt -> summary examples; the training split from the teacher's log-probs file when one is given."""
+    data_args, kd = args.data, args.logit_kd
+    common = dict(template=kd.prompt_template, use_chat_template=kd.use_chat_template,
+                  max_source_length=data_args.max_source_length, max_target_length=data_args.max_target_length,
+                  num_proc=data_args.preprocessing_num_workers)
+    data = RawData()
+    with args.training.main_process_first(desc="tokenizing"):
+        if raw.train is not None:
+            if kd.teacher_logprobs_file:
+                data.train = sparse_kd_dataset(raw.train, kd.teacher_logprobs_file, tokenizer, data_args, kd, served)
+            else:
+                data.train = tokenize_causal(raw.train, tokenizer, with_prompt=False, desc="tokenizing train", **common)
+        if raw.eval is not None:
+            data.eval = tokenize_causal(raw.eval, tokenizer, with_prompt=True, desc="tokenizing validation", **common)
+        if raw.predict is not None:
+            data.predict = tokenize_causal(raw.predict, tokenizer, with_prompt=True, desc="tokenizing test", **common)
+    return data
+
+
+def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) -> LogitKDTrainer:
+    training_args = args.training
+    eval_refs = list(raw.eval["summary"]) if raw.eval is not None else None
+
+    def compute_metrics(p):
+        import numpy as np
+
+        ids = np.where(p.predictions != -100, p.predictions, tokenizer.pad_token_id)[: len(eval_refs)]
+        preds = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return rouge_means(preds, eval_refs, args.data.rouge_tokenizer)
+
+    return LogitKDTrainer(
+        model=model, args=training_args, data_collator=CausalCollator(pad_token_id=tokenizer.pad_token_id),
+        train_dataset=data.train, eval_dataset=data.eval, processing_class=tokenizer, teacher_model=teacher,
+        kd_alpha=args.logit_kd.kd_alpha, kd_temperature=args.logit_kd.kd_temperature,
+        compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
+    )
+
+
+def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
+    from transformers import set_seed
+
+    model_args, data_args, training_args, kd = args.model, args.data, args.training, args.logit_kd
+    raw = load_raw_data(data_args, model_args, training_args)
+    set_seed(training_args.seed)
+    model, tokenizer = load_causal_student(model_args)
+    configure_causal_generation(model, tokenizer, data_args)
+    logger.info("causal student %s, %.1fM parameters; prompt: %r", type(model).__name__, model.num_parameters() / 1e6,
+                prompt_text("{document}", tokenizer, kd.prompt_template, kd.use_chat_template))
+    teacher = None
+    if training_args.do_train and kd.teacher_model_name_or_path:
+        samples = list(raw.train["document"][:4]) + list(raw.train["summary"][:4])
+        teacher = load_causal_teacher(kd.teacher_model_name_or_path, model, tokenizer, samples,
+                                      dtype=kd.teacher_dtype, device_map=kd.teacher_device_map,
+                                      device=training_args.device, cache_dir=model_args.cache_dir)
+    served = {}
+    data = tokenize(raw, tokenizer, args, served)
+    trainer = build_trainer(model, tokenizer, teacher, data, raw, args)
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
+    write_run_summary(training_args, model, raw, None, checkpoint, results,
+                      extra={**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})})
+    return results
