@@ -3,6 +3,7 @@ another's private names. See README, "Architecture"."""
 
 import ast
 import pathlib
+import re
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "lsrmwf"
 # Lower numbers are lower layers; a module may import its own folder or any lower layer.
@@ -145,3 +146,71 @@ def test_tests_use_only_public_names():
                 if private:
                     problems.append(f"tests/{path.name}:{node.lineno}: imports private {private} from {node.module}")
     assert not problems, "\n".join(problems)
+
+
+# Which files belong to which method; everything else in lsrmwf/ is shared. Shared on purpose, although
+# named for a method: distill/logit_kd.py (the KD loss and teacher loading: seq2seq KD in the BART recipe
+# and the causal KD recipe), distill/causal_student.py (causal teacher/student checks: KD and BRD
+# students), distill/basic_reading.py (BRD denoising data that the BART recipe's --stage basic_reading
+# reads). The README's "Architecture" table is this map (test_readme_table_is_the_map keeps them equal).
+METHOD_FILES = {
+    "LSR-MWF": [
+        "models/configuration_lsrmwf.py", "models/modeling_lsrmwf.py",
+        "llm/prompts.py", "llm/parsing.py", "llm/selection.py", "llm/rescoring.py",
+        "data/rationales.py", "training/lsr_mwf.py", "training/recipes/lsr_mwf.py", "training/collators.py",
+        "evaluation/gates.py", "evaluation/cases.py", "analysis/ablations.py", "demo/lsr_mwf.py",
+    ],
+    "Logit KD": [
+        "distill/sparse_kd.py", "io/logprobs.py",
+        "llm/teacher_logprobs.py", "training/logit_kd.py", "training/recipes/logit_kd.py",
+        "evaluation/study_metrics.py", "demo/causal.py",
+    ],
+    "BRD": [
+        "llm/brd_prompts.py", "distill/brd_compose.py", "distill/brd_mix.py",
+        "training/basic_reading.py", "training/recipes/basic_reading.py", "evaluation/multiple_choice.py",
+        "evaluation/mc_tasks.py", "evaluation/causal_lm.py", "evaluation/tasks/multiple_choice.py",
+        "evaluation/tasks/teacher_student_ce.py", "commands/compose_brd.py", "demo/brd.py",
+    ],
+}
+
+
+def method_of_module() -> dict:
+    return {module_name(PACKAGE / f): method for method, files in METHOD_FILES.items() for f in files}
+
+
+def test_the_method_map_names_existing_files():
+    missing = [f for files in METHOD_FILES.values() for f in files if not (PACKAGE / f).exists()]
+    assert not missing, f"the map names files that do not exist: {missing}"
+
+
+def test_no_method_module_imports_another_methods_module():
+    owner = method_of_module()
+    problems = [f"{m} ({owner[m]}) imports {t} ({owner[t]})"
+                for m, edges in import_graph().items() if m in owner
+                for t in sorted(edges) if t in owner and owner[t] != owner[m]]
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_table_is_the_map():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    table = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 2 and cells[0] in METHOD_FILES:
+            table[cells[0]] = sorted(re.findall(r"`([^`]+\.py)`", cells[1]))
+    assert table == {m: sorted(files) for m, files in METHOD_FILES.items()}, "README's method table != METHOD_FILES"
+
+
+def test_functions_and_command_modules_stay_short():
+    """No function in lsrmwf/ over 80 lines; command modules only parse and dispatch (at most 150 lines)."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+                            f"({node.end_lineno - node.lineno + 1} lines)")
+    for path in sorted((PACKAGE / "commands").glob("*.py")):
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        if n > 150:
+            long.append(f"{path.relative_to(PACKAGE.parent)}: {n} lines (a command module only parses and dispatches)")
+    assert not long, "\n".join(long)
