@@ -4,14 +4,14 @@ import json
 import os
 
 import pytest
+import tiny
 from test_train_script import write_rationales
 
 from lsrmwf.analysis.ablations import GATE_GRID, VIEW_GRID, main, reference_setting, results_table, settings, summarize
 
 TINY_BASE = [
     "--dataset_name", "aclsum", "--max_train_samples", "6", "--max_predict_samples", "2", "--do_train", "--do_predict",
-    "--config_overrides", "d_model=32,encoder_layers=1,decoder_layers=2,encoder_attention_heads=2,decoder_attention_heads=2,"
-                          "encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings=256",
+    "--config_overrides", tiny.overrides(),
     "--tokenizer_vocab_size", "400", "--max_source_length", "128", "--max_target_length", "32", "--max_rationale_length", "32",
     "--num_beams", "1", "--min_length", "2", "--max_length", "8", "--per_device_train_batch_size", "2",
     "--per_device_eval_batch_size", "2", "--max_steps", "2", "--warmup_steps", "2", "--save_strategy", "no",

@@ -10,12 +10,13 @@ import subprocess
 import sys
 
 import pytest
+import tiny
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUMMARY = "The cat sat on the mat. The dog barked."
 ROWS = [{"id": f"d{i}", "document": f"Document {i} talks about cats. It ends here.", "summary": SUMMARY} for i in range(4)]
-TRAIN_TINY = ["--config_overrides", "d_model=16,encoder_layers=1,decoder_layers=1,encoder_attention_heads=2,"
-              "decoder_attention_heads=2,encoder_ffn_dim=16,decoder_ffn_dim=16,max_position_embeddings=64",
+TRAIN_TINY = ["--config_overrides", tiny.overrides(d_model=16, decoder_layers=1, encoder_ffn_dim=16, decoder_ffn_dim=16,
+                                             max_position_embeddings=64),
               "--tokenizer_vocab_size", "300", "--max_source_length", "32", "--max_target_length", "16", "--num_beams", "1",
               "--min_length", "1", "--max_length", "8", "--max_steps", "1", "--save_strategy", "no", "--report_to", "none",
               "--use_cpu", "--do_train"]

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import tiny
 from test_train_script import read_jsonl, write_rationales
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,8 +20,7 @@ ACCELERATE = os.path.join(os.path.dirname(sys.executable), "accelerate")
 
 TINY = [
     "--dataset_name", "aclsum", "--max_train_samples", "8", "--max_predict_samples", "5", "--do_train", "--do_predict",
-    "--config_overrides", "d_model=32,encoder_layers=1,decoder_layers=2,encoder_attention_heads=2,decoder_attention_heads=2,"
-                          "encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings=256",
+    "--config_overrides", tiny.overrides(),
     "--tokenizer_vocab_size", "400", "--max_source_length", "128", "--max_target_length", "32", "--max_rationale_length", "32",
     "--num_beams", "2", "--min_length", "2", "--max_length", "16", "--per_device_train_batch_size", "2",
     "--per_device_eval_batch_size", "2", "--logging_steps", "1", "--report_to", "none", "--disable_tqdm", "true",
@@ -99,10 +99,8 @@ def test_deepspeed_zero3_on_cpu_with_teacher_generates_and_reads_gates(aclsum_tr
     for name, d_model, layers in (("teacher", 48, 2), ("bart", 32, 1)):
         torch.manual_seed(len(name))
         BartForConditionalGeneration(BartConfig(
-            vocab_size=len(tok), d_model=d_model, encoder_layers=layers, decoder_layers=2, encoder_attention_heads=2,
-            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=256,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-            decoder_start_token_id=tok.eos_token_id, forced_eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path / name)
+            **tiny.bart(vocab_size=len(tok), d_model=d_model, encoder_layers=layers), **tiny.special_ids(tok),
+            forced_eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path / name)
         tok.save_pretrained(tmp_path / name)
     rationales = write_rationales(tmp_path / "r.jsonl", aclsum_train, 8)
     out = tmp_path / "zero3"

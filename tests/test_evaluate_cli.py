@@ -9,14 +9,12 @@ import sys
 import textwrap
 
 import pytest
+import tiny
 
 from lsrmwf.commands.evaluate import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(
-    d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-    encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128, dropout=0.0,
-)
+TINY = tiny.bart(encoder_layers=2, max_position_embeddings=128, dropout=0.0)
 FAST = ["--num_beams", "2", "--max_length", "20", "--min_length", "4", "--batch_size", "2", "--device", "cpu", "--no_progress"]
 
 
@@ -257,6 +255,11 @@ def test_script_does_not_shadow_the_evaluate_library(tmp_path):
     probe = "import evaluate; print('LIBRARY', getattr(evaluate, 'IS_THE_LIBRARY', False))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert "LIBRARY True" in done.stdout, done.stderr[-2000:]
+    # Without it: the installed library (lm-eval's bench extra brings HF evaluate) or the usual error, never the script.
+    probe = "import evaluate; print('FILE', evaluate.__file__)"
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env={k: v for k, v in env.items() if k != "PYTHONPATH"},
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1 and "ModuleNotFoundError: No module named 'evaluate'" in done.stderr
+    if done.returncode == 0:
+        assert "site-packages" in done.stdout and os.path.join(REPO, "evaluate.py") not in done.stdout, done.stdout
+    else:
+        assert done.returncode == 1 and "ModuleNotFoundError: No module named 'evaluate'" in done.stderr

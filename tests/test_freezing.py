@@ -1,13 +1,14 @@
 """--freeze_encoder / --freeze_embeddings: what gets gradient and what does not."""
 
+import tiny
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
 from lsrmwf.training.freezing import freeze_parameters
 
-TINY = dict(vocab_size=80, d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-            encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=32, dropout=0.0)
+TINY = tiny.bart(vocab_size=80, d_model=16, encoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                max_position_embeddings=32, dropout=0.0)
 
 
 def batch():

@@ -5,6 +5,7 @@ fast as a directly learned weight (the scaled logit of ``resolve_gate_logit_scal
 import math
 
 import pytest
+import tiny
 import torch
 from torch import nn
 
@@ -35,9 +36,7 @@ class StubView(nn.Module):
 def model_with_stub_views(kinds, gate_init, **kw):
     torch.manual_seed(0)
     cfg = LsrMwfConfig(
-        vocab_size=V, d_model=D, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=32,
-        dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, views=["ea", "as"], gate_init=gate_init,
+        **tiny.bart(vocab_size=V, d_model=D, max_position_embeddings=32), **tiny.NO_DROPOUT, views=["ea", "as"], gate_init=gate_init,
         pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, **kw,
     )
     model = LsrMwfForConditionalGeneration(cfg)

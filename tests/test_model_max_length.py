@@ -5,11 +5,11 @@ import os
 import re
 
 import pytest
+import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSITIONS = 160  # the README snippet generates up to 140 tokens
-OVERRIDES = (f"d_model=32,encoder_layers=1,decoder_layers=1,encoder_attention_heads=2,decoder_attention_heads=2,"
-             f"encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings={POSITIONS}")
+OVERRIDES = tiny.overrides(decoder_layers=1, max_position_embeddings=POSITIONS)
 
 
 @pytest.fixture(scope="module")

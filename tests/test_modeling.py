@@ -3,6 +3,7 @@
 import itertools
 
 import pytest
+import tiny
 import torch
 from devices import DEVICES
 from transformers import AutoModelForSeq2SeqLM, BartConfig, BartForConditionalGeneration, T5Config
@@ -10,11 +11,7 @@ from transformers import AutoModelForSeq2SeqLM, BartConfig, BartForConditionalGe
 import lsrmwf  # noqa: F401  (registers the Auto classes)
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
 
-TINY = dict(
-    vocab_size=120, d_model=32, encoder_layers=2, decoder_layers=3, encoder_attention_heads=2,
-    decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
-    dropout=0.0,
-)
+TINY = tiny.bart(vocab_size=120, encoder_layers=2, decoder_layers=3, max_position_embeddings=64, dropout=0.0)
 
 
 def tiny_model(**overrides):

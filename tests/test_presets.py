@@ -4,6 +4,7 @@ move, and every preset number marked with its source."""
 import json
 
 import pytest
+import tiny
 from test_train_script import read_jsonl, write_rationales
 
 from lsrmwf.commands.train import main, parse_args
@@ -11,8 +12,7 @@ from lsrmwf.presets import PRESETS, SOURCES, Preset, source_of
 
 # TINY of test_train_script without its learning rate: the preset chooses the optimizer here
 TINY_MODEL = [
-    "--config_overrides", "d_model=32,encoder_layers=1,decoder_layers=2,encoder_attention_heads=2,decoder_attention_heads=2,"
-                          "encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings=256",
+    "--config_overrides", tiny.overrides(),
     "--tokenizer_vocab_size", "400", "--max_source_length", "128", "--max_target_length", "32",
     "--max_rationale_length", "32", "--num_beams", "2", "--min_length", "2", "--max_length", "16",
     "--per_device_train_batch_size", "2", "--logging_steps", "1", "--report_to", "none", "--use_cpu",

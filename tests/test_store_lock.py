@@ -13,6 +13,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+import tiny
 from llm_fault_server import FaultServer  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,9 +82,9 @@ def test_second_evaluate_generation_exits_at_once(tmp_path):
 
     data = _docs(tmp_path)
     tok = train_bpe_tokenizer([f"Doc {i} is here. It ends." for i in range(3)] + [SUMMARY], vocab_size=300)
-    model = BartForConditionalGeneration(BartConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1,
-                                                    encoder_attention_heads=2, decoder_attention_heads=2,
-                                                    encoder_ffn_dim=16, decoder_ffn_dim=16, max_position_embeddings=64))
+    model = BartForConditionalGeneration(BartConfig(**tiny.bart(
+        vocab_size=len(tok), d_model=16, decoder_layers=1, encoder_ffn_dim=16, decoder_ffn_dim=16,
+        max_position_embeddings=64)))
     ckpt = tmp_path / "m"
     model.save_pretrained(ckpt)
     tok.save_pretrained(ckpt)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import tiny
 import torch
 
 from lsrmwf.evaluation.study_metrics import bleu, nli_entailed, retention, semantic_similarity, system_metrics
@@ -30,9 +31,9 @@ def tiny_nli(tiny_tokenizer, tmp_path):
 
     tok = tiny_tokenizer
     torch.manual_seed(0)
-    cfg = BartConfig(vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                     decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128,
-                     pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    cfg = BartConfig(**tiny.bart(vocab_size=len(tok), d_model=16, decoder_layers=1, encoder_ffn_dim=32,
+                                 decoder_ffn_dim=32, max_position_embeddings=128),
+                     **tiny.special_ids(tok, decoder_start=False),
                      num_labels=3, id2label={0: "CONTRADICTION", 1: "NEUTRAL", 2: "ENTAILMENT"},
                      label2id={"CONTRADICTION": 0, "NEUTRAL": 1, "ENTAILMENT": 2})
     model = BartForSequenceClassification(cfg).eval()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import tiny
 
 from lsrmwf.commands.train import DEFAULT_RUN_ARGS, main, parse_args
 from lsrmwf.io import InputError
@@ -14,8 +15,7 @@ from lsrmwf.io import InputError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = [
-    "--config_overrides", "d_model=32,encoder_layers=1,decoder_layers=2,encoder_attention_heads=2,decoder_attention_heads=2,"
-                          "encoder_ffn_dim=64,decoder_ffn_dim=64,max_position_embeddings=256",
+    "--config_overrides", tiny.overrides(),
     "--tokenizer_vocab_size", "400", "--max_source_length", "128", "--max_target_length", "32",
     "--max_rationale_length", "32", "--num_beams", "2", "--min_length", "2", "--max_length", "16",
     "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--learning_rate", "1e-3",
@@ -232,8 +232,8 @@ def test_rationale_targets_are_encoded_once_and_cached(tiny_tokenizer, aclsum_tr
     ds = tokenize_dataset(ds, tok, SummarizationDataArguments(max_source_length=64, max_target_length=16), ("ea",),
                           max_rationale_length=24)
     model = LsrMwfForConditionalGeneration(LsrMwfConfig(
-        vocab_size=len(tok), d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=128, pad_token_id=tok.pad_token_id, views=["ea"]))
+        **tiny.bart(vocab_size=len(tok), d_model=16, decoder_layers=1, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                    max_position_embeddings=128), pad_token_id=tok.pad_token_id, views=["ea"]))
     calls = []
     encode = model.encode_rationale
     model.encode_rationale = lambda ids, mask: calls.append(len(ids)) or encode(ids, mask)

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import tiny
 import torch
 
 from lsrmwf import LsrMwfConfig, LsrMwfForConditionalGeneration
@@ -15,10 +16,7 @@ from lsrmwf.training.lsr_mwf import GATES_FILE, GateTrajectoryCallback, LsrMwfAr
 def tiny_model(tok, views=("ea", "as", "ter"), gate_init=0.02, **kw):
     torch.manual_seed(0)
     cfg = LsrMwfConfig(
-        vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=128,
-        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.eos_token_id, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+        **tiny.bart(vocab_size=len(tok), max_position_embeddings=128), **tiny.special_ids(tok), **tiny.NO_DROPOUT,
         views=list(views), gate_init=gate_init, **kw,
     )
     return LsrMwfForConditionalGeneration(cfg)
