@@ -353,10 +353,10 @@ class FaultServer:
         """An echo request scored by ``scoring_model``: the prompt's tokens with their real log-probs."""
         import torch
 
-        from lsrmwf.evaluation.multiple_choice import _start_ids
+        from lsrmwf.evaluation.multiple_choice import start_ids_of
 
         tk, prompt = self.tokenizer, body["prompt"]
-        start = _start_ids(tk)
+        start = start_ids_of(tk)
         ids = start + tk(prompt, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
             logp = torch.log_softmax(self.scoring_model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)

@@ -168,7 +168,8 @@ METHOD_FILES = {
     "BRD": [
         "llm/brd_prompts.py", "distill/brd_compose.py", "distill/brd_mix.py",
         "training/basic_reading.py", "training/recipes/basic_reading.py", "evaluation/multiple_choice.py",
-        "evaluation/mc_tasks.py", "evaluation/causal_lm.py", "evaluation/tasks/multiple_choice.py",
+        "evaluation/mc_tasks.py", "evaluation/shared_prefix.py", "evaluation/mc_served.py",
+        "evaluation/bigbench_fetch.py", "evaluation/causal_lm.py", "evaluation/tasks/multiple_choice.py",
         "evaluation/tasks/teacher_student_ce.py", "commands/compose_brd.py", "demo/brd.py",
     ],
 }

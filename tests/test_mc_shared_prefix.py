@@ -79,7 +79,7 @@ def _examples(aclsum_train):
 @pytest.mark.parametrize("which", ["bart_bpe", "merging_bpe"])
 def test_shared_prefix_equals_full_path_per_candidate(which, models, tiny_tokenizer, merging_tokenizer, aclsum_train):
     tok = {"bart_bpe": tiny_tokenizer, "merging_bpe": merging_tokenizer}[which]
-    start = mc._start_ids(tok)
+    start = mc.start_ids_of(tok)
     examples = _examples(aclsum_train)
     merged = 0
     for prompt, choices in examples:

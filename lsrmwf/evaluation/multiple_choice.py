@@ -111,7 +111,7 @@ def join_continuation(prompt: str, choice: str) -> str:
     return " " + choice
 
 
-def _start_ids(tokenizer) -> List[int]:
+def start_ids_of(tokenizer) -> List[int]:
     """The special tokens the tokenizer puts in front of any text (e.g. ``[bos]``), maybe none."""
     probe = "a b"
     plain = tokenizer(probe, add_special_tokens=False)["input_ids"]
@@ -136,7 +136,7 @@ def encode_pair(tokenizer, prompt: str, choice: str, start_ids: Optional[List[in
     Follows the convention in the module docstring; the candidate's tokens are ``ids[n_context:]``.
     """
     if start_ids is None:
-        start_ids = _start_ids(tokenizer)
+        start_ids = start_ids_of(tokenizer)
     continuation = join_continuation(prompt, choice)
     context = prompt.rstrip(" ")
     continuation = prompt[len(context):] + continuation
@@ -248,7 +248,7 @@ def model_fingerprint(model, tokenizer) -> str:
         h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     h.update(f"|{type(tokenizer).__name__}|".encode())
     h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
-    h.update(json.dumps(_start_ids(tokenizer)).encode())
+    h.update(json.dumps(start_ids_of(tokenizer)).encode())
     return h.hexdigest()[:20]
 
 
@@ -486,7 +486,7 @@ def run_multiple_choice(model, tokenizer, tasks: Sequence[MCTask], batch_size: i
     cache = None
     if cache_path:
         cache = ScoreCache(cache_path, fingerprint or model_fingerprint(model, tokenizer), scoring)
-    start_ids = _start_ids(tokenizer)
+    start_ids = start_ids_of(tokenizer)
     max_length = _max_length(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     window = max(batch_size * 16, 64)

@@ -366,6 +366,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # both stop the same way; the co
 DRAIN_S = 30.0  # after a signal, the longest wait for the rows in flight
 
 
+async def _await_workers(workers) -> None:
+    """Wait for every worker; a run-wide failure stops the others (their rows are retried next run)."""
+    done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for t in done:
+        if not t.cancelled():  # cancelled: a row still in flight when the drain ended (retried next run)
+            t.result()
+
+
 async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore, concurrency: int,
                  stats: RunStats, progress: bool, policy: FailurePolicy, drain_s: float = DRAIN_S) -> None:
     from tqdm.auto import tqdm
@@ -433,13 +444,7 @@ async def _drive(task, items: List[dict], client: LLMClient, store: ResultStore,
             handled.append(sig)
     drainer = asyncio.ensure_future(cancel_after_drain())
     try:
-        done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-        for t in pending:  # a run-wide failure: stop the other workers (their rows are retried next run)
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        for t in done:
-            if not t.cancelled():  # cancelled: a row still in flight when the drain ended (retried next run)
-                t.result()
+        await _await_workers(workers)
     finally:
         drainer.cancel()
         for sig in handled:
