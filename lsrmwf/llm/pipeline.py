@@ -88,8 +88,8 @@ class FailurePolicy:
         if self.first_rows and n == self.first_rows and all(o is not None for o in outcomes):
             kinds = {o[0] for o in outcomes}
             if len(kinds) == 1 and next(iter(kinds)) != "answer":
-                return (f"the first {n} rows "
-                        f"all failed the same way ({outcomes[-1][0]}); the endpoint is not working: {outcomes[-1][1]}")
+                return (f"the first {n} rows all failed the same way ({outcomes[-1][0]}); the endpoint is not "
+                        f"working: {outcomes[-1][1]}")
         failed_rows = sum(o is not None for o in outcomes)
         if self.max_failed_fraction < 1.0 and n >= self.min_rows and failed_rows > self.max_failed_fraction * n:
             return (f"{failed_rows} of {n} rows failed, more than --max_failed_fraction {self.max_failed_fraction:g}; "
@@ -243,8 +243,8 @@ class ReadingTask:
 
     async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
         params = client.params
-        context = item["sentence"] if self.context == "sentence" else truncate_words(item["passage"],
-                                                                                     self.max_document_words)
+        context = (item["sentence"] if self.context == "sentence"
+                   else truncate_words(item["passage"], self.max_document_words))
         row = {"id": item["id"], "doc_id": item["doc_id"], "sentence": item["sentence"], "entities": [], "qa": []}
         try:
             entities, qa = await ask(
@@ -493,10 +493,9 @@ def _rescore_locked(path: str, selection: Selection, references: Optional[dict])
             if by is None:
                 measure = (r.get("selection") or {}).get("rouge_measure", "fmeasure")
                 raise InputError(
-                    f"{path}: row {k + 1} (id {r.get('id')!r}) stores only the {measure} of "
-                    "ROUGE-1/2/L (written before "
-                    f"P/R/F of ROUGE-1/2/3/L were stored); for --rouge_measure {s.rouge_measure} --score2_terms "
-                    f"{s.score2_terms} give --rescore the dataset "
+                    f"{path}: row {k + 1} (id {r.get('id')!r}) stores only the {measure} of ROUGE-1/2/L (written "
+                    f"before P/R/F of ROUGE-1/2/3/L were stored); for --rouge_measure {s.rouge_measure} "
+                    f"--score2_terms {s.score2_terms} give --rescore the dataset "
                     f"(--dataset_name or --data_file, --split) to recompute from the references, without LLM calls")
             r.update(decide(by, s.score, s.score_threshold, s.score_on, s.score2_terms), rouge_by_summary=by)
         r["selection"] = current

@@ -42,10 +42,9 @@ from .scoring import TOKEN_ID, ScoringError, locate_continuation  # noqa: F401  
 
 logger = logging.getLogger("lsrmwf.llm")
 
-NO_LOGPROBS_HINT = ("the server must return log-probabilities: llama-server returns them "
-                    "for 'logprobs'/'top_logprobs' "
-                    "(chat) and 'n_probs' (completion); vLLM caps them "
-                    "with --max-logprobs (default 20); the OpenAI API allows top_logprobs <= 20 on chat models only")
+NO_LOGPROBS_HINT = ("the server must return log-probabilities: llama-server returns them for "
+                    "'logprobs'/'top_logprobs' (chat) and 'n_probs' (completion); vLLM caps them with "
+                    "--max-logprobs (default 20); the OpenAI API allows top_logprobs <= 20 on chat models only")
 NO_ECHO_HINT = ("scoring the reference (--logprobs_target reference) needs a server that returns the log-probs of the "
                 "prompt's own tokens for echo=true on /v1/completions, such as vLLM; llama-server ignores echo and "
                 "scores only the tokens it generates, so it cannot "
@@ -137,16 +136,16 @@ def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: s
     piece = "".join(t or "" for t in tokens[start:n])
     if piece != reference:
         at = next((i for i, (a, b) in enumerate(zip(piece, reference)) if a != b), min(len(piece), len(reference)))
-        raise ScoringError("the teacher's tokens from the reference's start spell "
-                           f"{piece[max(0, at - 20): at + 20]!r} "
-                           f"where the reference has {reference[max(0, at - 20): at + 20]!r} (character {at}); "
+        raise ScoringError(f"the teacher's tokens from the reference's start spell "
+                           f"{piece[max(0, at - 20): at + 20]!r} where the reference has "
+                           f"{reference[max(0, at - 20): at + 20]!r} (character {at}); "
                            f"a token the server reports as part of a character (byte fallback) cannot be matched")
     values = (lp.get("token_logprobs") or [None] * len(tokens))[start:n]
     if any(v is None for v in values):
         raise ScoringError(f"the server gave no log-prob for reference token {values.index(None)}")
     tops = (lp.get("top_logprobs") or [None] * len(tokens))[start:n]
-    return parse_logprobs({"logprobs": {"tokens": tokens[start:n], "token_logprobs": values, "top_logprobs": tops}}, k,
-                          where)
+    return parse_logprobs({"logprobs": {"tokens": tokens[start:n], "token_logprobs": values, "top_logprobs": tops}},
+                          k, where)
 
 
 
