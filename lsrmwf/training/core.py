@@ -78,10 +78,9 @@ def check_run(training_args) -> None:
             "processes train together over gloo"
         )
     if training_args.n_gpu > 1:
-        raise InputError(f"this process sees {training_args.n_gpu} GPUs and would train them "
-                         "with torch DataParallel, which "
-                         f"the loss normalisation does not support; launch one process per GPU: accelerate launch "
-                         f"--num_processes {training_args.n_gpu} train.py … (or torchrun "
+        raise InputError(f"this process sees {training_args.n_gpu} GPUs and would train them with torch "
+                         "DataParallel, which the loss normalisation does not support; launch one process per GPU: "
+                         f"accelerate launch --num_processes {training_args.n_gpu} train.py … (or torchrun "
                          f"--nproc_per_node {training_args.n_gpu})")
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise InputError("nothing to do: give --do_train, --do_eval and/or --do_predict")

@@ -68,8 +68,8 @@ class Throughput:
         mask = inputs.get("attention_mask")
         source = mask.sum() if mask is not None else torch.tensor(ids.numel(), device=ids.device)
         labels = inputs.get("labels")
-        target = labels.ne(-100).sum() if labels is not None else torch.zeros((), device=ids.device,
-                                                                              dtype=source.dtype)
+        target = (labels.ne(-100).sum() if labels is not None
+                  else torch.zeros((), device=ids.device, dtype=source.dtype))
         if self.counts is None:
             self.counts = torch.zeros(2, dtype=torch.float64 if ids.device.type == "cpu" else torch.float32,
                                       device=ids.device)
