@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 PAPER = "paper"  # LSR-MWF (AAAI 2025), section Experimental Setup / Implementation Details or Method
-BRIO = "BRIO"  # Liu et al. 2022 (BRIO), which the paper follows for CNN/DM and XSum evaluation; the paper states none of these
+# Liu et al. 2022 (BRIO), which the paper follows for CNN/DM and XSum evaluation; the paper states none of these
+BRIO = "BRIO"
 OWN = "own choice"  # this package's choice where the paper is silent
 
 
@@ -75,7 +76,8 @@ PRESETS = {
 # Hub datasets the presets are meant for, with their column names and the preset they imply.
 HUB_DATASETS = {
     "cnn_dailymail": {"text_column": "article", "summary_column": "highlights", "id_column": "id", "preset": "cnndm"},
-    "abisee/cnn_dailymail": {"text_column": "article", "summary_column": "highlights", "id_column": "id", "preset": "cnndm"},
+    "abisee/cnn_dailymail": {"text_column": "article", "summary_column": "highlights", "id_column": "id",
+                             "preset": "cnndm"},
     "xsum": {"text_column": "document", "summary_column": "summary", "id_column": "id", "preset": "xsum"},
     "EdinburghNLP/xsum": {"text_column": "document", "summary_column": "summary", "id_column": "id", "preset": "xsum"},
 }

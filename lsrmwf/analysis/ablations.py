@@ -45,11 +45,13 @@ from typing import Dict, List, Tuple
 
 DEMO_SCALE = [
     "--dataset_name", "aclsum", "--preset", "cnndm",
-    "--config_overrides", "d_model=128,encoder_layers=2,decoder_layers=2,encoder_attention_heads=4,decoder_attention_heads=4,"
-                          "encoder_ffn_dim=256,decoder_ffn_dim=256,max_position_embeddings=512",
+    "--config_overrides",
+    "d_model=128,encoder_layers=2,decoder_layers=2,encoder_attention_heads=4,decoder_attention_heads=4,"
+    "encoder_ffn_dim=256,decoder_ffn_dim=256,max_position_embeddings=512",
     "--tokenizer_vocab_size", "4000", "--max_source_length", "384", "--max_target_length", "96",
     "--max_rationale_length", "128", "--num_beams", "2", "--min_length", "10", "--max_length", "96",
-    "--max_steps", "150", "--warmup_steps", "50", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+    "--max_steps", "150", "--warmup_steps", "50", "--per_device_train_batch_size", "4",
+    "--per_device_eval_batch_size", "8",
     "--max_predict_samples", "40", "--do_train", "--do_predict", "--logging_steps", "10", "--save_strategy", "no",
     "--report_to", "none", "--seed", "42",
 ]
@@ -89,7 +91,8 @@ def run_setting(base: List[str], extra: List[str], output_dir: str) -> Dict[str,
     results = os.path.join(output_dir, "all_results.json")
     if not os.path.exists(results):
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        cmd = [sys.executable, os.path.join(repo, "train.py"), *base, *extra, "--output_dir", output_dir, "--overwrite_output_dir"]
+        cmd = [sys.executable, os.path.join(repo, "train.py"), *base, *extra, "--output_dir", output_dir,
+               "--overwrite_output_dir"]
         print("$ " + " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)  # in the caller's directory, where its relative paths point
     with open(results, encoding="utf-8") as f:
@@ -193,8 +196,8 @@ def results_table(kind: str, rows: List[dict], seeds: List[int], confidence: flo
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     pct = round(100 * confidence)
     if len(seeds) > 1:
-        note = (f"Mean ± sd over seeds {', '.join(map(str, seeds))}; (p<α in k/n): seeds in which evaluate.py's paired "
-                f"bootstrap found the difference to the reference significant.")
+        note = (f"Mean ± sd over seeds {', '.join(map(str, seeds))}; (p<α in k/n): "
+                f"seeds in which evaluate.py's paired bootstrap found the difference to the reference significant.")
     else:
         note = f"Brackets: {pct}% bootstrap interval; p: paired bootstrap test against the reference setting."
     return "\n".join(lines) + "\n\nROUGE: F1 x 100 (evaluate.py); BS-F1: BERTScore F1. " + note + "\n"
@@ -241,7 +244,8 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
     output_dir, predictions = os.path.abspath(output_dir), [os.path.abspath(p) for p in predictions]
     given_split = any(a == "--split" or a.startswith("--split=") for a in evaluate_args)
     evaluate_args = list(evaluate_args) + ([] if given_split else ["--split", "test"])
-    inp, rest = HfArgumentParser(DatasetSplitArguments).parse_args_into_dataclasses(evaluate_args, return_remaining_strings=True)
+    inp, rest = HfArgumentParser(DatasetSplitArguments).parse_args_into_dataclasses(evaluate_args,
+                                                                                    return_remaining_strings=True)
     ds = inp.load_split()
     rows = load_rationales(rationale_file)
     ids = [i for i in ds["id"]]
@@ -251,13 +255,15 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
     counts = {g: sum(1 for x in groups.values() if x == g) for g in ("failed", "missing")}
     empty = sum(1 for i in ids if i in summaries and not summaries[i])
     line = (f"{llm_name} scored on {len(finished)} of {len(ids)} test documents ({counts['failed']} failed, "
-            f"{counts['missing']} with no row, {empty} with an empty summary); every system is scored on the same {len(finished)}")
+            f"{counts['missing']} with no row, {empty} with an empty summary); every system is scored "
+            f"on the same {len(finished)}")
     if not finished:
         raise InputError(f"{rationale_file}: no finished row with a summary matches an id of the test split ({line})")
     os.makedirs(output_dir, exist_ok=True)
     keep = set(finished)
     references = os.path.join(output_dir, "references.jsonl")
-    write_jsonl_atomic(references, ({"id": i, "reference": r, "document": d} for i, r, d in zip(ds["id"], ds["summary"], ds["document"])
+    write_jsonl_atomic(references, ({"id": i, "reference": r, "document": d}
+                                    for i, r, d in zip(ds["id"], ds["summary"], ds["document"])
                                     if i in keep))
     files = [os.path.join(output_dir, "llm_stol.jsonl")]
     write_jsonl_atomic(files[0], ({"id": i, "prediction": summaries[i]} for i in finished))
@@ -269,13 +275,15 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
         by_id = dict(zip(ex.ids, ex.texts))
         lacking = [i for i in finished if i not in by_id]
         if lacking:
-            raise InputError(f"{path}: no prediction for test id {lacking[0]!r} ({len(lacking)} of the {len(finished)} scored ids)")
+            raise InputError(f"{path}: no prediction for test id {lacking[0]!r} ({len(lacking)} of the "
+                             f"{len(finished)} scored ids)")
         files.append(os.path.join(output_dir, f"system{k + 1}.jsonl"))
         write_jsonl_atomic(files[-1], ({"id": i, "prediction": by_id[i]} for i in finished))
     print(line, flush=True)
     with open(os.path.join(output_dir, "llm_rows.txt"), "w", encoding="utf-8") as f:
         f.write(line + "\n")
-    argv = ["--predictions", *files, "--system_names", *names, "--references", references, "--output_dir", output_dir, *rest]
+    argv = ["--predictions", *files, "--system_names", *names, "--references", references, "--output_dir", output_dir,
+            *rest]
     if len(names) > 1:  # differences are reported against the first trained system, as Table 2 reads
         argv += ["--baseline", names[1]]
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -293,19 +301,23 @@ def main(argv=None) -> int:
     if "--" in argv:
         k = argv.index("--")
         argv, base = argv[:k], argv[k + 1:]
-    p = argparse.ArgumentParser(prog="python -m lsrmwf.analysis", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m lsrmwf.analysis", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("analysis", choices=["views", "gate_init", "gamma", "llm"])
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--rationale_file", help="Rationale JSONL for the training split (without it the view losses are off); "
-                                            "llm: for the test split (required).")
-    p.add_argument("--grid", nargs="+", help="Settings to run instead of the paper's grid, e.g. ea+as ter | 0.02 0.02* | 6:4 7:3")
-    p.add_argument("--predictions", nargs="+", default=[], help="llm: trained systems' predictions .jsonl to score beside S^tol.")
+    p.add_argument("--rationale_file", help="Rationale JSONL for the training split (without "
+                                            "it the view losses are off); llm: for the test split (required).")
+    p.add_argument("--grid", nargs="+",
+                   help="Settings to run instead of the paper's grid, e.g. ea+as ter | 0.02 0.02* | 6:4 7:3")
+    p.add_argument("--predictions", nargs="+", default=[],
+                   help="llm: trained systems' predictions .jsonl to score beside S^tol.")
     p.add_argument("--system_names", nargs="+", help="llm: names for --predictions, in order.")
     p.add_argument("--seeds", help="Train every setting once per seed, e.g. 42,43,44; the table gives mean ± sd.")
     p.add_argument("--reference", help="The setting every other is tested against (default: ea+as+ter, the "
                                        "preset's gate init, the preset's γ1:γ2); added to the grid when missing.")
     p.add_argument("--evaluate_args", default="", help="Flags for evaluate.py, as one string, e.g. "
-                                                       "\"--bertscore_model roberta-large --bootstrap_resamples 1000\".")
+                                                       "\"--bertscore_model roberta-large "
+                                                       "--bootstrap_resamples 1000\".")
     args = p.parse_args(argv)
     if args.analysis == "llm":
         if not args.rationale_file:
@@ -313,7 +325,8 @@ def main(argv=None) -> int:
         from ..io import InputError
 
         try:
-            llm_rows(args.rationale_file, args.output_dir, LLM_DATA if base is None else base, args.predictions, args.system_names)
+            llm_rows(args.rationale_file, args.output_dir, LLM_DATA if base is None else base, args.predictions,
+                     args.system_names)
         except InputError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -17,9 +17,12 @@ class DatasetArguments:
     dataset_name: Optional[str] = field(
         default=None, metadata={"help": "Hub dataset (cnn_dailymail, EdinburghNLP/xsum) or 'aclsum' (offline)."}
     )
-    dataset_config_name: Optional[str] = field(default=None, metadata={"help": "Hub dataset config, e.g. 3.0.0 for cnn_dailymail."})
-    text_column: Optional[str] = field(default=None, metadata={"help": "Document column (default: the dataset's, else 'document')."})
-    summary_column: Optional[str] = field(default=None, metadata={"help": "Summary column (default: the dataset's, else 'summary')."})
+    dataset_config_name: Optional[str] = field(default=None,
+                                               metadata={"help": "Hub dataset config, e.g. 3.0.0 for cnn_dailymail."})
+    text_column: Optional[str] = field(default=None,
+                                       metadata={"help": "Document column (default: the dataset's, else 'document')."})
+    summary_column: Optional[str] = field(default=None, metadata={"help": "Summary column (default: the "
+                                                                          "dataset's, else 'summary')."})
     id_column: Optional[str] = field(
         default=None,
         metadata={"help": "Id column (default: the dataset's, or a local file's 'id'; else the row index). Rationale "
@@ -46,14 +49,16 @@ class DatasetArguments:
 class DatasetSplitArguments(DatasetArguments):
     """One split of a dataset, or one local file."""
 
-    data_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet file instead of --dataset_name."})
+    data_file: Optional[str] = field(default=None,
+                                     metadata={"help": "Local json/jsonl/csv/parquet file instead of --dataset_name."})
     split: str = field(default="train", metadata={"help": "Split of --dataset_name."})
     max_examples: Optional[int] = field(default=None, metadata={"help": "Use only the first N documents."})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Cache for hub datasets (and models)."})
 
     def __post_init__(self):
         if self.max_examples is not None and self.max_examples < 1:
-            raise InputError(f"--max_examples must be >= 1 (leave it out to use every example), got {self.max_examples}")
+            raise InputError("--max_examples must be >= 1 (leave it out to use every "
+                             f"example), got {self.max_examples}")
 
     def load_split(self, require_summary: bool = True):
         if self.data_file and self.dataset_name:

@@ -49,7 +49,8 @@ def prompt_text(document: str, tokenizer, template: str, use_chat_template: bool
     if not getattr(tokenizer, "chat_template", None):
         raise InputError("--use_chat_template: this tokenizer has no chat template; leave the flag out to use "
                          "--prompt_template as plain text")
-    return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def truncate_document(document: str, tokenizer, max_tokens: Optional[int]) -> str:
@@ -60,8 +61,10 @@ def truncate_document(document: str, tokenizer, max_tokens: Optional[int]) -> st
     return document if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
-def encode_prompt(document: str, tokenizer, template: str, use_chat_template: bool, max_source_length: Optional[int]) -> List[int]:
-    text = prompt_text(truncate_document(document, tokenizer, max_source_length), tokenizer, template, use_chat_template)
+def encode_prompt(document: str, tokenizer, template: str, use_chat_template: bool,
+                  max_source_length: Optional[int]) -> List[int]:
+    text = prompt_text(truncate_document(document, tokenizer, max_source_length), tokenizer, template,
+                       use_chat_template)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     if bos is not None and (not ids or ids[0] != bos) and not use_chat_template:
@@ -145,7 +148,8 @@ class CausalCollator:
         keys = set(features[0])
         unknown = keys - set(self.FIELDS)
         if unknown:
-            raise ValueError(f"unexpected example fields {sorted(unknown)}; the causal collator knows {list(self.FIELDS)}")
+            raise ValueError(f"unexpected example fields {sorted(unknown)}; the causal "
+                             f"collator knows {list(self.FIELDS)}")
         ids = [f["input_ids"] for f in features]
         batch = {"input_ids": _pad(ids, self.pad_token_id),
                  "attention_mask": _pad([[1] * len(s) for s in ids], 0)}
@@ -158,5 +162,6 @@ class CausalCollator:
         if "teacher_top_ids" in keys:
             length = batch["input_ids"].shape[1]
             batch["teacher_top_ids"] = _pad_topk([f["teacher_top_ids"] for f in features], length, -1, torch.long)
-            batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length, 0.0, torch.float32)
+            batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length, 0.0,
+                                                      torch.float32)
         return batch

@@ -168,7 +168,8 @@ def _precheck_text_file(path: str, ext: str) -> None:
                     raise InputError(f"{path}:{number}: not valid UTF-8 ({e})") from None
 
 
-def find_empty(ds, text_column: str = "document", summary_column: str = "summary", require_summary: bool = True) -> list:
+def find_empty(ds, text_column: str = "document", summary_column: str = "summary",
+               require_summary: bool = True) -> list:
     """``{"row" (1-based), "id", "field"}`` for each example whose document (or required summary) is empty
     or whitespace only; ``field`` names the source column."""
     out = []

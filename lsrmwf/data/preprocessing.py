@@ -22,8 +22,8 @@ def apply_target(train, args, table):
 
     llm = llm_summaries(train, args.rationale_file, table, args.on_duplicate)
     if len(llm) == 0:
-        raise InputError(f"{args.rationale_file}: no kept, error-free row with a non-empty 'summary' matches a training "
-                         f"example; --target {args.target} has nothing to train on")
+        raise InputError(f"{args.rationale_file}: no kept, error-free row with a non-empty "
+                         f"'summary' matches a training example; --target {args.target} has nothing to train on")
     logger.info("--target %s: %d of %d training documents have an LLM summary", args.target, len(llm), len(train))
     return llm if args.target == "llm_summary" else datasets.concatenate_datasets([train, llm])
 
@@ -36,7 +36,8 @@ def tokenize_dataset(ds, tokenizer, data_args, views=(), desc="tokenizing", num_
     def encode(batch):
         enc = tokenizer(batch["document"], max_length=data_args.max_source_length, truncation=True)
         out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-               "labels": tokenizer(batch["summary"], max_length=data_args.max_target_length, truncation=True)["input_ids"]}
+               "labels": tokenizer(batch["summary"], max_length=data_args.max_target_length,
+                                   truncation=True)["input_ids"]}
         for v in views:
             texts = batch[f"{v}_text"]
             have = [k for k, t in enumerate(texts) if t]

@@ -29,7 +29,8 @@ def _duplicate_error(path: str, duplicates: Dict[str, List[int]]) -> InputError:
     shown = "; ".join(f"id {i!r} at lines {', '.join(map(str, lines))}" for i, lines in list(duplicates.items())[:5])
     more = f" (and {len(duplicates) - 5} more ids)" if len(duplicates) > 5 else ""
     return InputError(f"{path}: {len(duplicates)} id(s) written more than once: {shown}{more}. Two runs probably "
-                      f"wrote the same file; remove the extra rows, or pass --on_duplicate last to use each id's last row")
+                      "wrote the same file; remove the extra rows, or pass --on_duplicate "
+                      "last to use each id's last row")
 
 
 def _check_on_duplicate(on_duplicate: str) -> None:
@@ -146,10 +147,11 @@ def classify(row) -> str:
 
 def describe_join(stats: dict) -> str:
     """The run's one line about its documents, e.g.
-    ``24 documents: 19 with rationales, 3 rejected by selection, 1 failed, 1 missing → 19 trained (--rationale_policy drop)``."""
-    return (f"{stats['documents']} documents: {stats['with_rationales']} with rationales, {stats['rejected']} rejected by "
-            f"selection, {stats['failed']} failed, {stats['missing']} missing → {stats['trained']} trained "
-            f"(--rationale_policy {stats['policy']})")
+    ``24 documents: 19 with rationales, 3 rejected by selection, 1 failed, 1 missing → 19 trained
+    (--rationale_policy drop)``."""
+    return (f"{stats['documents']} documents: {stats['with_rationales']} with rationales, "
+            f"{stats['rejected']} rejected by selection, {stats['failed']} failed, {stats['missing']} missing → "
+            f"{stats['trained']} trained (--rationale_policy {stats['policy']})")
 
 
 def _join_key(*parts) -> str:

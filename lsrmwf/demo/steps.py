@@ -18,7 +18,8 @@ def run_step(cmd: List[str], cwd: str, env: Optional[dict] = None, deadline_s: O
     try:
         proc.wait(timeout=deadline_s)
     except subprocess.TimeoutExpired:
-        print(f"[demo] time budget of {deadline_s / 60:.1f} min reached: stopping it; finished rows are kept", flush=True)
+        print(f"[demo] time budget of {deadline_s / 60:.1f} min reached: stopping it; finished rows are kept",
+              flush=True)
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=60)

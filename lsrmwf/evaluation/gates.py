@@ -13,7 +13,8 @@ import numpy as np
 
 from ..io import InputError, iter_jsonl
 
-VIEW_TITLES = {"ea": "essential aspects (EA)", "as": "associated sentences (AS)", "ter": "triple entity relations (TER)"}
+VIEW_TITLES = {"ea": "essential aspects (EA)", "as": "associated sentences (AS)",
+               "ter": "triple entity relations (TER)"}
 
 
 @dataclass
@@ -39,7 +40,8 @@ def read_gates(path: str) -> GateTrajectory:
         except (TypeError, ValueError):
             raise InputError(f"{path}:{line}: field 'gates' must be a list of per-layer lists of numbers") from None
         if g.ndim != 2 or g.shape[1] != len(views):
-            raise InputError(f"{path}:{line}: field 'gates' must be [decoder layers][{len(views)} views], got shape {list(g.shape)}")
+            raise InputError(f"{path}:{line}: field 'gates' must be [decoder layers][{len(views)} "
+                             f"views], got shape {list(g.shape)}")
         if shape is None:
             shape = g.shape
         elif g.shape != shape:
@@ -73,7 +75,8 @@ def plot_gates(path: str, output_dir: str, prefix: str = "gates") -> Dict[str, s
         ax.set_ylabel("gate value")
         ax.set_title(f"Weak gates for {VIEW_TITLES.get(view, view)}")
         ax.grid(alpha=0.3)
-        ax.legend(ncol=2 if layers > 6 else 1, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        ax.legend(ncol=2 if layers > 6 else 1, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+                  frameon=False)
         out = os.path.join(output_dir, f"{prefix}_{view}.png")
         _save(fig, out)
         written[view] = out

@@ -29,7 +29,8 @@ class BeamSearchArguments:
     "from the preset" (see :func:`lsrmwf.presets.fill_from_preset`), else the checkpoint's own config."""
 
     num_beams: Optional[int] = field(default=None, metadata={"help": "Beam size (preset: 4 / 8)."})
-    length_penalty: Optional[float] = field(default=None, metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
+    length_penalty: Optional[float] = field(default=None,
+                                            metadata={"help": "Beam length penalty (preset: 2.0 / 0.6)."})
     min_length: Optional[int] = field(default=None, metadata={"help": "Minimum summary tokens (preset: 55 / 11)."})
     max_length: Optional[int] = field(default=None, metadata={"help": "Maximum summary tokens (preset: 140 / 62)."})
     no_repeat_ngram_size: Optional[int] = field(default=None, metadata={"help": "Preset: 3."})
@@ -40,15 +41,19 @@ GENERATION_FIELDS = tuple(f.name for f in fields(BeamSearchArguments))
 
 @dataclass
 class GenerationSettings(BeamSearchArguments):
-    max_source_length: Optional[int] = field(default=None, metadata={"help": "Document tokens kept (preset: 1024 / 512)."})
-    batch_size: int = field(default=16, metadata={"help": "Documents per generation batch (1 = per-document latency)."})
+    max_source_length: Optional[int] = field(default=None,
+                                             metadata={"help": "Document tokens kept (preset: 1024 / 512)."})
+    batch_size: int = field(default=16,
+                            metadata={"help": "Documents per generation batch (1 = per-document latency)."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
-    dtype: str = field(default="float32", metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
+    dtype: str = field(default="float32",
+                       metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
     prompt_template: str = field(
         default="Summarize:\n{document}\n\nSummary:",
         metadata={"help": "Causal checkpoints: the prompt the summary continues ({document} is replaced)."})
     use_chat_template: bool = field(
-        default=False, metadata={"help": "Causal checkpoints: put the prompt in a user turn of the tokenizer's chat template."})
+        default=False,
+        metadata={"help": "Causal checkpoints: put the prompt in a user turn of the tokenizer's chat template."})
 
 
 def resolve_device(device: str) -> str:
@@ -65,7 +70,8 @@ def check_model_path(path: str) -> None:
     """Fail early, naming the path, for local checkpoints that cannot be loaded."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
-            raise InputError(f"--model_name_or_path {path}: directory has no config.json (not a save_pretrained checkpoint)")
+            raise InputError(f"--model_name_or_path {path}: directory has no config.json (not a "
+                             "save_pretrained checkpoint)")
     elif os.path.exists(path):
         raise InputError(f"--model_name_or_path {path}: is a file; give the checkpoint directory")
     elif path.startswith((".", "/", "~")) or path.count("/") > 1:
@@ -90,14 +96,17 @@ def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "floa
         if is_causal(model_name_or_path, cache_dir):
             from transformers import AutoModelForCausalLM
 
-            model = AutoModelForCausalLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
+            model = AutoModelForCausalLM.from_pretrained(model_name_or_path, cache_dir=cache_dir,
+                                                         dtype=getattr(torch, dtype))
             tokenizer.padding_side = "left"  # generation continues every prompt from its last token
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
         else:
-            model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir, dtype=getattr(torch, dtype))
+            model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir,
+                                                          dtype=getattr(torch, dtype))
     except OSError as e:
-        raise InputError(f"--model_name_or_path {model_name_or_path}: not a local checkpoint and could not be loaded from the hub ({e})") from None
+        raise InputError(f"--model_name_or_path {model_name_or_path}: not a local checkpoint and could not be loaded "
+                         f"from the hub ({e})") from None
     fit_model_max_length(tokenizer, getattr(model.config, "max_position_embeddings", None))
     model.to(device).eval()
     return model, tokenizer
@@ -109,7 +118,8 @@ def is_causal(model_name_or_path: str, cache_dir: Optional[str] = None) -> bool:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     config = AutoConfig.from_pretrained(model_name_or_path, cache_dir=cache_dir)
-    return not getattr(config, "is_encoder_decoder", False) and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES \
+    return not getattr(config, "is_encoder_decoder", False) \
+        and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES \
         and config.model_type not in ("bart", "lsrmwf")
 
 
@@ -220,7 +230,8 @@ def generate_batch(model, tokenizer, batch, config, causal: bool, max_source_len
         enc = tokenizer(batch, max_length=max_source_length, truncation=True, padding=True,
                         return_tensors="pt").to(device)
     with torch.inference_mode():
-        out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], generation_config=config)
+        out = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                             generation_config=config)
     if causal:
         out = out[:, enc["input_ids"].shape[1]:]  # the new tokens only
     return [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]

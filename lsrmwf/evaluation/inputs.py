@@ -39,7 +39,8 @@ class Examples:
             )
         for k, r in enumerate(self.references):
             if not isinstance(r, str) or not r.strip():
-                problem = "is missing" if r is None else ("is empty" if isinstance(r, str) else f"must be a string, got {type(r).__name__}")
+                problem = "is missing" if r is None else ("is empty" if isinstance(r, str)
+                                                          else f"must be a string, got {type(r).__name__}")
                 raise InputError(f"{self.where(k)}: field 'reference' {problem}")
         return Examples(self.source, list(self.references), self.ids, self.lines, documents=self.documents)
 
@@ -123,7 +124,8 @@ def read_examples(path: str, field: str, role: str, allow_empty: bool = False) -
 
 def from_dataset(ds, source: str) -> Examples:
     """References (the ``summary`` column) of a dataset from :func:`lsrmwf.data.load_documents`."""
-    return Examples(source, list(ds["summary"]), list(ds["id"]), list(range(1, len(ds) + 1)), documents=list(ds["document"]))
+    return Examples(source, list(ds["summary"]), list(ds["id"]), list(range(1, len(ds) + 1)),
+                    documents=list(ds["document"]))
 
 
 def pair(predictions: Examples, references: Examples) -> Tuple[List[str], List[str], List[str]]:
@@ -146,8 +148,8 @@ def pair(predictions: Examples, references: Examples) -> Tuple[List[str], List[s
         if extra:
             k = extra[0]
             raise InputError(
-                f"{predictions.where(k)}: id {predictions.ids[k]!r} is not among the references in {references.source} "
-                f"({len(extra)} prediction ids are not)"
+                f"{predictions.where(k)}: id {predictions.ids[k]!r} "
+                f"is not among the references in {references.source} ({len(extra)} prediction ids are not)"
             )
         order = [index[i] for i in references.ids]
         return list(references.ids), [predictions.texts[k] for k in order], list(references.texts)
@@ -160,7 +162,8 @@ def pair(predictions: Examples, references: Examples) -> Tuple[List[str], List[s
     return list(ids), list(predictions.texts), list(references.texts)
 
 
-def pair_all(systems: Mapping[str, Examples], references: Examples) -> Tuple[List[str], Dict[str, List[str]], List[str]]:
+def pair_all(systems: Mapping[str, Examples],
+             references: Examples) -> Tuple[List[str], Dict[str, List[str]], List[str]]:
     """Pair every system with the same references: ``(ids, {system: predictions}, references)``.
 
     When the references have no ids, pairing is by position; systems that carry ids must then
@@ -174,8 +177,9 @@ def pair_all(systems: Mapping[str, Examples], references: Examples) -> Tuple[Lis
             if claimed is not None and claimed[1] != row_ids:
                 k = next((k for k, (a, b) in enumerate(zip(claimed[1], row_ids)) if a != b), 0)
                 raise InputError(
-                    f"{ex.where(k)}: id {row_ids[k]!r} where {claimed[0].where(k)} has {claimed[1][k]!r}; without ids in "
-                    f"{references.source} the systems are paired with it line by line, so their rows must be in the same order"
+                    f"{ex.where(k)}: id {row_ids[k]!r} where {claimed[0].where(k)} has {claimed[1][k]!r}; "
+                    f"without ids in {references.source} the systems are paired with it line by line, "
+                    "so their rows must be in the same order"
                 )
             claimed = (ex, row_ids)
     return (claimed[1] if claimed else ids), aligned, ref_texts

@@ -103,16 +103,19 @@ def score_systems(
     log(f"ROUGE-Lsum sentences: {settings['lsum_sentence_splitter']}")
     results = []
     for name, predictions in systems.items():
-        scores = rouge_scores(predictions, references, use_stemmer=options.use_stemmer, num_workers=options.rouge_workers,
+        scores = rouge_scores(predictions, references, use_stemmer=options.use_stemmer,
+                              num_workers=options.rouge_workers,
                               progress=options.progress, tokenizer=options.rouge_tokenizer)
         info = {"rouge": settings}
         if scorer is not None:
             scores.update(scorer(predictions, references, progress=options.progress))
-            info["bertscore"] = {**scorer.model.as_dict(), "idf": options.bertscore_idf, "rescale_with_baseline": options.bertscore_rescale_with_baseline}
+            info["bertscore"] = {**scorer.model.as_dict(), "idf": options.bertscore_idf,
+                                 "rescale_with_baseline": options.bertscore_rescale_with_baseline}
             info["bertscore"]["comparable_with_paper"] = bertscore_comparable(info["bertscore"])
         info = {"scoring": info}
         ci = bootstrap_ci(scores, options.confidence, options.bootstrap_resamples, options.seed)
-        results.append(SystemResult(name, list(ids), list(predictions), list(references), scores, ci, dict((sources or {}).get(name, {})), info))
+        results.append(SystemResult(name, list(ids), list(predictions), list(references), scores, ci,
+                                    dict((sources or {}).get(name, {})), info))
     return results
 
 
@@ -136,7 +139,8 @@ def results_table(results: Sequence[SystemResult], baseline: Optional[str], opti
     for r in results:
         row = {"name": r.name, "n": len(r.ids), "metrics": r.metrics, "ci": r.ci, "sources": r.sources}
         if base is not None and r is not base:
-            row["vs_baseline"] = paired_bootstrap(r.scores, base.scores, options.confidence, options.bootstrap_resamples, options.seed)
+            row["vs_baseline"] = paired_bootstrap(r.scores, base.scores, options.confidence,
+                                                  options.bootstrap_resamples, options.seed)
         systems.append(row)
     return {
         "scoring": results[0].extra.get("scoring", {}),
@@ -172,17 +176,20 @@ def markdown_table(table: dict) -> str:
     rouge = table.get("scoring", {}).get("rouge", {})
     how = ["rouge_score"] + (["stemmed"] if rouge.get("use_stemmer", True) else []) \
         + ([f"{rouge['tokenizer']} tokens"] if rouge.get("tokenizer", "default") != "default" else [])
-    notes = [f"ROUGE: F1 x 100 ({', '.join(how)}); BS: BERTScore F1. Brackets: {pct}% bootstrap CI ({table['bootstrap_resamples']} resamples)."]
+    notes = [f"ROUGE: F1 x 100 ({', '.join(how)}); BS: BERTScore F1. Brackets: {pct}% bootstrap CI "
+             f"({table['bootstrap_resamples']} resamples)."]
     if PAPER_RL in keys:
-        notes.append("R-Lsum is the paper's R-L: summary-level ROUGE-L over the summary's sentences, one per line (as BRIO "
-                     "reports it); R-L is ROUGE-L over the whole text as one sequence.")
+        notes.append("R-Lsum is the paper's R-L: summary-level ROUGE-L over the summary's sentences, "
+                     "one per line (as BRIO reports it); R-L is ROUGE-L over the whole text as one sequence.")
     compared = [s for s in table["systems"] if "vs_baseline" in s]
     if compared:
         notes.append(f"▲/▼: better/worse than the baseline, paired bootstrap p < {alpha:g}.")
-        lines += ["", *notes, "", f"| System vs {table['baseline']} | " + " | ".join(f"Δ{COLUMNS[k]} (p)" for k in keys) + " |",
+        lines += ["", *notes, "", f"| System vs {table['baseline']} | "
+                  + " | ".join(f"Δ{COLUMNS[k]} (p)" for k in keys) + " |",
                   "|---|" + "---:|" * len(keys)]
         for s in compared:
-            cells = [f"{s['vs_baseline'][k]['delta']:+.{4 if k.startswith('bertscore') else 2}f} ({_p(s['vs_baseline'][k]['p_value'], table['bootstrap_resamples'])})" for k in keys]
+            cells = [f"{s['vs_baseline'][k]['delta']:+.{4 if k.startswith('bertscore') else 2}f} "
+                     f"({_p(s['vs_baseline'][k]['p_value'], table['bootstrap_resamples'])})" for k in keys]
             lines.append(f"| {s['name']} | " + " | ".join(cells) + " |")
     else:
         lines += ["", *notes]
@@ -191,8 +198,8 @@ def markdown_table(table: dict) -> str:
         bs = scoring["bertscore"]
         verdict = ("the paper's setting (roberta-large, layer 17, not rescaled), comparable with its 0.85-0.93"
                    if bs.get("comparable_with_paper") else
-                   "NOT the paper's setting: its BS (0.85-0.93) is roberta-large, layer 17, without baseline rescaling "
-                   "(--bertscore_model roberta-large)")
+                   "NOT the paper's setting: its BS (0.85-0.93) "
+                   "is roberta-large, layer 17, without baseline rescaling (--bertscore_model roberta-large)")
         lines += ["", f"BERTScore: {bs['source']}, layer {bs['num_layers']}"
                       f"{', rescaled with baseline' if bs.get('rescale_with_baseline') else ''}; {verdict}."]
     if "rouge" in scoring:
@@ -217,7 +224,8 @@ def write_outputs(results: Sequence[SystemResult], table: dict, output_dir: str)
         write_jsonl_atomic(os.path.join(target, "scores.jsonl"), rows)
         metrics = {k: r.metrics[k] for k in (*ROUGE_KEYS, *BERTSCORE_KEYS) if k in r.scores}
         write_json_atomic(os.path.join(target, "metrics.json"), metrics)
-        detail = {"system": r.name, "n": len(r.ids), "metrics": metrics, "ci95" if table["confidence"] == 0.95 else "ci": r.ci, "sources": r.sources, **r.extra}
+        detail = {"system": r.name, "n": len(r.ids), "metrics": metrics,
+                  "ci95" if table["confidence"] == 0.95 else "ci": r.ci, "sources": r.sources, **r.extra}
         write_json_atomic(os.path.join(target, "report.json"), detail)
         written[r.name] = target
     write_json_atomic(os.path.join(output_dir, "results.json"), table)

@@ -174,7 +174,8 @@ def rouge_scores(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(pairs), desc=f"ROUGE ({num_workers} process{'es' if num_workers > 1 else ''})", unit="pair", disable=not progress)
+    bar = tqdm(total=len(pairs), desc=f"ROUGE ({num_workers} process{'es' if num_workers > 1 else ''})", unit="pair",
+               disable=not progress)
     rows: List[Tuple[float, float, float, float]] = []
     if num_workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:

@@ -69,7 +69,8 @@ def paired_bootstrap(
     for k in shared:
         if len(system[k]) != len(baseline[k]):
             raise ValueError(f"{k}: {len(system[k])} system scores but {len(baseline[k])} baseline scores")
-    keys, diffs = _columns({k: np.asarray(system[k], dtype=np.float64) - np.asarray(baseline[k], dtype=np.float64) for k in shared})
+    keys, diffs = _columns({k: np.asarray(system[k], dtype=np.float64) - np.asarray(baseline[k], dtype=np.float64)
+                            for k in shared})
     means = _resampled_means(diffs, n_resamples, seed)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha], axis=0)
@@ -82,6 +83,7 @@ def paired_bootstrap(
             tail = np.mean(means[:, j] >= 0)
         else:
             tail = 0.5
-        out[k] = {"delta": float(observed[j]), "low": float(low[j]), "high": float(high[j]), "p_value": float(min(1.0, 2.0 * tail))}
+        out[k] = {"delta": float(observed[j]), "low": float(low[j]), "high": float(high[j]),
+                  "p_value": float(min(1.0, 2.0 * tail))}
     return out
 

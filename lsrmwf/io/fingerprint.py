@@ -34,7 +34,8 @@ TOKENIZER_FILES = (
 
 
 def file_fingerprint(path: str) -> dict:
-    """``{"size", "sha256"}``; over 1 GiB ``{"size", "mtime_ns", "sha256_16_samples"}`` (see the module's docstring)."""
+    """``{"size", "sha256"}``; over 1 GiB ``{"size", "mtime_ns", "sha256_16_samples"}``
+    (see the module's docstring)."""
     stat = os.stat(path)
     size = stat.st_size
     digest = hashlib.sha256()
@@ -51,7 +52,8 @@ def file_fingerprint(path: str) -> dict:
 
 
 def checkpoint_fingerprint(name_or_path: str, revision: Optional[str] = None) -> dict:
-    """A local checkpoint directory: ``{"path", "weights", "config", "tokenizer"}``; a hub name: ``{"hub", "revision"}``."""
+    """A local checkpoint directory: ``{"path", "weights", "config", "tokenizer"}``;
+    a hub name: ``{"hub", "revision"}``."""
     if not os.path.isdir(name_or_path):
         return {"hub": name_or_path, "revision": revision}
     names = sorted(f for f in os.listdir(name_or_path) if os.path.isfile(os.path.join(name_or_path, f)))

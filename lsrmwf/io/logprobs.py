@@ -94,13 +94,13 @@ def read_teacher_logprobs(path: str) -> Dict[str, Tuple[dict, TeacherTokens]]:
     with open(bin_path, "rb") if rows else open(os.devnull, "rb") as f:
         for line, row in rows:
             if row.get("task") != "teacher_logprobs":
-                raise InputError(f"{path}:{line}: not a teacher-logprobs row (task {row.get('task')!r}); write it with "
-                                 f"generate_rationales.py --task teacher_logprobs")
+                raise InputError(f"{path}:{line}: not a teacher-logprobs row (task "
+                                 f"{row.get('task')!r}); write it with generate_rationales.py --task teacher_logprobs")
             if row.get("error") is not None:
                 continue
             if row.get("target", "teacher_summary") not in TARGETS:
-                raise InputError(f"{path}:{line}: row {row.get('id')!r} has target {row.get('target')!r}; known targets "
-                                 f"are {', '.join(TARGETS)}")
+                raise InputError(f"{path}:{line}: row {row.get('id')!r} "
+                                 f"has target {row.get('target')!r}; known targets are {', '.join(TARGETS)}")
             p = row.get("payload")
             if not p:
                 raise InputError(f"{path}:{line}: row {row.get('id')!r} has no payload")

@@ -45,10 +45,12 @@ class Rationale:
             values[name] = value or ""
         triples = obj.get("triples") or []
         if not isinstance(triples, list):
-            raise InputError(f"{where}.triples: must be a list of [subject, relation, object], got {type(triples).__name__}")
+            raise InputError(f"{where}.triples: must be a list of [subject, relation, object], "
+                             f"got {type(triples).__name__}")
         for k, t in enumerate(triples):
             if not isinstance(t, (list, tuple)) or not all(isinstance(p, (str, int, float)) for p in t):
-                raise InputError(f"{where}.triples[{k}]: must be a list [subject, relation, object] of strings, got {t!r}")
+                raise InputError(f"{where}.triples[{k}]: must be a list [subject, relation, "
+                                 f"object] of strings, got {t!r}")
         return cls(values["aspect"], values["sentence"], [[str(p) for p in t] for t in triples])
 
     def to_json(self) -> dict:
@@ -112,8 +114,10 @@ class RationaleRow:
         )
 
     def to_json(self) -> dict:
-        out = {"id": self.id, "rationales": [r.to_json() for r in self.rationales], "sub_summaries": list(self.sub_summaries),
-               "summary": self.summary, "rouge": self.rouge, "score": self.score, "keep": self.keep, "error": self.error}
+        out = {"id": self.id, "rationales": [r.to_json() for r in self.rationales],
+               "sub_summaries": list(self.sub_summaries),
+               "summary": self.summary, "rouge": self.rouge, "score": self.score, "keep": self.keep,
+               "error": self.error}
         out.update(self.extra)
         return out
 

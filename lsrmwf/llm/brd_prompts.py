@@ -48,7 +48,8 @@ class FewShotPrompt:
 
     @property
     def input_label(self) -> str:
-        """The text before ``{sentence}`` (``Enter a sentence:``): where a model that runs on into a next example is cut."""
+        """The text before ``{sentence}`` (``Enter a sentence:``): where a model that runs on into a next example
+        is cut."""
         return self.template.split("{sentence}", 1)[0].strip()
 
     @property
@@ -103,8 +104,10 @@ def load_fewshot(path: str = DEFAULT_FEWSHOT_FILE) -> Dict[str, FewShotPrompt]:
             raise InputError(f"{where}: 'examples' must be a non-empty list of {{sentence, output}} objects")
         pairs = []
         for i, ex in enumerate(examples):
-            if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) and ex[k].strip() for k in ("sentence", "output")):
-                raise InputError(f"{where}: examples[{i}] must be an object with non-empty 'sentence' and 'output' strings")
+            if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) and ex[k].strip()
+                                                   for k in ("sentence", "output")):
+                raise InputError(f"{where}: examples[{i}] must be an object with non-empty "
+                                 "'sentence' and 'output' strings")
             pairs.append((ex["sentence"].strip(), ex["output"].strip()))
         out[name] = FewShotPrompt(name, entry["description"], template, tuple(pairs))
     return out

@@ -64,7 +64,8 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def as_dict(self) -> Dict[str, int]:
-        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+        return {"requests": self.requests, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
 
 
 @dataclass
@@ -157,7 +158,8 @@ class LLMClient:
         resp = await self._create(endpoint, "completions", kwargs)
         choices = getattr(resp, "choices", None)
         if not choices or getattr(choices[0], "text", None) is None:
-            raise RequestError(f"{self.base_urls[endpoint]}: response is not a completion: {self.redact(_short(repr(resp)))}",
+            raise RequestError(f"{self.base_urls[endpoint]}: response is not a completion: "
+                               f"{self.redact(_short(repr(resp)))}",
                                "bad response")
         u = getattr(resp, "usage", None)
         usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
@@ -174,7 +176,8 @@ class LLMClient:
         url = self.base_urls[endpoint]
         choices = getattr(resp, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:
-            raise RequestError(f"{url}: response is not a chat completion: {self.redact(_short(repr(resp)))}", "bad response")
+            raise RequestError(f"{url}: response is not a chat completion: {self.redact(_short(repr(resp)))}",
+                               "bad response")
         u = getattr(resp, "usage", None)
         usage = Usage(0, getattr(u, "prompt_tokens", 0) or 0, getattr(u, "completion_tokens", 0) or 0)
         return Answer(choices[0].message.content or "", choices[0].finish_reason, usage)
@@ -224,7 +227,8 @@ class LLMClient:
             raise RequestError(f"{url}: request timed out after {self.timeout:g}s and {self.max_retries} retries "
                                f"(--timeout, --max_retries)", "timeout") from None
         except openai.APIConnectionError as e:
-            raise RequestError(f"{url}: connection failed after the client's retries: {r(_short(str(e.__cause__ or e)))}",
+            raise RequestError(f"{url}: connection failed after the client's retries: "
+                               f"{r(_short(str(e.__cause__ or e)))}",
                                "connection") from None
         except openai.APIError as e:  # malformed bodies and the like
             raise RequestError(f"{url}: unusable response: {r(_short(str(e)))}", "bad response") from None

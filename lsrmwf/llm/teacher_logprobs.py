@@ -42,13 +42,13 @@ from .scoring import TOKEN_ID, ScoringError, locate_continuation  # noqa: F401  
 
 logger = logging.getLogger("lsrmwf.llm")
 
-NO_LOGPROBS_HINT = ("the server must return log-probabilities: llama-server returns them for 'logprobs'/'top_logprobs' "
-                    "(chat) and 'n_probs' (completion); vLLM caps them with --max-logprobs (default 20); the OpenAI API "
-                    "allows top_logprobs <= 20 on chat models only")
+NO_LOGPROBS_HINT = ("the server must return log-probabilities: llama-server returns them for "
+                    "'logprobs'/'top_logprobs' (chat) and 'n_probs' (completion); vLLM caps them with "
+                    "--max-logprobs (default 20); the OpenAI API allows top_logprobs <= 20 on chat models only")
 NO_ECHO_HINT = ("scoring the reference (--logprobs_target reference) needs a server that returns the log-probs of the "
                 "prompt's own tokens for echo=true on /v1/completions, such as vLLM; llama-server ignores echo and "
-                "scores only the tokens it generates, so it cannot be used for this (collect the teacher's own summaries "
-                "there: --logprobs_target teacher_summary)")
+                "scores only the tokens it generates, so it cannot "
+                "be used for this (collect the teacher's own summaries there: --logprobs_target teacher_summary)")
 
 
 def document_sha(document: str) -> str:
@@ -73,11 +73,14 @@ def parse_logprobs(choice: dict, k: int, where: str) -> TeacherTokens:
     if content is None and isinstance(lp, dict) and lp.get("tokens") is not None:  # legacy completions shape
         # a dict per token, most probable first: vLLM puts the token itself first and then the top K, K+1
         # entries when the token is not among them
-        content = [{"token": t, "logprob": l, "top_logprobs": [{"token": a, "logprob": b} for a, b in _by_logprob(tops)]}
-                   for t, l, tops in zip(lp["tokens"], lp["token_logprobs"], lp.get("top_logprobs") or [{}] * len(lp["tokens"]))]
+        content = [{"token": t, "logprob": l,
+                    "top_logprobs": [{"token": a, "logprob": b} for a, b in _by_logprob(tops)]}
+                   for t, l, tops in zip(lp["tokens"], lp["token_logprobs"], lp.get("top_logprobs")
+                                         or [{}] * len(lp["tokens"]))]
     if content is None:
         if choice.get("completion_probabilities") is not None:  # llama.cpp native /completion
-            content = [{"id": c.get("id"), "token": c.get("token"), "bytes": c.get("bytes"), "logprob": c.get("logprob"),
+            content = [{"id": c.get("id"), "token": c.get("token"), "bytes": c.get("bytes"),
+                        "logprob": c.get("logprob"),
                         "top_logprobs": c.get("top_logprobs") or c.get("probs") or []}
                        for c in choice["completion_probabilities"]]
         else:
@@ -103,8 +106,8 @@ def parse_logprobs(choice: dict, k: int, where: str) -> TeacherTokens:
             row.append(ab)
         top_bytes.append(row + [b""] * (k - len(row)))
     if n and most < k:
-        raise EndpointError(f"{where}: asked for --top_logprobs {k}, the server returned at most {most} alternatives per "
-                            f"token; use --top_logprobs {most} or raise the server's limit ({NO_LOGPROBS_HINT})")
+        raise EndpointError(f"{where}: asked for --top_logprobs {k}, the server returned at most {most} alternatives "
+                            f"per token; use --top_logprobs {most} or raise the server's limit ({NO_LOGPROBS_HINT})")
     with_ids = n == 0 or (bool((token_ids >= 0).all()) and bool((top_ids[:, :most] >= 0).all()))
     if not with_ids:
         token_ids[:] = -1
@@ -133,14 +136,16 @@ def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: s
     piece = "".join(t or "" for t in tokens[start:n])
     if piece != reference:
         at = next((i for i, (a, b) in enumerate(zip(piece, reference)) if a != b), min(len(piece), len(reference)))
-        raise ScoringError(f"the teacher's tokens from the reference's start spell {piece[max(0, at - 20): at + 20]!r} "
-                           f"where the reference has {reference[max(0, at - 20): at + 20]!r} (character {at}); a token "
-                           f"the server reports as part of a character (byte fallback) cannot be matched")
+        raise ScoringError(f"the teacher's tokens from the reference's start spell "
+                           f"{piece[max(0, at - 20): at + 20]!r} where the reference has "
+                           f"{reference[max(0, at - 20): at + 20]!r} (character {at}); "
+                           f"a token the server reports as part of a character (byte fallback) cannot be matched")
     values = (lp.get("token_logprobs") or [None] * len(tokens))[start:n]
     if any(v is None for v in values):
         raise ScoringError(f"the server gave no log-prob for reference token {values.index(None)}")
     tops = (lp.get("top_logprobs") or [None] * len(tokens))[start:n]
-    return parse_logprobs({"logprobs": {"tokens": tokens[start:n], "token_logprobs": values, "top_logprobs": tops}}, k, where)
+    return parse_logprobs({"logprobs": {"tokens": tokens[start:n], "token_logprobs": values, "top_logprobs": tops}},
+                          k, where)
 
 
 
@@ -202,7 +207,8 @@ class TeacherLogprobsTask:
             echo = self.echo_max_tokens if text is not None else None
             usage.requests += 1  # counted when sent, so failed requests count too
             try:
-                resp = await client.with_logprobs(endpoint, self.api, text if text is not None else self.prompt(item["document"]),
+                resp = await client.with_logprobs(endpoint, self.api, text if text is not None
+                                                  else self.prompt(item["document"]),
                                                   self.top_logprobs, echo_max_tokens=echo)
                 break
             except RequestError as e:

@@ -168,7 +168,8 @@ class AllLayersFusion(torch.autograd.Function):
         ctx.save_for_backward(views, gates)
         b, v = views.shape[:2]
         weights, flat_views, flat_hidden = gates.to(views.dtype), views.reshape(b, v, -1), hidden.reshape(b, 1, -1)
-        return tuple(torch.baddbmm(flat_hidden, w.view(1, 1, v).expand(b, 1, v), flat_views).view_as(hidden) for w in weights)
+        return tuple(torch.baddbmm(flat_hidden, w.view(1, 1, v).expand(b, 1, v), flat_views).view_as(hidden)
+                     for w in weights)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -272,14 +273,15 @@ class LsrMwfPreTrainedModel(BartPreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """Load an LSR-MWF checkpoint, or a BART one whose views and gates are then initialised.
 
-        LSR-MWF options (``views``, ``gate_init``, ``freeze_gates``, ``view_dropout``, ``view_ffn_dim``) may be given as
-        keyword arguments. Checkpoints of other architectures are refused with a clear message.
+        LSR-MWF options (``views``, ``gate_init``, ``freeze_gates``, ``view_dropout``, ``view_ffn_dim``) may be given
+        as keyword arguments. Checkpoints of other architectures are refused with a clear message.
         """
         config = kwargs.get("config")
         if not isinstance(config, PretrainedConfig):
             config_dict, _ = PretrainedConfig.get_config_dict(
                 pretrained_model_name_or_path,
-                **{k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder") if k in kwargs},
+                **{k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+                   if k in kwargs},
             )
             model_type = config_dict.get("model_type")
             if model_type == "lsrmwf" and "gate_logit_scale" not in config_dict and "gate_logit_scale" not in kwargs:
@@ -302,7 +304,8 @@ class LsrMwfEncoder(LsrMwfPreTrainedModel, BartEncoder):
 
     def encode(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs) -> BaseModelOutput:
         """BART's encoding only (no views): used for documents and for rationale targets."""
-        return BartEncoder.forward(self, input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+        return BartEncoder.forward(self, input_ids=input_ids, attention_mask=attention_mask,
+                                   inputs_embeds=inputs_embeds, **kwargs)
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, **kwargs) -> LsrMwfEncoderOutput:
         if (input_ids is None) ^ (inputs_embeds is not None):
@@ -313,7 +316,8 @@ class LsrMwfEncoder(LsrMwfPreTrainedModel, BartEncoder):
 
         from transformers.masking_utils import create_bidirectional_mask
 
-        mask_4d = create_bidirectional_mask(config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        mask_4d = create_bidirectional_mask(config=self.config, inputs_embeds=inputs_embeds,
+                                            attention_mask=attention_mask)
         outputs, previous = [], None
         for view in self.config.views:
             previous = self.views[view](inputs_embeds, mask_4d, previous)
@@ -412,9 +416,11 @@ class LsrMwfModel(LsrMwfPreTrainedModel, BartModel):
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("pass decoder_input_ids, decoder_inputs_embeds, or input_ids to shift")
-            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id, self.config.decoder_start_token_id)
+            decoder_input_ids = shift_tokens_right(input_ids, self.config.pad_token_id,
+                                                   self.config.decoder_start_token_id)
         if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs)
+            encoder_outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                           inputs_embeds=inputs_embeds, **kwargs)
         view_states = getattr(encoder_outputs, "view_states", None)
         if view_states is None:
             raise ValueError(
@@ -530,7 +536,8 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
         if labels is not None:
             use_cache = False
             if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
+                                                       self.config.decoder_start_token_id)
 
         outputs = self.model(
             input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
@@ -538,7 +545,8 @@ class LsrMwfForConditionalGeneration(LsrMwfPreTrainedModel, BartForConditionalGe
             inputs_embeds=inputs_embeds, decoder_inputs_embeds=decoder_inputs_embeds, use_cache=use_cache,
             **{CACHE_KWARG: cache}, **kwargs,
         )
-        lm_logits = self.lm_head(outputs.last_hidden_state) + self.final_logits_bias.to(outputs.last_hidden_state.device)
+        lm_logits = (self.lm_head(outputs.last_hidden_state)
+                     + self.final_logits_bias.to(outputs.last_hidden_state.device))
 
         loss = None
         if labels is not None:

@@ -57,16 +57,19 @@ class ModelArguments:
                                                           revision=self.model_revision)
             except (OSError, ValueError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise InputError(f"--model_name_or_path {self.model_name_or_path}: cannot be loaded ({first})") from None
+                raise InputError(f"--model_name_or_path {self.model_name_or_path}: cannot be "
+                                 f"loaded ({first})") from None
         return self._config
 
     def __post_init__(self):
         path = self.model_name_or_path
-        if path and not os.path.isdir(path) and (os.path.exists(path) or path.startswith((".", "/", "~")) or path.count("/") > 1):
+        if path and not os.path.isdir(path) and (os.path.exists(path) or path.startswith((".", "/", "~"))
+                                                 or path.count("/") > 1):
             what = "is a file, not a checkpoint directory" if os.path.exists(path) else "no such directory"
             raise InputError(f"--model_name_or_path {path}: {what}")
         if self.model_name_or_path and self.config_overrides:
-            raise InputError("--config_overrides builds a model from scratch; it cannot be combined with --model_name_or_path")
+            raise InputError("--config_overrides builds a model from scratch; it cannot be "
+                             "combined with --model_name_or_path")
 
 
 @dataclass
@@ -96,8 +99,10 @@ class SummarizationDataArguments(DatasetArguments, BeamSearchArguments):
                           "whitespace split) or char (every non-space character; Chinese, Japanese, Korean).",
                   "choices": list(ROUGE_TOKENIZERS)},
     )
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N training examples."})
-    max_eval_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N validation examples."})
+    max_train_samples: Optional[int] = field(default=None,
+                                             metadata={"help": "Use only the first N training examples."})
+    max_eval_samples: Optional[int] = field(default=None,
+                                            metadata={"help": "Use only the first N validation examples."})
     max_predict_samples: Optional[int] = field(default=None, metadata={"help": "Use only the first N test examples."})
     preprocessing_num_workers: Optional[int] = field(default=None, metadata={"help": "Processes for tokenization."})
     strict_data: bool = field(

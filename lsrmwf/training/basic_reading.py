@@ -59,7 +59,8 @@ class BasicReadingArguments:
         metadata={"help": "Causal BRD (Table 10's -SentData): drop the QRA question/answer segments in which this "
                           "regex is found (case-insensitive); their sentences stay."},
     )
-    brd_sep: str = field(default=" <sep> ", metadata={"help": "Causal BRD: the --sep the passages were composed with."})
+    brd_sep: str = field(default=" <sep> ",
+                         metadata={"help": "Causal BRD: the --sep the passages were composed with."})
     block_size: Optional[int] = field(
         default=None,
         metadata={"help": "Causal BRD: tokens per packed training block (default --max_source_length; preset brd: "
@@ -76,8 +77,8 @@ class BasicReadingArguments:
                                  "student)")
             if not (self.basic_reading_file or self.brd_passages_dir):
                 raise InputError("--stage basic_reading needs --brd_passages_dir (a causal student; from "
-                                 "compose_brd.py) or --basic_reading_file (a BART student; from generate_rationales.py "
-                                 "--task basic_reading)")
+                                 "compose_brd.py) or --basic_reading_file "
+                                 "(a BART student; from generate_rationales.py --task basic_reading)")
         else:
             for flag in ("basic_reading_file",) + CAUSAL_ONLY:
                 if getattr(self, flag) is not None:

@@ -88,7 +88,8 @@ def resolve_checkpoint(training_args, is_main: bool = True) -> Optional[str]:
             raise InputError(f"--resume_from_checkpoint {explicit}: no such directory")
         problem = checkpoint_problem(explicit)
         if problem:
-            complete = [p for _, p in list_checkpoints(os.path.dirname(os.path.abspath(explicit))) if not checkpoint_problem(p)]
+            complete = [p for _, p in list_checkpoints(os.path.dirname(os.path.abspath(explicit)))
+                        if not checkpoint_problem(p)]
             hint = f"; the last complete one there is {complete[0]}" if complete else ""
             raise InputError(f"--resume_from_checkpoint {explicit}: {problem}{hint}")
         checkpoint = explicit
@@ -115,7 +116,8 @@ def resolve_checkpoint(training_args, is_main: bool = True) -> Optional[str]:
     problem = optimizer_problem(checkpoint)
     if problem:
         if not allow_fresh:
-            raise InputError(f"{checkpoint}: {problem}: resuming would restart the optimizer and learning-rate schedule "
-                             f"from scratch. Pass --allow_fresh_optimizer to do that knowingly")
-        logger.warning("%s: %s: resuming with a fresh optimizer and schedule (--allow_fresh_optimizer)", checkpoint, problem)
+            raise InputError(f"{checkpoint}: {problem}: resuming would restart the optimizer and "
+                             f"learning-rate schedule from scratch. Pass --allow_fresh_optimizer to do that knowingly")
+        logger.warning("%s: %s: resuming with a fresh optimizer and schedule (--allow_fresh_optimizer)", checkpoint,
+                       problem)
     return checkpoint

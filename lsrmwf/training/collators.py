@@ -63,11 +63,13 @@ class LsrMwfCollator:
                 ids = [f[f"{v}_input_ids"] or [] for f in features]
                 batch[f"{v}_input_ids"] = pad_sequences(ids, self.pad_token_id, m)
                 if f"{v}_attention_mask" in keys:
-                    batch[f"{v}_attention_mask"] = pad_sequences([f[f"{v}_attention_mask"] or [] for f in features], 0, m)
+                    batch[f"{v}_attention_mask"] = pad_sequences(
+                        [f[f"{v}_attention_mask"] or [] for f in features], 0, m)
                 else:
                     batch[f"{v}_attention_mask"] = pad_sequences([[1] * len(s) for s in ids], 0, m)
             if f"{v}_target" in keys:
-                batch[f"{v}_target"] = torch.stack([torch.as_tensor(f[f"{v}_target"], dtype=torch.float32) for f in features])
+                batch[f"{v}_target"] = torch.stack([torch.as_tensor(f[f"{v}_target"], dtype=torch.float32)
+                                                    for f in features])
         return batch
 
 

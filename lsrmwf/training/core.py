@@ -30,7 +30,8 @@ def is_causal_config(config) -> bool:
     """A decoder-only LM (what ``AutoModelForCausalLM`` loads and is not an encoder-decoder)."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    return not getattr(config, "is_encoder_decoder", False) and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES \
+    return not getattr(config, "is_encoder_decoder", False) \
+        and config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES \
         and config.model_type not in ("bart", "lsrmwf")
 
 
@@ -71,13 +72,16 @@ def check_run(training_args) -> None:
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > 1 and training_args.world_size != launched:
         raise InputError(
-            f"launched as {launched} processes, but the Trainer sees {training_args.world_size}: each process would train "
-            f"alone and write the same --output_dir. Without a GPU, add --use_cpu so the processes train together over gloo"
+            f"launched as {launched} processes, but the Trainer sees "
+            f"{training_args.world_size}: each process would train "
+            "alone and write the same --output_dir. Without a GPU, add --use_cpu so the "
+            "processes train together over gloo"
         )
     if training_args.n_gpu > 1:
-        raise InputError(f"this process sees {training_args.n_gpu} GPUs and would train them with torch DataParallel, which "
-                         f"the loss normalisation does not support; launch one process per GPU: accelerate launch "
-                         f"--num_processes {training_args.n_gpu} train.py … (or torchrun --nproc_per_node {training_args.n_gpu})")
+        raise InputError(f"this process sees {training_args.n_gpu} GPUs and would train them with torch "
+                         "DataParallel, which the loss normalisation does not support; launch one process per GPU: "
+                         f"accelerate launch --num_processes {training_args.n_gpu} train.py … (or torchrun "
+                         f"--nproc_per_node {training_args.n_gpu})")
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise InputError("nothing to do: give --do_train, --do_eval and/or --do_predict")
     out = training_args.output_dir
@@ -103,8 +107,10 @@ def load_split(data_args, model_args, which: str, dropped: Optional[list] = None
     Examples with an empty document or summary are left out and listed in ``dropped``
     (``--strict_data``: an error naming them)."""
     file = {"train": data_args.train_file, "eval": data_args.validation_file, "predict": data_args.test_file}[which]
-    split = {"train": data_args.train_split, "eval": data_args.validation_split, "predict": data_args.test_split}[which]
-    limit = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples, "predict": data_args.max_predict_samples}[which]
+    split = {"train": data_args.train_split, "eval": data_args.validation_split,
+             "predict": data_args.test_split}[which]
+    limit = {"train": data_args.max_train_samples, "eval": data_args.max_eval_samples,
+             "predict": data_args.max_predict_samples}[which]
     if file is None and data_args.dataset_name is None:
         return None
     return data_args.load(split, file, limit, model_args.cache_dir,
@@ -148,12 +154,14 @@ def check_alignment(label_ids, tokenized, what: str) -> None:
         raise RuntimeError(f"{what}: {len(label_ids)} predictions for {len(tokenized)} examples")
     for i, lab in enumerate(tokenized["labels"]):
         if list(label_ids[i, : len(lab)]) != list(lab):
-            raise RuntimeError(f"{what}: prediction row {i} does not belong to example {i}; predictions are misaligned")
+            raise RuntimeError(f"{what}: prediction row {i} does not belong to example "
+                               f"{i}; predictions are misaligned")
 
 
 def decode_predictions(tokenizer, ids):
     ids = np.where(ids != -100, ids, tokenizer.pad_token_id)
-    return [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)]
+    return [t.strip()
+            for t in tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)]
 
 
 def rouge_means(predictions, references, tokenizer: str = "default") -> dict:
@@ -197,7 +205,8 @@ def evaluate(trainer, eval_ds) -> Dict[str, float]:
     return metrics
 
 
-def predict(trainer, tokenizer, predict_ds, predict_raw, training_args, rouge_tokenizer: str = "default") -> Dict[str, float]:
+def predict(trainer, tokenizer, predict_ds, predict_raw, training_args,
+            rouge_tokenizer: str = "default") -> Dict[str, float]:
     """Generate for the test split; write ``predictions.jsonl`` (one row per example) and score it."""
     trainer.compute_metrics = None  # scored below against the untruncated references
     out = trainer.predict(predict_ds, metric_key_prefix="predict")

@@ -253,7 +253,8 @@ class LsrMwfTrainer(DistillTrainer):
             from transformers.models.bart.modeling_bart import shift_tokens_right
 
             cfg = self.model.config
-            model_inputs["decoder_input_ids"] = shift_tokens_right(labels, cfg.pad_token_id, cfg.decoder_start_token_id)
+            model_inputs["decoder_input_ids"] = shift_tokens_right(labels, cfg.pad_token_id,
+                                                                   cfg.decoder_start_token_id)
         outputs = model(**model_inputs)
         ce = self.label_smoother(outputs, labels) if self.label_smoother is not None else outputs.loss
         if not training:

@@ -68,9 +68,11 @@ class Throughput:
         mask = inputs.get("attention_mask")
         source = mask.sum() if mask is not None else torch.tensor(ids.numel(), device=ids.device)
         labels = inputs.get("labels")
-        target = labels.ne(-100).sum() if labels is not None else torch.zeros((), device=ids.device, dtype=source.dtype)
+        target = (labels.ne(-100).sum() if labels is not None
+                  else torch.zeros((), device=ids.device, dtype=source.dtype))
         if self.counts is None:
-            self.counts = torch.zeros(2, dtype=torch.float64 if ids.device.type == "cpu" else torch.float32, device=ids.device)
+            self.counts = torch.zeros(2, dtype=torch.float64 if ids.device.type == "cpu" else torch.float32,
+                                      device=ids.device)
         self.counts[0] += ids.shape[0]
         self.counts[1] += (source + target).to(self.counts.dtype)
 
@@ -99,8 +101,10 @@ class Throughput:
         seconds = steps * per_step
         logs["eta_cnndm_hours"] = seconds / 3600
         if is_main:
-            plan = f"--max_steps {args.max_steps}" if args.max_steps and args.max_steps > 0 else f"{args.num_train_epochs:g} epoch(s)"
+            plan = (f"--max_steps {args.max_steps}" if args.max_steps and args.max_steps > 0
+                    else f"{args.num_train_epochs:g} epoch(s)")
             print(f"throughput: {per_step:.3f} s per optimizer step (after the first); a CNN/DM-sized run "
-                  f"({CNNDM_TRAIN_DOCUMENTS:,} documents, global batch {global_batch} = {args.per_device_train_batch_size} "
-                  f"per device × {args.world_size} process(es) × {args.gradient_accumulation_steps} accumulation, {plan}: "
-                  f"{steps:,} steps) would take about {format_duration(seconds)} at this rate", flush=True)
+                  f"({CNNDM_TRAIN_DOCUMENTS:,} documents, global batch {global_batch} = "
+                  f"{args.per_device_train_batch_size} per device × {args.world_size} process(es) × "
+                  f"{args.gradient_accumulation_steps} accumulation, "
+                  f"{plan}: {steps:,} steps) would take about {format_duration(seconds)} at this rate", flush=True)

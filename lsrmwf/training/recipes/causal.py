@@ -27,5 +27,6 @@ def load_causal_student(model_args):
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if len(tokenizer) > model.config.vocab_size:
-        raise InputError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary only {model.config.vocab_size}")
+        raise InputError(f"the tokenizer has {len(tokenizer)} tokens but the model's vocabulary "
+                         f"only {model.config.vocab_size}")
     return model, tokenizer

@@ -98,7 +98,8 @@ def attach_rationales(train, lsr: LsrMwfArguments, model_args, training_args) ->
 
 
 def has_tokenizer(path: Optional[str]) -> bool:
-    return bool(path) and any(os.path.exists(os.path.join(path, f)) for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json"))
+    return bool(path) and any(os.path.exists(os.path.join(path, f))
+                              for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json"))
 
 
 def train_tokenizer_once(texts, vocab_size):
@@ -405,7 +406,8 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
     data.train = encode_rationale_targets(data.train, model, views, args)
 
     trainer = build_trainer(model, tokenizer, teacher, data, raw, args)
-    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint,
+                                     data_args.rouge_tokenizer)
     write_run_summary(training_args, model, raw, join_stats, checkpoint, results, parameters,
                       extra=rouge_summary(data_args, training_args))
     return results
