@@ -33,8 +33,8 @@ def test_bertscore_says_whether_it_is_the_papers_setting():
     assert not bertscore_comparable(info("roberta-large", 17, idf=True))
     assert not bertscore_comparable(info("/x/all-MiniLM-L6-v2", 6))
     md = markdown_table(table(info("roberta-large", 17)))
-    assert "BERTScore: hub model roberta-large, layer 17; the paper's setting" in md
+    assert "BERTScore: hub model roberta-large, layer 17; the paper's inferred setting" in md
     md = markdown_table(table(info("/x/all-MiniLM-L6-v2", 6)))
-    assert "layer 6; NOT the paper's setting" in md and "--bertscore_model roberta-large" in md
+    assert "layer 6; NOT the paper's inferred setting" in md and "--bertscore_model roberta-large" in md
     md = markdown_table(table(info("roberta-large", 17, rescale=True)))
-    assert "rescaled with baseline; NOT the paper's setting" in md
+    assert "rescaled with baseline; NOT the paper's inferred setting" in md

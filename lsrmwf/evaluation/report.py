@@ -24,12 +24,13 @@ COLUMNS = {"rouge1": "R-1", "rouge2": "R-2", "rougeL": "R-L", "rougeLsum": "R-Ls
 # The paper's (and BRIO's) R-L is the summary-level ROUGE-L: our rougeLsum, sentences on separate lines.
 PAPER_RL = "rougeLsum"
 HEADERS = {**COLUMNS, PAPER_RL: "R-Lsum (paper's R-L)"}
-# The paper's BERTScores (0.85-0.93) are bert_score's English default: roberta-large, layer 17, no idf, not rescaled.
+# The paper does not name its BERTScore model. Its scores (0.85-0.93) are in the range of bert_score's English
+# default (roberta-large, layer 17, no idf, not rescaled), so that setting is inferred, not stated.
 PAPER_BERTSCORE = {"model": "roberta-large", "num_layers": 17, "idf": False, "rescale_with_baseline": False}
 
 
 def bertscore_comparable(info: dict) -> bool:
-    """Whether BERTScore ran in the paper's setting (see ``PAPER_BERTSCORE``)."""
+    """Whether BERTScore ran in the setting inferred for the paper (see ``PAPER_BERTSCORE``)."""
     return all(info.get(k) == v for k, v in PAPER_BERTSCORE.items())
 
 
@@ -196,10 +197,11 @@ def markdown_table(table: dict) -> str:
     scoring = table.get("scoring", {})
     if "bertscore" in scoring:
         bs = scoring["bertscore"]
-        verdict = ("the paper's setting (roberta-large, layer 17, not rescaled), comparable with its 0.85-0.93"
+        verdict = ("the paper's inferred setting (roberta-large, layer 17, not rescaled; the paper names no model, "
+                   "its 0.85-0.93 fit this one), comparable with its scores"
                    if bs.get("comparable_with_paper") else
-                   "NOT the paper's setting: its BS (0.85-0.93) "
-                   "is roberta-large, layer 17, without baseline rescaling (--bertscore_model roberta-large)")
+                   "NOT the paper's inferred setting: its BS (0.85-0.93) fits roberta-large, layer 17, without "
+                   "baseline rescaling (--bertscore_model roberta-large); the paper names no model")
         lines += ["", f"BERTScore: {bs['source']}, layer {bs['num_layers']}"
                       f"{', rescaled with baseline' if bs.get('rescale_with_baseline') else ''}; {verdict}."]
     if "rouge" in scoring:
