@@ -291,7 +291,8 @@ def test_train_py_padded_teacher_jsd_with_on_policy_samples(padded_pair, aclsum_
     assert summary["kd_loss"] == {"loss": "jsd", "beta": 0.3, "alpha": 0.5, "temperature": 2.0, "compared_ids": 512}
     pol = summary["on_policy"]
     assert pol["micro_batches"] == 4 and pol["on_policy"]["steps"] + pol["off_policy"]["steps"] == 4
-    assert pol["on_policy_share"] == pol["on_policy"]["steps"] / 4
+    assert pol["on_policy_share"] == pol["on_policy"]["steps"] / 4 and pol["on_policy"]["steps"] >= 1
+    assert pol["on_policy"]["target_tokens_per_s"] > 0 and pol["off_policy"]["micro_batches_per_s"] > 0
     log = json.load(open(out / "trainer_state.json"))["log_history"]
     assert any("kd_jsd" in e for e in log) and any("on_policy_share" in e for e in log)
 

@@ -210,8 +210,10 @@ class LogitKDTrainer(DistillTrainer):
         unwrapped = self.accelerator.unwrap_model(model)
         gen = copy.deepcopy(unwrapped.generation_config)
         gen.update(do_sample=True, temperature=self.on_policy_temperature, top_k=0, top_p=1.0, num_beams=1,
-                   max_new_tokens=self.on_policy_max_new_tokens, min_new_tokens=0, length_penalty=None,
-                   early_stopping=None, pad_token_id=pad)
+                   max_new_tokens=self.on_policy_max_new_tokens, min_new_tokens=0, pad_token_id=pad)
+        vocab = unwrapped.config.get_text_config().vocab_size
+        if self.kd_vocab_size and vocab > self.kd_vocab_size:  # a padded embedding's rows are no tokens: never sampled
+            gen.suppress_tokens = list(range(self.kd_vocab_size, vocab))
         unwrapped.eval()
         try:
             with torch.no_grad():
