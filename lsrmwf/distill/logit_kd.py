@@ -221,6 +221,10 @@ def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: s
                         device=None, cache_dir: Optional[str] = None, revision: str = "main"):
     """A frozen decoder-only KD teacher sharing the student's tokenizer (checked on ``sample_texts``).
 
+    Embedding sizes may differ (padded vocabularies, e.g. Qwen2.5-7B's 152,064 rows and 0.5B's 151,936 over one
+    tokenizer): KD then compares the distributions over the tokenizer's ids, which the log says. Without a
+    teacher tokenizer to compare, the embedding sizes must match.
+
     ``dtype``: ``auto`` (the checkpoint's), ``float32``, ``bfloat16`` or ``float16``. ``device_map``
     (e.g. ``auto``) splits a teacher too large for one device over all visible devices (accelerate);
     without it the teacher goes whole to ``device``.
