@@ -317,3 +317,13 @@ def test_bad_kd_flags_get_one_line(kwargs, match):
         LogitKDArguments(**kwargs)
     assert "\n" not in str(e.value)
     assert LogitKDArguments(kd_loss="skew_kl").beta == 0.1 and LogitKDArguments(kd_loss="jsd").beta == 0.5
+
+
+def test_a_bart_student_refuses_the_causal_kd_flags():
+    from lsrmwf.commands.train import parse_args
+    from lsrmwf.training.recipes import lsr_mwf
+
+    args = parse_args(["--model_name_or_path", "facebook/bart-large", "--dataset_name", "cnn_dailymail", "--output_dir", "o",
+                       "--kd_loss", "reverse_kl"])
+    with pytest.raises(InputError, match="apply to causal"):
+        lsr_mwf.check(args)
