@@ -129,7 +129,8 @@ def small_ds(aclsum_train, n=3):
     import datasets
 
     rows = aclsum_train.select(range(n))
-    return datasets.Dataset.from_dict({"id": list(rows["id"]), "document": [" ".join(d.split()[:30]) for d in rows["document"]],
+    return datasets.Dataset.from_dict({"id": list(rows["id"]),
+                                       "document": [" ".join(d.split()[:30]) for d in rows["document"]],
                                        "summary": [" ".join(s.split()[:12]) for s in rows["summary"]]})
 
 
@@ -154,7 +155,8 @@ def served_records(tok, teacher, ds, K, max_new=8):
         top = [lp.topk(K) for lp in lps]
         out[rid] = (TeacherTokens(np.array(new, np.int32), np.array([lp[t] for lp, t in zip(lps, new)], np.float16),
                                   np.array([t.indices.tolist() for t in top], np.int32),
-                                  np.array([t.values.tolist() for t in top], np.float16), [table[t] for t in new]), doc)
+                                  np.array([t.values.tolist() for t in top], np.float16),
+                                  [table[t] for t in new]), doc)
     return out
 
 
@@ -222,7 +224,8 @@ def test_top_k_over_the_tokenizer_through_the_store_equals_white_box_within_fp16
     with torch.no_grad():
         s = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
         t = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
-    targets, top_ids, top_lp = batch["labels"][:, 1:], batch["teacher_top_ids"][:, 1:], batch["teacher_top_logprobs"][:, 1:]
+    targets, top_ids = batch["labels"][:, 1:], batch["teacher_top_ids"][:, 1:]
+    top_lp = batch["teacher_top_logprobs"][:, 1:]
     assert top_ids.ge(0).sum(-1).max() == n  # K = the whole tokenizer
     on_teacher = targets.masked_fill(~top_ids.ge(0).any(-1), -100)  # the closing eos has no teacher data
     for kind in KD_LOSSES:
@@ -249,7 +252,8 @@ def test_on_policy_batch_is_the_prompt_and_the_students_sample_scored_by_the_tea
     batch = CausalCollator(tok.pad_token_id)([data[i] for i in range(2)])
     args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, seed=3)
     trainer = LogitKDTrainer(model=student, args=args, processing_class=tok, teacher_model=teacher, kd_alpha=0.4,
-                             kd_temperature=2.0, kd_loss="reverse_kl", on_policy_lambda=1.0, on_policy_max_new_tokens=5,
+                             kd_temperature=2.0, kd_loss="reverse_kl", on_policy_lambda=1.0,
+                             on_policy_max_new_tokens=5,
                              data_collator=CausalCollator(tok.pad_token_id))
     student.train()
     torch.manual_seed(7)
@@ -270,7 +274,8 @@ def test_on_policy_batch_is_the_prompt_and_the_students_sample_scored_by_the_tea
         t = teacher(input_ids=on["input_ids"], attention_mask=on["attention_mask"]).logits[:, :-1]
     m = on["labels"][:, 1:].ne(-100)
     expected = 0.6 * 4.0 * dense(torch.softmax(t[m] / 2, -1), torch.softmax(s[m] / 2, -1), "reverse_kl", 0).mean()
-    torch.testing.assert_close(loss.detach(), expected / trainer.args.gradient_accumulation_steps, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(loss.detach(), expected / trainer.args.gradient_accumulation_steps, atol=1e-6,
+                               rtol=1e-5)
 
 
 def test_train_py_padded_teacher_jsd_with_on_policy_samples(padded_pair, aclsum_train, tmp_path):
@@ -286,7 +291,8 @@ def test_train_py_padded_teacher_jsd_with_on_policy_samples(padded_pair, aclsum_
           str(padded_pair / "teacher"), "--train_file", data, "--output_dir", str(out), "--do_train",
           "--max_steps", "4", "--per_device_train_batch_size", "2", "--max_source_length", "48",
           "--max_target_length", "24", "--report_to", "none", "--use_cpu", "--logging_steps", "1", "--seed", "0",
-          "--kd_loss", "jsd", "--kd_beta", "0.3", "--kd_on_policy_lambda", "0.5", "--kd_on_policy_max_new_tokens", "4"])
+          "--kd_loss", "jsd", "--kd_beta", "0.3", "--kd_on_policy_lambda", "0.5",
+          "--kd_on_policy_max_new_tokens", "4"])
     summary = json.load(open(out / "run_summary.json"))
     assert summary["kd_loss"] == {"loss": "jsd", "beta": 0.3, "alpha": 0.5, "temperature": 2.0, "compared_ids": 512}
     pol = summary["on_policy"]
@@ -323,7 +329,7 @@ def test_a_bart_student_refuses_the_causal_kd_flags():
     from lsrmwf.commands.train import parse_args
     from lsrmwf.training.recipes import lsr_mwf
 
-    args = parse_args(["--model_name_or_path", "facebook/bart-large", "--dataset_name", "cnn_dailymail", "--output_dir", "o",
-                       "--kd_loss", "reverse_kl"])
+    args = parse_args(["--model_name_or_path", "facebook/bart-large", "--dataset_name", "cnn_dailymail",
+                       "--output_dir", "o", "--kd_loss", "reverse_kl"])
     with pytest.raises(InputError, match="apply to causal"):
         lsr_mwf.check(args)
