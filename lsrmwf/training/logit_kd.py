@@ -113,9 +113,9 @@ class LogitKDArguments:
             raise InputError(f"--kd_on_policy_max_new_tokens must be >= 1, got {self.kd_on_policy_max_new_tokens}")
         if self.kd_on_policy_lambda and self.teacher_logprobs_file:
             raise InputError("--kd_on_policy_lambda with --teacher_logprobs_file: on-policy samples need a teacher "
-                             "that scores the student's text during training; a stored top-K file cannot, and "
-                             "scoring given text through a served endpoint during training is not built yet: use "
-                             "a white-box --teacher_model_name_or_path")
+                             "that scores the student's text during training; a stored top-K file cannot, and a "
+                             "served teacher needs the endpoint scoring of given text (issue 22), not built into "
+                             "training yet: use a white-box --teacher_model_name_or_path")
         if self.kd_on_policy_lambda and not self.teacher_model_name_or_path:
             raise InputError("--kd_on_policy_lambda needs a white-box teacher (--teacher_model_name_or_path) to score "
                              "the student's samples")
