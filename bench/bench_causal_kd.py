@@ -1,16 +1,19 @@
 """Benchmark the causal KD paths (issue: task-specific logit KD), ratios measured in one run.
 
 1. Training step time of the same causal student (a Llama built from a config), forward + backward
-   + AdamW step through ``LogitKDTrainer.compute_loss``:
-   white-box KD step / CE-only step, and sparse top-K KD step / CE-only step (target <= 1.10).
-   The three kinds of step alternate so none always meets a warmer cache; medians are compared.
+   + AdamW step through ``LogitKDTrainer.compute_loss``, for each ``--kd_loss``:
+   sparse top-K KD step / CE-only step (target <= 1.10), white-box KD step / CE-only step (it adds the
+   teacher's forward) and white-box step / white-box forward-KL step (the divergence's own cost), and an
+   on-policy step (the student samples ``--on_policy_new_tokens`` tokens, the teacher scores them) / CE-only.
+   All kinds of step alternate so none always meets a warmer cache; medians (and min-max) are compared.
 2. Served top-K collection: ``run_task(TeacherLogprobsTask)`` (parsing, fp16 packing, fsynced
    payload + row per document) vs a bare ``AsyncOpenAI`` loop sending the same requests with the
    same concurrency and discarding the answers (target >= 0.95: pipeline throughput / bare
    throughput). Against the test suite's fault server by default (answers after ``--delay_s``, like
    a busy model server), or ``--base_url`` (e.g. a running llama-server).
 
-    python bench/bench_causal_kd.py                 # ~1-2 minutes on 2 CPU cores
+    python bench/bench_causal_kd.py                 # a few minutes on 2 CPU cores
+    python bench/bench_causal_kd.py --skip_collection   # the step times only
     python bench/bench_causal_kd.py --hidden 512 --layers 8 --vocab 32000 --steps 10
 
 Prints one JSON object at the end.
@@ -46,7 +49,9 @@ class BenchArguments:
     repeats: int = field(default=3, metadata={"help": "Collection: alternating bare/pipeline pairs."})
     base_url: Optional[str] = field(default=None, metadata={"help": "Collection against this endpoint instead of the fault server."})
     model: str = field(default="teacher", metadata={"help": "Model name sent to --base_url."})
+    on_policy_new_tokens: int = field(default=32, metadata={"help": "On-policy step: tokens the student samples."})
     skip_steps: bool = field(default=False, metadata={"help": "Only the collection benchmark."})
+    skip_collection: bool = field(default=False, metadata={"help": "Only the training-step benchmark."})
 
 
 def step_bench(a: BenchArguments) -> dict:
@@ -54,6 +59,7 @@ def step_bench(a: BenchArguments) -> dict:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from lsrmwf.data.causal import CausalCollator
+    from lsrmwf.distill.logit_kd import KD_LOSSES
     from lsrmwf.training.base import DistillTrainingArguments
     from lsrmwf.training.logit_kd import LogitKDTrainer
 
@@ -83,10 +89,18 @@ def step_bench(a: BenchArguments) -> dict:
         args = DistillTrainingArguments(output_dir=d, report_to="none", use_cpu=True)
         kd = dict(kd_alpha=0.5, kd_temperature=2.0)
         ce_trainer = LogitKDTrainer(model=student, args=args, data_collator=collate, **kd)
-        kd_trainer = LogitKDTrainer(model=student, args=args, data_collator=collate, teacher_model=teacher, **kd)
+        kinds = {"ce": (ce_trainer, plain)}
+        for loss in KD_LOSSES:
+            kinds[f"sparse_{loss}"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_loss=loss,
+                                                      **kd), sparse)
+            kinds[f"white_box_{loss}"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_loss=loss,
+                                                         teacher_model=teacher, **kd), plain)
+        kinds["on_policy"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, teacher_model=teacher,
+                                             on_policy_lambda=1.0, on_policy_max_new_tokens=a.on_policy_new_tokens,
+                                             **kd), plain)
+    student.generation_config.eos_token_id = None  # sample the full --on_policy_new_tokens every time
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
     student.train()
-    kinds = {"ce": (ce_trainer, plain), "white_box_kd": (kd_trainer, plain), "sparse_kd": (ce_trainer, sparse)}
 
     def one(kind):
         trainer, batch = kinds[kind]
@@ -104,13 +118,22 @@ def step_bench(a: BenchArguments) -> dict:
         for k in kinds:
             times[k].append(one(k))
     med = {k: statistics.median(v) for k, v in times.items()}
+    ratios = {}
+    for loss in KD_LOSSES:
+        ratios[f"sparse_{loss}_over_ce"] = round(med[f"sparse_{loss}"] / med["ce"], 3)
+        ratios[f"white_box_{loss}_over_ce"] = round(med[f"white_box_{loss}"] / med["ce"], 3)
+        if loss != "forward_kl":
+            ratios[f"white_box_{loss}_over_white_box_forward_kl"] = round(
+                med[f"white_box_{loss}"] / med["white_box_forward_kl"], 3)
+    ratios["on_policy_over_ce"] = round(med["on_policy"] / med["ce"], 3)
     return {
         "student_parameters_M": round(student.num_parameters() / 1e6, 2),
         "teacher_parameters_M": round(teacher.num_parameters() / 1e6, 2),
         "tokens_per_step": a.batch * (a.prompt_len + a.summary_len), "loss_tokens_per_step": a.batch * a.summary_len,
+        "on_policy_new_tokens": a.on_policy_new_tokens,
         "median_step_s": {k: round(v, 4) for k, v in med.items()},
-        "white_box_kd_over_ce": round(med["white_box_kd"] / med["ce"], 3),
-        "sparse_kd_over_ce": round(med["sparse_kd"] / med["ce"], 3),
+        "min_max_step_s": {k: [round(min(v), 4), round(max(v), 4)] for k, v in times.items()},
+        **ratios,
         "sparse_target": "<= 1.10",
     }
 
@@ -178,7 +201,8 @@ def main():
     if not a.skip_steps:
         result["training_step"] = step_bench(a)
         print(json.dumps(result["training_step"]), file=sys.stderr)
-    result["served_collection"] = collection_bench(a)
+    if not a.skip_collection:
+        result["served_collection"] = collection_bench(a)
     print(json.dumps(result, indent=2))
 
 

@@ -10,11 +10,15 @@ about what a CE step does).
 
 Temperature: the teacher's values exist only at T=1, so T is applied to the (K+1)-class
 distributions of both sides, ``q_T(c) ∝ q(c)^(1/T)`` (log-probs divided by T and renormalised over
-the K+1 classes), and the loss is ``alpha * CE + (1 - alpha) * T^2 * KL(teacher_T || student_T)``.
-A teacher whose K values already sum to 1 has no tail class (it holds 0 mass, so it adds nothing to
-the KL, while the student's tail still counts in its normalisation). At T=1 this is the exact KL between the two bucketed distributions; for T>1 it is the bucketed
-analogue of Hinton's softened targets (the tail is softened as one class, not token by token).
-Its minimum is always the student matching the teacher's K probabilities and tail mass.
+the K+1 classes), and the loss is ``alpha * CE + (1 - alpha) * T^2 * D(teacher_T, student_T)`` with ``D`` one of
+:data:`lsrmwf.distill.logit_kd.KD_LOSSES` computed over those K+1 classes, the tail being one class on both
+sides. A teacher whose K values already sum to 1 (fp16 rounding) has no tail class (it holds 0 mass); the
+student's tail still counts in its normalisation for forward KL, JSD and skew KL (they push the student's tail
+mass towards 0), while reverse KL, which reads log p where the student has mass, compares over the K tokens
+alone there (the student renormalised over them). When K covers the whole vocabulary neither side has a tail
+and every loss equals its white-box value. At T=1 forward KL is the exact KL between the two bucketed
+distributions; for T>1 it is the bucketed analogue of Hinton's softened targets (the tail is softened as one
+class, not token by token). Every minimum is the student matching the teacher's K probabilities and tail mass.
 
 Tokens: a server names its tokens by id (llama.cpp, vLLM) and/or by their bytes (the OpenAI API).
 :func:`map_teacher_tokens` turns them into student ids: ids are used as they are after checking,
@@ -29,6 +33,7 @@ import numpy as np
 import torch
 
 from ..io import InputError
+from .logit_kd import divergence
 
 
 def sparse_kd_loss(
@@ -39,14 +44,21 @@ def sparse_kd_loss(
     alpha: float,
     temperature: float,
     ignore_index: int = -100,
+    loss_type: str = "forward_kl",
+    beta: float = 0.0,
+    vocab_size: Optional[int] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``alpha * CE + (1 - alpha) * T^2 * KL`` over the K teacher tokens + tail; returns ``(loss, ce, kl)``.
+    """``alpha * CE + (1 - alpha) * T^2 * D`` over the K teacher tokens + tail; returns ``(loss, ce, D)``.
 
     ``student_logits [B, L, V]`` predict ``labels [B, L]`` (already aligned: position i's logits
     predict ``labels[:, i]``); ``top_ids [B, L, K]`` (``-1`` = no teacher token there) and
     ``top_logprobs [B, L, K]`` are the teacher's, aligned the same way. CE is the mean over label
-    tokens; KL the mean over label tokens that have teacher data.
+    tokens; D (``loss_type``, ``beta``: :func:`lsrmwf.distill.logit_kd.divergence`) the mean over label tokens
+    that have teacher data. ``vocab_size``: the student's distribution over its first ``vocab_size`` ids only
+    (the tokenizer's, when its embedding is padded beyond them).
     """
+    if vocab_size is not None:
+        student_logits = student_logits[..., :vocab_size]
     mask = labels.ne(ignore_index)
     log_q = torch.log_softmax(student_logits[mask].float(), -1)  # one pass over the vocabulary serves CE and KD
     ce = torch.nn.functional.nll_loss(log_q, labels[mask]) if log_q.shape[0] else log_q.sum() * 0.0
@@ -61,22 +73,24 @@ def sparse_kd_loss(
     valid = ids.ge(0)  # ids of one position are distinct (map_teacher_tokens drops repeats)
     s_top = log_q.gather(-1, ids.clamp(min=0))  # [N, K] student log-probs of the teacher's tokens
     s_top_mass = torch.where(valid, s_top.exp(), torch.zeros_like(s_top)).sum(-1, keepdim=True)
-    s_tail = torch.log((1.0 - s_top_mass).clamp(min=1e-30))  # the rest of the student's mass
     taken_all = valid.sum(-1, keepdim=True).ge(log_q.shape[-1])
+    # the rest of the student's mass; none when K covers the vocabulary
+    s_tail = torch.log((1.0 - s_top_mass).clamp(min=1e-30)).masked_fill(taken_all, float("-inf"))
     t_lp = t_lp.masked_fill(~valid, float("-inf"))
     tail_mass = 1.0 - t_lp.exp().sum(-1, keepdim=True)
     # fp16 rounding can make the K values sum to 1 or a hair above: no tail then (nor when K covers the vocabulary)
     has_tail = tail_mass.gt(0) & ~taken_all
     neg = torch.tensor(float("-inf"), device=log_q.device)
     t_tail = torch.where(has_tail, tail_mass.clamp(min=1e-30).log(), neg)
+    # the student's tail is a class wherever it has mass; reverse KL reads log p there, so where the teacher
+    # leaves no tail reverse KL compares over the K tokens alone (the student renormalised over them)
+    s_has_tail = has_tail if loss_type == "reverse_kl" else ~taken_all
     t_cls = torch.cat([t_lp, t_tail], -1) / temperature
-    s_cls = torch.cat([torch.where(valid, s_top, neg), s_tail], -1) / temperature
+    s_cls = torch.cat([torch.where(valid, s_top, neg), torch.where(s_has_tail, s_tail, neg)], -1) / temperature
     t_cls = torch.log_softmax(t_cls, -1)
     s_cls = torch.log_softmax(s_cls, -1)
-    present = torch.cat([valid, has_tail], -1)
-    p = t_cls.exp()
-    per_class = torch.where(present, p * (t_cls - s_cls), torch.zeros_like(p))
-    kl = per_class.sum(-1).mean()
+    present = torch.cat([valid, s_has_tail | has_tail], -1)
+    kl = divergence(t_cls, s_cls, loss_type, beta, present).mean()
     loss = alpha * ce + (1.0 - alpha) * temperature**2 * kl
     return loss, ce, kl
 

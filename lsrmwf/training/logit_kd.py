@@ -2,7 +2,16 @@
 
 The student learns ``prompt -> summary`` (:mod:`lsrmwf.data.causal`) with
 
-    loss = kd_alpha * CE + (1 - kd_alpha) * T^2 * KL(teacher_T || student_T)   over the summary tokens
+    loss = kd_alpha * CE + (1 - kd_alpha) * T^2 * D(teacher_T, student_T)   over the summary tokens
+
+``D`` is ``--kd_loss``: forward KL (the study's, default), reverse KL, generalised JSD or skew KL (``--kd_beta``;
+:mod:`lsrmwf.distill.logit_kd`). A teacher whose embedding is padded beyond the shared tokenizer (or a student's)
+is compared over the tokenizer's ids.
+
+On-policy samples (GKD's lambda, white-box teacher only): with probability ``--kd_on_policy_lambda`` a training
+micro-batch's targets are the student's own samples of its prompts (``--kd_on_policy_temperature``,
+``--kd_on_policy_max_new_tokens``), scored by the teacher; such a step's loss is the KD term alone,
+``(1 - kd_alpha) * T^2 * D`` (CE on the student's own samples would teach it nothing it does not already say).
 
 * white-box teacher (``--teacher_model_name_or_path``): a causal LM sharing the student's tokenizer,
   frozen, optionally in bf16/fp16 (``--teacher_dtype``) and split over devices (``--teacher_device_map auto``);
@@ -16,12 +25,15 @@ term composes with LSR-MWF's view losses in :class:`lsrmwf.training.lsr_mwf.LsrM
 :mod:`lsrmwf.training.recipes.logit_kd`.
 """
 
+import copy
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
 
-from ..distill.logit_kd import kd_loss
+from ..distill.logit_kd import KD_LOSSES, check_kd_loss, kd_loss
 from ..distill.sparse_kd import sparse_kd_loss
 from ..io import InputError
 from .base import DistillTrainer, causal_lm_loss
@@ -50,6 +62,23 @@ class LogitKDArguments:
     )
     kd_alpha: float = field(default=0.5, metadata={"help": "KD: weight of CE against the T^2-scaled KL term."})
     kd_temperature: float = field(default=2.0, metadata={"help": "KD: softmax temperature T."})
+    kd_loss: str = field(
+        default="forward_kl",
+        metadata={"help": "Causal student's KD divergence D(teacher_T, student_T), scaled by T^2: forward_kl (the "
+                          "study's), reverse_kl (MiniLLM), jsd (GKD's generalised JSD, beta = --kd_beta) or skew_kl "
+                          "(DistiLLM, alpha = --kd_beta).", "choices": list(KD_LOSSES)},
+    )
+    kd_beta: Optional[float] = field(
+        default=None,
+        metadata={"help": "JSD's beta in (0, 1) (default 0.5) or skew KL's alpha in [0, 1) (default 0.1)."},
+    )
+    kd_on_policy_lambda: float = field(
+        default=0.0,
+        metadata={"help": "Causal student, white-box teacher: the probability that a training micro-batch's targets "
+                          "are the student's own samples, scored by the teacher (GKD's lambda; 0 = off)."},
+    )
+    kd_on_policy_temperature: float = field(default=1.0, metadata={"help": "On-policy samples: sampling temperature."})
+    kd_on_policy_max_new_tokens: int = field(default=64, metadata={"help": "On-policy samples: max new tokens."})
     prompt_template: str = field(
         default="Summarize:\n{document}\n\nSummary:",
         metadata={"help": "Causal student: the prompt the summary continues; {document} is replaced by the "
@@ -75,18 +104,51 @@ class LogitKDArguments:
         if self.teacher_model_name_or_path and self.teacher_logprobs_file:
             raise InputError("give one teacher: --teacher_model_name_or_path (white-box) or --teacher_logprobs_file "
                              "(served)")
+        self.beta = check_kd_loss(self.kd_loss, self.kd_beta)
+        if not 0.0 <= self.kd_on_policy_lambda <= 1.0:
+            raise InputError(f"--kd_on_policy_lambda must lie in [0, 1], got {self.kd_on_policy_lambda}")
+        if self.kd_on_policy_temperature <= 0:
+            raise InputError(f"--kd_on_policy_temperature must be > 0, got {self.kd_on_policy_temperature}")
+        if self.kd_on_policy_max_new_tokens < 1:
+            raise InputError(f"--kd_on_policy_max_new_tokens must be >= 1, got {self.kd_on_policy_max_new_tokens}")
+        if self.kd_on_policy_lambda and self.teacher_logprobs_file:
+            raise InputError("--kd_on_policy_lambda with --teacher_logprobs_file: on-policy samples need a teacher "
+                             "that scores the student's text during training; a stored top-K file cannot, and a "
+                             "served teacher needs the endpoint scoring of given text (issue 22), not built into "
+                             "training yet: use a white-box --teacher_model_name_or_path")
+        if self.kd_on_policy_lambda and not self.teacher_model_name_or_path:
+            raise InputError("--kd_on_policy_lambda needs a white-box teacher (--teacher_model_name_or_path) to score "
+                             "the student's samples")
 
 
 class LogitKDTrainer(DistillTrainer):
-    """The trainer for decoder-only students: CE on summary tokens, white-box or sparse top-K KD, and
-    generation of the continuation only in evaluate/predict."""
+    """The trainer for decoder-only students: CE on summary tokens, white-box or sparse top-K KD with one of
+    :data:`KD_LOSSES`, on-policy samples scored by a white-box teacher, and generation of the continuation only
+    in evaluate/predict. ``kd_vocab_size`` (default: the tokenizer's length) is how many ids KD compares."""
 
     term_names = ["ce", "kd_kl"]
 
-    def __init__(self, *args, teacher_model=None, kd_alpha: float = 0.5, kd_temperature: float = 2.0, **kwargs):
+    def __init__(self, *args, teacher_model=None, kd_alpha: float = 0.5, kd_temperature: float = 2.0,
+                 kd_loss: str = "forward_kl", kd_beta: Optional[float] = None, kd_vocab_size: Optional[int] = None,
+                 on_policy_lambda: float = 0.0, on_policy_temperature: float = 1.0, on_policy_max_new_tokens: int = 64,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher_model
         self.kd_alpha, self.kd_temperature = kd_alpha, kd_temperature
+        self.kd_loss, self.kd_beta = kd_loss, check_kd_loss(kd_loss, kd_beta)
+        self.kd_term = "kd_kl" if kd_loss == "forward_kl" else f"kd_{kd_loss}"
+        self._term_names[1] = self.kd_term
+        tok = self.processing_class
+        self.kd_vocab_size = kd_vocab_size or (len(tok) if tok is not None and hasattr(tok, "__len__") else None)
+        if on_policy_lambda and self.teacher is None:
+            raise InputError("on-policy samples need a white-box teacher to score them")
+        self.on_policy_lambda = on_policy_lambda
+        self.on_policy_temperature, self.on_policy_max_new_tokens = on_policy_temperature, on_policy_max_new_tokens
+        self._policy_rng = random.Random(self.args.seed)
+        self._policy_kind = "off_policy"
+        self.policy_stats = {k: {"steps": 0, "seconds": 0.0, "target_tokens": 0} for k in ("on_policy", "off_policy")}
+        if on_policy_lambda:
+            self._term_names.append("on_policy_share")
         if self.teacher is not None:
             self.teacher.eval()
             self.teacher.requires_grad_(False)
@@ -96,28 +158,106 @@ class LogitKDTrainer(DistillTrainer):
         # the global token count, whatever the model class says (GPT-2's loss_type is None, for one)
         self._loss_shifts_labels = True
 
+    def _kd(self):
+        return dict(loss_type=self.kd_loss, beta=self.kd_beta, vocab_size=self.kd_vocab_size)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs["labels"]
+        training = model.training
+        local_tokens = labels[:, 1:].ne(-100).sum()
+        on_policy = training and self.on_policy_lambda > 0 and self._policy_rng.random() < self.on_policy_lambda
+        self._policy_kind = "on_policy" if on_policy else "off_policy"
+        if on_policy:
+            inputs = self._on_policy_batch(model, inputs)
+            labels = inputs["labels"]
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         logits, targets = outputs.logits[:, :-1], labels[:, 1:]  # position i predicts token i+1
-        training = model.training
+        self._policy_targets = int(targets.ne(-100).sum())
         if training and self.teacher is not None:
             with torch.no_grad():
                 t_logits = self.teacher(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
             t_logits = t_logits[:, :-1].to(logits.device)
-            loss, ce, kl = kd_loss(logits, t_logits, targets, self.kd_alpha, self.kd_temperature)
-            self._record({"ce": ce, "kd_kl": kl}, loss.device)
+            alpha = 0.0 if on_policy else self.kd_alpha  # the student's own samples: the KD term alone
+            loss, ce, kl = kd_loss(logits, t_logits, targets, alpha, self.kd_temperature, **self._kd())
+            if on_policy:
+                loss = loss * (1.0 - self.kd_alpha)
+            self._record({self.kd_term: kl, **({} if on_policy else {"ce": ce})}, loss.device)
         elif training and "teacher_top_ids" in inputs:
             loss, ce, kl = sparse_kd_loss(logits, targets, inputs["teacher_top_ids"][:, 1:],
-                                          inputs["teacher_top_logprobs"][:, 1:], self.kd_alpha, self.kd_temperature)
-            self._record({"ce": ce, "kd_kl": kl}, loss.device)
+                                          inputs["teacher_top_logprobs"][:, 1:], self.kd_alpha, self.kd_temperature,
+                                          **self._kd())
+            self._record({"ce": ce, self.kd_term: kl}, loss.device)
         else:
             loss = causal_lm_loss(logits, targets)
             if training:
                 self._record({"ce": loss}, loss.device)
-        if training:  # this micro-batch's share of the step's global token mean
-            loss = loss * self._token_share(targets.ne(-100).sum(), num_items_in_batch)
+        if training and self.on_policy_lambda:
+            self._record({"on_policy_share": torch.tensor(float(on_policy))}, loss.device)
+        if training:  # this micro-batch's share of the step's global token mean (counted on the batch as it came)
+            loss = loss * self._token_share(local_tokens, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
+
+    def _on_policy_batch(self, model, inputs) -> dict:
+        """The batch's prompts, each followed by the student's own sample (up to and with its eos) as the targets."""
+        ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        pad = self.processing_class.pad_token_id if self.processing_class is not None else model.config.pad_token_id
+        prompts = [ids[b][mask[b].bool() & labels[b].eq(-100)] for b in range(ids.shape[0])]
+        width = max(len(p) for p in prompts)
+        left = torch.full((len(prompts), width), pad, dtype=ids.dtype, device=ids.device)
+        left_mask = torch.zeros_like(left)
+        for b, p in enumerate(prompts):
+            left[b, width - len(p):], left_mask[b, width - len(p):] = p, 1
+        unwrapped = self.accelerator.unwrap_model(model)
+        gen = copy.deepcopy(unwrapped.generation_config)
+        gen.update(do_sample=True, temperature=self.on_policy_temperature, top_k=0, top_p=1.0, num_beams=1,
+                   max_new_tokens=self.on_policy_max_new_tokens, min_new_tokens=0, pad_token_id=pad)
+        vocab = unwrapped.config.get_text_config().vocab_size
+        if self.kd_vocab_size and vocab > self.kd_vocab_size:  # a padded embedding's rows are no tokens: never sampled
+            gen.suppress_tokens = list(range(self.kd_vocab_size, vocab))
+        unwrapped.eval()
+        try:
+            with torch.no_grad():
+                out = unwrapped.generate(input_ids=left, attention_mask=left_mask, generation_config=gen)
+        finally:
+            unwrapped.train()
+        eos = gen.eos_token_id
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+        rows = []
+        for b, p in enumerate(prompts):
+            new = out[b, width:].tolist()
+            end = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
+            rows.append((p.tolist(), new[:end]))
+        n = max(len(p) + len(s) for p, s in rows)
+        batch = {"input_ids": torch.full((len(rows), n), pad, dtype=ids.dtype),
+                 "attention_mask": torch.zeros((len(rows), n), dtype=mask.dtype),
+                 "labels": torch.full((len(rows), n), -100, dtype=labels.dtype)}
+        for b, (p, sample) in enumerate(rows):
+            seq = p + sample
+            batch["input_ids"][b, :len(seq)] = torch.tensor(seq)
+            batch["attention_mask"][b, :len(seq)] = 1
+            batch["labels"][b, len(p):len(seq)] = torch.tensor(sample, dtype=labels.dtype)
+        return {k: v.to(ids.device) for k, v in batch.items()}
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        t0 = time.perf_counter()
+        out = super().training_step(model, inputs, num_items_in_batch)
+        stats = self.policy_stats[self._policy_kind]
+        stats["steps"] += 1
+        stats["seconds"] += time.perf_counter() - t0
+        stats["target_tokens"] += getattr(self, "_policy_targets", 0)
+        return out
+
+    def on_policy_summary(self) -> dict:
+        """The on-policy share and the throughput of on- and off-policy micro-batches (this process, this run)."""
+        total = sum(s["steps"] for s in self.policy_stats.values())
+        out = {"lambda": self.on_policy_lambda, "temperature": self.on_policy_temperature,
+               "max_new_tokens": self.on_policy_max_new_tokens, "micro_batches": total,
+               "on_policy_share": round(self.policy_stats["on_policy"]["steps"] / total, 4) if total else None}
+        for kind, s in self.policy_stats.items():
+            out[kind] = {**s, "seconds": round(s["seconds"], 3),
+                         "micro_batches_per_s": round(s["steps"] / s["seconds"], 4) if s["seconds"] else None,
+                         "target_tokens_per_s": round(s["target_tokens"] / s["seconds"], 2) if s["seconds"] else None}
+        return out
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
         inputs = self._prepare_inputs(inputs)

@@ -150,7 +150,7 @@ def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
 
 
 def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) -> LogitKDTrainer:
-    training_args = args.training
+    training_args, kd = args.training, args.logit_kd
     eval_refs = list(raw.eval["summary"]) if raw.eval is not None else None
 
     def compute_metrics(p):
@@ -163,7 +163,9 @@ def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) 
     return LogitKDTrainer(
         model=model, args=training_args, data_collator=CausalCollator(pad_token_id=tokenizer.pad_token_id),
         train_dataset=data.train, eval_dataset=data.eval, processing_class=tokenizer, teacher_model=teacher,
-        kd_alpha=args.logit_kd.kd_alpha, kd_temperature=args.logit_kd.kd_temperature,
+        kd_alpha=kd.kd_alpha, kd_temperature=kd.kd_temperature, kd_loss=kd.kd_loss, kd_beta=kd.kd_beta,
+        kd_vocab_size=len(tokenizer), on_policy_lambda=kd.kd_on_policy_lambda,
+        on_policy_temperature=kd.kd_on_policy_temperature, on_policy_max_new_tokens=kd.kd_on_policy_max_new_tokens,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
 
@@ -187,7 +189,17 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
     served = {}
     data = tokenize(raw, tokenizer, args, served)
     trainer = build_trainer(model, tokenizer, teacher, data, raw, args)
+    if (teacher is not None or kd.teacher_logprobs_file) and training_args.do_train:
+        beta = f" (beta {trainer.kd_beta})" if kd.kd_loss in ("jsd", "skew_kl") else ""
+        logger.info("KD loss: %s%s, alpha %s, T %s (T^2-scaled); on-policy lambda %s", kd.kd_loss, beta, kd.kd_alpha,
+                    kd.kd_temperature, kd.kd_on_policy_lambda)
     results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
-    write_run_summary(training_args, model, raw, None, checkpoint, results,
-                      extra={**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})})
+    extra = {**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})}
+    if training_args.do_train and (teacher is not None or kd.teacher_logprobs_file):
+        extra["kd_loss"] = {"loss": kd.kd_loss, "beta": trainer.kd_beta if kd.kd_loss in ("jsd", "skew_kl") else None,
+                            "alpha": kd.kd_alpha, "temperature": kd.kd_temperature, "compared_ids": len(tokenizer)}
+    if training_args.do_train and kd.kd_on_policy_lambda:
+        extra["on_policy"] = trainer.on_policy_summary()
+        logger.info("on-policy: %s", extra["on_policy"])
+    write_run_summary(training_args, model, raw, None, checkpoint, results, extra=extra)
     return results

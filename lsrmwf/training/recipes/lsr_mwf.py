@@ -55,6 +55,10 @@ def check(args) -> None:
     if args.logit_kd.teacher_logprobs_file:
         raise InputError("--teacher_logprobs_file trains a causal (decoder-only) student; give one as "
                          "--model_name_or_path")
+    kd = args.logit_kd
+    if kd.kd_loss != "forward_kl" or kd.kd_beta is not None or kd.kd_on_policy_lambda:
+        raise InputError("--kd_loss/--kd_beta/--kd_on_policy_lambda apply to causal (decoder-only) students; a BART "
+                         "student's KD is forward KL on the references")
     args.basic_reading.check_training_only(args.training)
 
 
