@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
+import tiny
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from lsrmwf.data.causal import CausalCollator, encode_prompt, tokenize_causal
 from lsrmwf.distill.logit_kd import check_same_tokenizer
@@ -23,11 +23,7 @@ TEMPLATE = "Summarize:\n{document}\n\nSummary:"
 
 
 def llama(tok, layers=1, hidden=32, seed=0):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return LlamaForCausalLM(cfg)
+    return tiny.llama_lm(tok, layers=layers, hidden=hidden, seed=seed)
 
 
 def small_ds(aclsum_train, n=3):

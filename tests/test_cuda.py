@@ -9,6 +9,7 @@ import json
 import math
 
 import pytest
+import tiny
 import torch
 from devices import CUDA_MARKS
 
@@ -112,16 +113,11 @@ def test_train_py_causal_kd_20_steps_on_cuda(tiny_tokenizer, aclsum_train, tmp_p
 
 def test_multiple_choice_scores_on_cuda_match_cpu(tmp_path):
     from test_multiple_choice import PROMPTS, _tokenizer, write_jsonl
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     from lsrmwf.evaluation import multiple_choice as mc
 
     tok = _tokenizer()
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(5.0)
+    model = tiny.gpt2_lm(tok)
     rows = [{"prompt": p, "choices": c, "label": 0} for p, c in PROMPTS]
     task = mc.load_jsonl_task(write_jsonl(tmp_path / "t.jsonl", rows), name="hand")
     cpu = mc.run_multiple_choice(model, tok, [task], batch_size=4, progress=False, return_details=True)

@@ -4,6 +4,7 @@ sequence-level KD targets (--target)."""
 import json
 
 import pytest
+import tiny
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
@@ -14,24 +15,18 @@ from lsrmwf.training.base import DistillTrainingArguments
 from lsrmwf.training.collators import LsrMwfCollator
 from lsrmwf.training.lsr_mwf import LsrMwfArguments, LsrMwfTrainer
 
-SMALL = dict(encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-             max_position_embeddings=128, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0)
-
-
-def ids(tok):
-    return dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                decoder_start_token_id=tok.eos_token_id)
-
 
 def student(tok, views=("ea", "as", "ter")):
     torch.manual_seed(0)
-    return LsrMwfForConditionalGeneration(LsrMwfConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
-                                                        views=list(views), **ids(tok), **SMALL))
+    return LsrMwfForConditionalGeneration(LsrMwfConfig(
+        **tiny.bart(vocab_size=len(tok), decoder_layers=1, max_position_embeddings=128), **tiny.NO_DROPOUT,
+        **tiny.special_ids(tok), views=list(views)))
 
 
 def teacher(tok, vocab_size=None, **kw):
     torch.manual_seed(1)
-    cfg = dict(vocab_size=vocab_size or len(tok), d_model=48, encoder_layers=2, decoder_layers=2, **ids(tok), **SMALL)
+    cfg = dict(**tiny.bart(vocab_size=vocab_size or len(tok), d_model=48, encoder_layers=2, max_position_embeddings=128),
+               **tiny.NO_DROPOUT, **tiny.special_ids(tok))
     cfg.update(kw)
     return BartForConditionalGeneration(BartConfig(**cfg))
 

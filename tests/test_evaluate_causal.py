@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import tiny
 import torch
 
 from lsrmwf.commands.evaluate import main
@@ -17,7 +18,7 @@ TEXTS = ["Is the sky blue?", "The movie was great, the plot was poor.", "Berlin 
 
 def save_tiny(path, vocab_size, seed, bos_template=False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -30,11 +31,7 @@ def save_tiny(path, vocab_size, seed, bos_template=False):
         fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="<|endoftext|>")
     else:
         fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                                       bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)).eval()
-    with torch.no_grad():
-        model.lm_head.weight.mul_(4.0)
+    model = tiny.gpt2_lm(fast, seed=seed, sharpen=4.0)
     model.save_pretrained(path)
     fast.save_pretrained(path)
     return str(path)

@@ -7,8 +7,9 @@ import logging
 
 import numpy as np
 import pytest
+import tiny
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from lsrmwf.data.causal import CausalCollator, encode_prompt
 from lsrmwf.distill.logit_kd import KD_LOSSES, kd_loss, load_causal_teacher
@@ -118,11 +119,7 @@ def test_top_k_over_the_whole_vocabulary_equals_white_box_in_fp32(kind, T):
 
 
 def llama(tok, vocab, layers=1, hidden=32, seed=0):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return LlamaForCausalLM(cfg)
+    return tiny.llama_lm(tok, vocab_size=vocab, layers=layers, hidden=hidden, seed=seed)
 
 
 def small_ds(aclsum_train, n=3):

@@ -9,6 +9,7 @@ import os
 import tarfile
 
 import pytest
+import tiny
 import torch
 
 from lsrmwf.evaluation import multiple_choice as mc
@@ -50,15 +51,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=2, n_head=2,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    m = GPT2LMHeadModel(cfg).eval()
-    with torch.no_grad():  # sharper distributions than the default init, so candidates differ clearly
-        m.lm_head.weight.mul_(5.0)
-    return m
+    return tiny.gpt2_lm(tok)
 
 
 def hand_logprob(model, tok, prompt: str, continuation: str):

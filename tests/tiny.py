@@ -4,8 +4,9 @@
                            (d_model 32, 1 encoder + 2 decoder layers, 2 heads, FFN 64, 256 positions), changed
     overrides(**changes)   the same model as train.py's --config_overrides value
     special_ids(tok)       pad / bos / eos / decoder-start ids of a tokenizer, for a config
-    llama(vocab_size, …)   a tiny LlamaConfig (the causal students and teachers)
-    gpt2(vocab_size, …)    a tiny GPT2Config (the causal scorers)
+    llama(vocab_size, …)   a tiny LlamaConfig; llama_lm(tok, …) the seeded model (causal students and teachers)
+    gpt2(vocab_size, …)    a tiny GPT2Config; gpt2_lm(tok, …) the seeded model, its output sharpened so that
+                           candidates' scores differ clearly (the multiple-choice scorers)
 """
 
 TINY_BART = dict(d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
@@ -39,3 +40,27 @@ def gpt2(vocab_size: int, **changes):
 
     cfg = dict(vocab_size=vocab_size, n_positions=128, n_embd=32, n_layer=2, n_head=2)
     return GPT2Config(**{**cfg, **changes})
+
+
+def token_ids(tok) -> dict:
+    return dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+
+
+def llama_lm(tok, vocab_size=None, layers: int = 1, hidden: int = 32, seed: int = 0):
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(llama(vocab_size or len(tok), hidden=hidden, layers=layers, **token_ids(tok),
+                                  pad_token_id=tok.pad_token_id))
+
+
+def gpt2_lm(tok, seed: int = 0, sharpen: float = 5.0):
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(gpt2(len(tok), **token_ids(tok))).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(sharpen)
+    return model
