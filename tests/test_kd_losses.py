@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tiny
 import torch
+from test_causal_kd import Args, small_ds
 from transformers import LlamaForCausalLM
 
 from lsrmwf.data.causal import CausalCollator, encode_prompt
@@ -120,22 +121,6 @@ def test_top_k_over_the_whole_vocabulary_equals_white_box_in_fp32(kind, T):
 
 def llama(tok, vocab, layers=1, hidden=32, seed=0):
     return tiny.llama_lm(tok, vocab_size=vocab, layers=layers, hidden=hidden, seed=seed)
-
-
-def small_ds(aclsum_train, n=3):
-    import datasets
-
-    rows = aclsum_train.select(range(n))
-    return datasets.Dataset.from_dict({"id": list(rows["id"]),
-                                       "document": [" ".join(d.split()[:30]) for d in rows["document"]],
-                                       "summary": [" ".join(s.split()[:12]) for s in rows["summary"]]})
-
-
-class Args:
-    prompt_template = TEMPLATE
-    use_chat_template = False
-    max_source_length = 48
-    max_target_length = 24
 
 
 def served_records(tok, teacher, ds, K, max_new=8):

@@ -5,7 +5,9 @@ it reads besides the shared ones, ``passages`` (the documents it needs), ``build
 :func:`lsrmwf.llm.pipeline.run_task` runs) and ``report`` (what it adds to the run summary), so the
 command never branches on the task."""
 
-from typing import Callable, Dict, Mapping, Type
+from typing import Dict, Mapping, Type
+
+from ..io.registry import registrar
 
 LLM_TASKS: Dict[str, Type["LLMTaskBuilder"]] = {}
 
@@ -27,14 +29,5 @@ class LLMTaskBuilder:
         """Add to ``summary`` after the run (nothing by default)."""
 
 
-def register_llm_task(name: str) -> Callable[[Type[LLMTaskBuilder]], Type[LLMTaskBuilder]]:
-    """Class decorator: ``@register_llm_task("rationales")`` makes the class ``--task rationales``."""
-
-    def add(cls: Type[LLMTaskBuilder]) -> Type[LLMTaskBuilder]:
-        if name in LLM_TASKS:
-            raise ValueError(f"LLM task {name!r} is registered twice ({LLM_TASKS[name].__name__}, {cls.__name__})")
-        cls.name = name
-        LLM_TASKS[name] = cls
-        return cls
-
-    return add
+# ``@register_llm_task("rationales")`` makes the class ``--task rationales``.
+register_llm_task = registrar(LLM_TASKS, "LLM task")

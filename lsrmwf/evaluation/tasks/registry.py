@@ -4,7 +4,9 @@ A task is a class with a name, a one-line summary (for ``--task``'s help), the a
 it reads besides the shared ones, and ``run``. :func:`register_task` adds it by name, as
 lm-evaluation-harness registers its tasks, so the command never branches on the task."""
 
-from typing import Callable, Dict, Mapping, Tuple, Type
+from typing import Dict, Mapping, Tuple, Type
+
+from ...io.registry import registrar
 
 TASKS: Dict[str, Type["EvaluationTask"]] = {}
 
@@ -20,14 +22,5 @@ class EvaluationTask:
         raise NotImplementedError
 
 
-def register_task(name: str) -> Callable[[Type[EvaluationTask]], Type[EvaluationTask]]:
-    """Class decorator: ``@register_task("summarization")`` makes the class ``--task summarization``."""
-
-    def add(cls: Type[EvaluationTask]) -> Type[EvaluationTask]:
-        if name in TASKS:
-            raise ValueError(f"evaluation task {name!r} is registered twice ({TASKS[name].__name__}, {cls.__name__})")
-        cls.name = name
-        TASKS[name] = cls
-        return cls
-
-    return add
+# ``@register_task("summarization")`` makes the class ``--task summarization``.
+register_task = registrar(TASKS, "evaluation task")
