@@ -8,6 +8,14 @@ registry (:mod:`lsrmwf.evaluation.tasks`), ``generate_rationales.py`` to the LLM
 def parse_dataclasses(parser, argv=None, json_file=None):
     """``parser``'s dataclasses from ``argv`` (or a JSON config file); unknown flags, a broken JSON file and
     invalid values become one-line :class:`lsrmwf.io.InputError` messages instead of tracebacks."""
+    from ..io.provenance import record_run
+
+    parsed = _parse(parser, argv, json_file)
+    record_run([json_file] if json_file is not None else argv, parsed)  # for every results file's provenance
+    return parsed
+
+
+def _parse(parser, argv, json_file):
     from ..io import InputError, read_json
 
     if json_file is not None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from ..io.disk import writing
+from ..io.provenance import PROVENANCE_KEY, provenance
 from .checkpoints import resolve_checkpoint
 
 logger = logging.getLogger("lsrmwf.train")
@@ -247,6 +248,7 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
         "examples": {k: (len(getattr(raw, k)) if getattr(raw, k) is not None else None) for k in RawData.SPLITS},
         "empty_examples_left_out": {k: len(v) for k, v in (raw.empty or {}).items()},
         "rationale_join": join_stats, "parameters": parameters, "metrics": results,
+        PROVENANCE_KEY: provenance(seed=training_args.seed, device=training_args.device),
     }
     summary.update(extra or {})
     if join_stats:
@@ -260,5 +262,6 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
 def write_interrupted_summary(training_args, checkpoint, stop: TrainingInterrupted, recipe: str) -> None:
     """``run_summary.json`` of a run a signal stopped: where it stopped, under ``interrupted`` (main process)."""
     if training_args.should_save:
-        summary = {"interrupted": stop.stopped, "resumed_from": checkpoint, "recipe": recipe}
+        summary = {"interrupted": stop.stopped, "resumed_from": checkpoint, "recipe": recipe,
+                   PROVENANCE_KEY: provenance(seed=training_args.seed, device=training_args.device)}
         write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary, "the run summary")

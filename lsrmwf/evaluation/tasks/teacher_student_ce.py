@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional
 
 from ...io import InputError
+from ...io.provenance import PROVENANCE_KEY, provenance
 from .arguments import GenerationArguments, InputArguments
 from .multiple_choice import MultipleChoiceArguments, load_mc_tasks, write_table
 from .registry import EvaluationTask, register_task
@@ -83,6 +84,7 @@ class TeacherStudentCETask(EvaluationTask):
         bb = [per_task[t.name]["ce"] for t in tasks if t.kind == "bigbench"]
         results = {"teacher": ce.teacher_model_name_or_path, "student": inp.model_name_or_path,
                    "average": ce.ce_average, "text": ce.ce_text, "tasks": per_task,
-                   "bigbench_average": sum(bb) / len(bb) if bb else None}
+                   "bigbench_average": sum(bb) / len(bb) if bb else None,
+                   PROVENANCE_KEY: provenance(args.values(), device=str(next(student[0].parameters()).device))}
         write_table(inp.output_dir, "ce_results", results, ce_table(results))
         return results
