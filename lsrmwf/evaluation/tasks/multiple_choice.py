@@ -162,7 +162,8 @@ class MultipleChoiceTask(EvaluationTask):
         from ..causal_lm import load_causal_lm
         from ..multiple_choice import run_multiple_choice
 
-        model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file)
+        model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file,
+                                          device_map=gen.device_map)
         cache = os.path.join(inp.output_dir, "mc_cache.jsonl")
         results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size,
                                       normalization=mc.mc_normalization, cache_path=cache,
