@@ -138,3 +138,47 @@ def test_compose_brd_and_llm_summaries_record_provenance(tmp_path, capsys):
     summary = json.loads(printed.strip().splitlines()[-1])
     block = check_block(summary[PROVENANCE_KEY], device=f"served: {srv.base_url}")
     assert "sk-hidden" not in printed and block["arguments"]["EndpointArguments"]["api_key"] == "<redacted>"
+
+
+@pytest.fixture
+def restore_log_levels():
+    import logging
+
+    import datasets
+    import transformers
+
+    levels = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+              if name.startswith("lsrmwf") and isinstance(logger, logging.Logger)}
+    verbosity = transformers.utils.logging.get_verbosity(), datasets.utils.logging.get_verbosity()
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    logging.getLogger("lsrmwf").setLevel(levels.get("lsrmwf", logging.NOTSET))
+    transformers.utils.logging.set_verbosity(verbosity[0])
+    datasets.utils.logging.set_verbosity(verbosity[1])
+
+
+def test_every_command_takes_log_level(tmp_path, caplog, capsys, restore_log_levels):
+    import logging
+
+    from lsrmwf.commands import compose_brd, generate_rationales, parse_dataclasses, train
+
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text("".join(json.dumps({"id": str(i), "reference": f"a cat sat {i}", "prediction": "a cat"}) + "\n"
+                            for i in range(2)))
+    argv = ["--predictions", str(refs), "--references", str(refs), "--bootstrap_resamples", "5", "--no_progress"]
+    caplog.set_level(logging.DEBUG)
+    assert evaluate([*argv, "--output_dir", str(tmp_path / "a")]) == 0
+    assert any(r.name == "lsrmwf.evaluate" and r.levelno == logging.INFO for r in caplog.records)
+    caplog.clear()
+    assert evaluate([*argv, "--output_dir", str(tmp_path / "b"), "--log_level", "error"]) == 0
+    assert not [r for r in caplog.records if r.name.startswith("lsrmwf") and r.levelno < logging.ERROR]
+    assert logging.getLogger("lsrmwf.evaluate").getEffectiveLevel() == logging.ERROR
+    assert train.build_parser().parse_args_into_dataclasses(["--log_level", "debug", "--output_dir", "o"])[2].log_level \
+        == "debug"  # train.py's is the training arguments' own
+    parse_dataclasses(generate_rationales.build_parser(), ["--log_level", "debug"])
+    assert logging.getLogger("lsrmwf").level == logging.DEBUG
+    with pytest.raises(SystemExit) as e:
+        compose_brd.main(["--log_level", "nonsense"])
+    assert e.value.code == 2
+    assert "--log_level" in capsys.readouterr().err
