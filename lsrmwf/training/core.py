@@ -248,12 +248,12 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
         "examples": {k: (len(getattr(raw, k)) if getattr(raw, k) is not None else None) for k in RawData.SPLITS},
         "empty_examples_left_out": {k: len(v) for k, v in (raw.empty or {}).items()},
         "rationale_join": join_stats, "parameters": parameters, "metrics": results,
-        PROVENANCE_KEY: provenance(seed=training_args.seed, device=training_args.device),
     }
     summary.update(extra or {})
     if join_stats:
         summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
-    if training_args.should_save:
+    if training_args.should_save:  # the main process only (git and the versions are read once)
+        summary[PROVENANCE_KEY] = provenance(seed=training_args.seed, device=training_args.device)
         os.makedirs(training_args.output_dir, exist_ok=True)
         write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary, "the run summary")
     return summary
