@@ -8,6 +8,7 @@ from typing import List, Optional
 
 from ..distill.brd_compose import DEFAULT_SEP, compose, read_answers
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
+from ..io.provenance import PROVENANCE_KEY, provenance
 
 
 @dataclass
@@ -36,7 +37,8 @@ def run(args: ComposeArguments) -> dict:
     for name, rows in out.items():
         files[name] = os.path.join(args.output_dir, f"{name}.jsonl")
         write_jsonl_atomic(files[name], rows)
-    summary = dict(counts, sep=args.sep, answer_files=list(args.answers), files=files)
+    summary = dict(counts, sep=args.sep, answer_files=list(args.answers), files=files,
+                   **{PROVENANCE_KEY: provenance((args,), seed=args.seed)})
     write_json_atomic(os.path.join(args.output_dir, "compose_summary.json"), summary)
     return summary
 

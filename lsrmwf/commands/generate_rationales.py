@@ -8,6 +8,7 @@ import sys
 
 from ..io import InputError
 from ..io.interrupts import EXIT_INTERRUPTED
+from ..io.provenance import PROVENANCE_KEY, provenance
 
 logger = logging.getLogger("lsrmwf.llm")
 NOISY_LOGGERS = ("httpx", "httpx2", "openai", "openai._base_client")
@@ -86,5 +87,6 @@ def run(args, secrets, output: str) -> int:
         return 2
     print(redact(format_run_summary(summary), secrets), file=sys.stderr)
     builder.report(task, args, summary)
+    summary[PROVENANCE_KEY] = provenance(args.values(), seed=endpoint.seed, device="served: " + ", ".join(endpoint.base_url or []))
     print(redact(json.dumps(summary), secrets))
     return EXIT_INTERRUPTED if summary["this_run"]["interrupted"] else 0

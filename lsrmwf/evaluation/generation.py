@@ -20,7 +20,14 @@ from typing import Callable, List, Optional, Sequence
 from ..data.tokenization import fit_model_max_length
 from ..io import InputError
 
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = ("float32", "float16", "bfloat16", "auto")  # auto: the checkpoint's own dtype
+
+
+def torch_dtype(name: str):
+    """``from_pretrained``'s ``dtype`` for a ``--dtype`` value: ``"auto"`` (the checkpoint's) or a torch dtype."""
+    import torch
+
+    return "auto" if name == "auto" else getattr(torch, name)
 
 
 @dataclass
@@ -47,7 +54,8 @@ class GenerationSettings(BeamSearchArguments):
                             metadata={"help": "Documents per generation batch (1 = per-document latency)."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if available), cpu, cuda or cuda:N."})
     dtype: str = field(default="float32",
-                       metadata={"help": "Model weights dtype for generation.", "choices": list(DTYPES)})
+                       metadata={"help": "Model weights dtype (auto: the checkpoint's own; default float32).",
+                                 "choices": list(DTYPES)})
     prompt_template: str = field(
         default="Summarize:\n{document}\n\nSummary:",
         metadata={"help": "Causal checkpoints: the prompt the summary continues ({document} is replaced)."})
@@ -84,7 +92,6 @@ def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "floa
     The tokenizer's ``model_max_length`` is capped at the model's positions (see
     :func:`lsrmwf.data.tokenization.fit_model_max_length`): a checkpoint saved with a tokenizer trained
     from scratch (no limit, ~1e30) still truncates long documents."""
-    import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     if dtype not in DTYPES:
@@ -97,13 +104,13 @@ def load_model(model_name_or_path: str, device: str = "auto", dtype: str = "floa
             from transformers import AutoModelForCausalLM
 
             model = AutoModelForCausalLM.from_pretrained(model_name_or_path, cache_dir=cache_dir,
-                                                         dtype=getattr(torch, dtype))
+                                                         dtype=torch_dtype(dtype))
             tokenizer.padding_side = "left"  # generation continues every prompt from its last token
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
         else:
             model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, cache_dir=cache_dir,
-                                                          dtype=getattr(torch, dtype))
+                                                          dtype=torch_dtype(dtype))
     except OSError as e:
         raise InputError(f"--model_name_or_path {model_name_or_path}: not a local checkpoint and could not be loaded "
                          f"from the hub ({e})") from None

@@ -47,6 +47,12 @@ Averages (what :func:`run_multiple_choice` returns)
     BIG-bench tasks counted once through ``bigbench_average``; ``macro_average``: the plain mean
     over all tasks. Accuracies are fractions (0-1).
 
+Standard errors (``stderr`` next to each accuracy, as lm-evaluation-harness reports them)
+    A task's: the sample standard deviation of its per-example correctness (0/1) over ``sqrt(n)``
+    (:func:`mean_stderr`); a BIG-bench container task (mean of its subtasks' accuracies): ``sqrt(sum
+    se_g^2) / G`` over its subtasks. ``bigbench_average_stderr`` and ``average_stderr``: the standard
+    error of a mean of independent task means, ``sqrt(sum se_t^2) / T`` (:func:`average_stderr`).
+
 Tasks
     See :mod:`lsrmwf.evaluation.mc_tasks`: BIG-bench ``task.json`` (BIG-bench 1.0.0's zero-shot
     format and defaults), the six Table 8 tasks (XNLI, RTE, CB, PAWS-X, BoolQ, SST-2) from the hub
@@ -68,6 +74,7 @@ Command line
 import hashlib
 import inspect
 import json
+import math
 import os
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -392,16 +399,38 @@ def _score_task(model, tokenizer, task: MCTask, batch_size: int, device, cache: 
     return rows, hits
 
 
+def mean_stderr(values: Sequence[float]) -> Optional[float]:
+    """The standard error of the mean of ``values``: sample standard deviation (n - 1) over ``sqrt(n)``;
+    ``None`` below two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def average_stderr(stderrs: Sequence[Optional[float]]) -> Optional[float]:
+    """The standard error of the mean of independent means with these standard errors: ``sqrt(sum se^2) / k``;
+    ``None`` when any is unknown or there are none."""
+    if not stderrs or any(se is None for se in stderrs):
+        return None
+    return math.sqrt(sum(se * se for se in stderrs)) / len(stderrs)
+
+
 def _task_entry(task: MCTask, rows: Sequence[dict], normalization: str) -> Tuple[dict, List[dict]]:
-    """A task's result entry (accuracy, n, correct, kind, source[, subtasks, notes]) and its per-example details."""
+    """A task's result entry (accuracy, stderr, n, correct, kind, source[, subtasks, notes]) and its per-example
+    details (index, prediction, correct, scores, the scores under every normalization)."""
     per_group: Dict[str, List[int]] = {}
     details = []
     for i, (ex, row) in enumerate(zip(task.examples, rows)):
-        scores = [normalize(s, t, w, normalization) for s, t, w in zip(row["logprob_sums"], row["tokens"], row["words"])]
+        by_norm = {norm: [normalize(s, t, w, norm) for s, t, w in zip(row["logprob_sums"], row["tokens"], row["words"])]
+                   for norm in NORMALIZATIONS}
+        scores = by_norm[normalization]
         pred = max(range(len(scores)), key=lambda j: (scores[j], -j))
         ok = int(pred in ex.correct)
         per_group.setdefault(ex.group, []).append(ok)
-        details.append({"index": i, "prediction": pred, "correct": bool(ok), "scores": scores})
+        details.append({"index": i, "prediction": pred, "correct": bool(ok), "scores": scores,
+                        "scores_by_normalization": by_norm})
     n = sum(len(v) for v in per_group.values())
     n_correct = sum(sum(v) for v in per_group.values())
     entry = {"n": n, "correct": n_correct, "kind": task.kind, "source": task.source}
@@ -411,8 +440,10 @@ def _task_entry(task: MCTask, rows: Sequence[dict], normalization: str) -> Tuple
         subs = {g: sum(v) / len(v) for g, v in sorted(per_group.items())}
         entry["subtasks"] = subs
         entry["accuracy"] = sum(subs.values()) / len(subs)  # BIG-bench: mean over subtasks
+        entry["stderr"] = average_stderr([mean_stderr(v) for _, v in sorted(per_group.items())])
     else:
         entry["accuracy"] = n_correct / n
+        entry["stderr"] = mean_stderr(per_group[""])
     return entry, details
 
 
@@ -432,6 +463,15 @@ def summarize_scores(tasks: Sequence[MCTask], rows_by_task: Dict[str, Sequence[d
     result["bigbench_average"] = sum(bb) / len(bb) if bb else None
     columns = other + ([result["bigbench_average"]] if bb else [])
     result["average"] = sum(columns) / len(columns) if columns else None
+    se = {t.name: result["tasks"][t.name]["stderr"] for t in tasks}
+    bb_se = average_stderr([se[t.name] for t in tasks if t.kind == "bigbench"])
+    result["bigbench_average_stderr"] = bb_se
+    result["average_stderr"] = average_stderr([se[t.name] for t in tasks if t.kind != "bigbench"]
+                                              + ([bb_se] if bb else []))
+    result["stderr_note"] = ("stderr: per task, the sample standard deviation of per-example correctness over "
+                             "sqrt(n) (a BIG-bench task with subtasks: sqrt(sum of squared subtask stderrs) / "
+                             "subtasks); of the averages, the standard error of a mean of independent task means, "
+                             "sqrt(sum of squared task stderrs) / tasks")
     result["macro_average"] = sum(accs.values()) / len(accs) if accs else None
     if return_details:
         result["details"] = details

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..io import InputError, write_json_atomic, write_jsonl_atomic
 from ..io.disk import writing
+from ..io.provenance import PROVENANCE_KEY, provenance
 from .checkpoints import resolve_checkpoint
 
 logger = logging.getLogger("lsrmwf.train")
@@ -260,7 +261,8 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
     summary.update(extra or {})
     if join_stats:
         summary["documents"] = join_stats["line"]  # "N documents: a with rationales, ... → e trained"
-    if training_args.should_save:
+    if training_args.should_save:  # the main process only (git and the versions are read once)
+        summary[PROVENANCE_KEY] = provenance(seed=training_args.seed, device=training_args.device)
         os.makedirs(training_args.output_dir, exist_ok=True)
         write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary, "the run summary")
     return summary
@@ -269,5 +271,6 @@ def write_run_summary(training_args, model, raw: RawData, join_stats, checkpoint
 def write_interrupted_summary(training_args, checkpoint, stop: TrainingInterrupted, recipe: str) -> None:
     """``run_summary.json`` of a run a signal stopped: where it stopped, under ``interrupted`` (main process)."""
     if training_args.should_save:
-        summary = {"interrupted": stop.stopped, "resumed_from": checkpoint, "recipe": recipe}
+        summary = {"interrupted": stop.stopped, "resumed_from": checkpoint, "recipe": recipe,
+                   PROVENANCE_KEY: provenance(seed=training_args.seed, device=training_args.device)}
         write_json_atomic(os.path.join(training_args.output_dir, "run_summary.json"), summary, "the run summary")

@@ -59,6 +59,11 @@ class GenerationArguments(GenerationSettings):
 
     _argument_group_name = "generation (device, dtype and batch size: every task)"
 
+    device_map: Optional[str] = field(
+        default=None,
+        metadata={"help": "multiple_choice / teacher_student_ce: auto spreads a model too large for one device over "
+                          "the GPUs (and CPU) with accelerate; --device is then not used.", "choices": ["auto"]})
+
     preset: Optional[str] = field(
         default=None,
         metadata={"help": "The paper's generation settings (cnndm: 4 beams, length penalty 2.0, 55-140 tokens; xsum: "

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Mapping, Optional
 
-from ...io import InputError, write_json_atomic
+from ...io import InputError, write_json_atomic, write_jsonl_atomic
+from ...io.provenance import PROVENANCE_KEY, provenance
 from .arguments import GenerationArguments, InputArguments
 from .registry import EvaluationTask, register_task
 
@@ -63,6 +64,11 @@ class MultipleChoiceScoringArguments:
                                         "written to any file or log."})
     concurrency: int = field(
         default=8, metadata={"help": "multiple_choice with --base_url: examples in flight at once."})
+    log_samples: bool = field(
+        default=False,
+        metadata={"help": "multiple_choice: also write OUT/mc_samples.jsonl, one row per example: task, index, "
+                          "prompt, choices, scores (each choice's score under every normalization), prediction, "
+                          "gold, correct."})
 
 
 def load_mc_tasks(task_name: str, inp: InputArguments, mc: MultipleChoiceArguments):
@@ -83,13 +89,25 @@ def percent(x) -> str:
 def mc_table(results: dict, normalization: str) -> str:
     """The accuracy table (markdown): one row per task, the BIG-bench average and the paper's Average."""
     lines = [f"Multiple choice: {results['model']} (score: {normalization}; accuracy in %)", "",
-             "| task | examples | accuracy |", "|---|---:|---:|"]
+             "| task | examples | accuracy | stderr |", "|---|---:|---:|---:|"]
     for name, entry in results["tasks"].items():
-        lines.append(f"| {name} | {entry['n']} | {percent(entry['accuracy'])} |")
+        lines.append(f"| {name} | {entry['n']} | {percent(entry['accuracy'])} | {percent(entry['stderr'])} |")
     if results["bigbench_average"] is not None:
-        lines.append(f"| BIG-bench average | | {percent(results['bigbench_average'])} |")
-    lines.append(f"| **Average** | | **{percent(results['average'])}** |")
+        lines.append(f"| BIG-bench average | | {percent(results['bigbench_average'])} | "
+                     f"{percent(results['bigbench_average_stderr'])} |")
+    lines.append(f"| **Average** | | **{percent(results['average'])}** | {percent(results['average_stderr'])} |")
     return "\n".join(lines) + "\n"
+
+
+def sample_rows(tasks, details: Mapping[str, list]):
+    """``--log_samples`` rows: per example its task, index, prompt, choices, every normalization's scores,
+    the prediction, the gold indices and whether it was correct."""
+    for task in tasks:
+        for d in details[task.name]:
+            ex = task.examples[d["index"]]
+            yield {"task": task.name, "index": d["index"], "prompt": ex.prompt, "choices": list(ex.choices),
+                   "scores": d["scores_by_normalization"], "prediction": d["prediction"], "gold": list(ex.correct),
+                   "correct": d["correct"]}
 
 
 def write_table(output_dir: str, stem: str, results: dict, table: str) -> None:
@@ -115,6 +133,11 @@ class MultipleChoiceTask(EvaluationTask):
             results, cache = self.served(tasks, inp, mc, how)
         else:
             results, cache = self.local(tasks, inp, args[GenerationArguments], mc, how)
+        results[PROVENANCE_KEY] = provenance(args.values(), device=results.pop("device"))
+        details = results.pop("details")
+        if how.log_samples:
+            write_jsonl_atomic(os.path.join(inp.output_dir, "mc_samples.jsonl"), sample_rows(tasks, details),
+                               "the per-example log")
         write_table(inp.output_dir, "mc_results", results, mc_table(results, mc.mc_normalization))
         logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"], cache)
         return results
@@ -128,8 +151,9 @@ class MultipleChoiceTask(EvaluationTask):
         cache = os.path.join(inp.output_dir, "mc_served.jsonl")
         results = run_multiple_choice_served(tasks, how.base_url, how.model, cache, mc.mc_normalization,
                                              how.api_key or os.environ.get("OPENAI_API_KEY"), how.concurrency,
-                                             progress=not inp.no_progress)
+                                             progress=not inp.no_progress, return_details=True)
         results["model"] = f"{how.model} at {', '.join(how.base_url)}"
+        results["device"] = f"served: {', '.join(how.base_url)}"
         return results, cache
 
     @staticmethod
@@ -138,10 +162,12 @@ class MultipleChoiceTask(EvaluationTask):
         from ..causal_lm import load_causal_lm
         from ..multiple_choice import run_multiple_choice
 
-        model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file)
+        model, tokenizer = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file,
+                                          device_map=gen.device_map)
         cache = os.path.join(inp.output_dir, "mc_cache.jsonl")
         results = run_multiple_choice(model, tokenizer, tasks, batch_size=gen.batch_size,
                                       normalization=mc.mc_normalization, cache_path=cache,
-                                      progress=not inp.no_progress, scoring=how.mc_scoring)
+                                      progress=not inp.no_progress, scoring=how.mc_scoring, return_details=True)
         results["model"] = inp.model_name_or_path if not mc.gguf_file else f"{inp.model_name_or_path}/{mc.gguf_file}"
+        results["device"] = str(next(model.parameters()).device)
         return results, cache

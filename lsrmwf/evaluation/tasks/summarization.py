@@ -296,6 +296,8 @@ def scoring_options(sc: ScoringArguments, gen: GenerationArguments, progress: bo
 def score_and_report(run: Summaries, inp: InputArguments, gen: GenerationArguments, sc: ScoringArguments,
                      view: ViewArguments) -> dict:
     """Step 3: every system scored; results.json / results.md, the printed table and the study's metrics."""
+    from ...io.provenance import PROVENANCE_KEY, provenance
+    from ..generation import resolve_device
     from ..report import markdown_table, results_table, score_systems, write_outputs
 
     options = scoring_options(sc, gen, not inp.no_progress)
@@ -307,6 +309,7 @@ def score_and_report(run: Summaries, inp: InputArguments, gen: GenerationArgumen
             results[0].per_example["latency_s"] = run.latencies
     baseline = inp.baseline or (run.names[0] if len(run.names) > 1 else None)
     table = results_table(results, baseline, options)
+    table[PROVENANCE_KEY] = provenance((inp, gen, sc, view), seed=sc.seed, device=resolve_device(gen.device))
     write_outputs(results, table, inp.output_dir)
     print(markdown_table(table))
     if sc.study_metrics or sc.teacher_system:

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional
 
 from ...io import InputError
+from ...io.provenance import PROVENANCE_KEY, provenance
+from ..generation import resolve_device
 from .arguments import GenerationArguments, InputArguments
 from .multiple_choice import MultipleChoiceArguments, load_mc_tasks, write_table
 from .registry import EvaluationTask, register_task
@@ -64,8 +66,10 @@ class TeacherStudentCETask(EvaluationTask):
     arguments = (MultipleChoiceArguments, CrossEntropyArguments)
 
     def run(self, args: Mapping[type, object]) -> dict:
-        """Per task CE (BRD Table 5); ``ce_results.json`` and ``ce_results.md``."""
-        from ..causal_lm import load_causal_lm, teacher_student_ce
+        """Per task CE (BRD Table 5); ``ce_results.json`` and ``ce_results.md``. The teacher scores every text first
+        and is released before the student loads; ``ce_teacher.jsonl`` / ``ce_student.jsonl`` hold each text's value
+        as it finishes, so a rerun of a killed run scores only what is missing."""
+        from ..causal_lm import ce_entry, check_causal_lm
 
         inp, gen = args[InputArguments], args[GenerationArguments]
         mc, ce = args[MultipleChoiceArguments], args[CrossEntropyArguments]
@@ -75,14 +79,38 @@ class TeacherStudentCETask(EvaluationTask):
         tasks = load_mc_tasks(self.name, inp, mc)
         texts = task_texts(tasks, ce.ce_text)
         os.makedirs(inp.output_dir, exist_ok=True)
-        teacher = load_causal_lm(ce.teacher_model_name_or_path, gen.device, gen.dtype, inp.cache_dir,
-                                 ce.teacher_gguf_file, flag="--teacher_model_name_or_path")
-        student = load_causal_lm(inp.model_name_or_path, gen.device, gen.dtype, inp.cache_dir, mc.gguf_file)
-        per_task = {name: teacher_student_ce(*teacher, *student, tx, ce.ce_average, gen.batch_size)
-                    for name, tx in texts.items()}
+        check_causal_lm(ce.teacher_model_name_or_path, gen.dtype, ce.teacher_gguf_file, "--teacher_model_name_or_path")
+        check_causal_lm(inp.model_name_or_path, gen.dtype, mc.gguf_file)  # both refused before any scoring
+        p = self.scores("teacher", ce.teacher_model_name_or_path, ce.teacher_gguf_file, texts, inp, gen, ce)
+        q = self.scores("student", inp.model_name_or_path, mc.gguf_file, texts, inp, gen, ce)
+        per_task = {name: ce_entry(p[name], q[name]) for name in texts}
         bb = [per_task[t.name]["ce"] for t in tasks if t.kind == "bigbench"]
         results = {"teacher": ce.teacher_model_name_or_path, "student": inp.model_name_or_path,
                    "average": ce.ce_average, "text": ce.ce_text, "tasks": per_task,
-                   "bigbench_average": sum(bb) / len(bb) if bb else None}
+                   "bigbench_average": sum(bb) / len(bb) if bb else None,
+                   PROVENANCE_KEY: provenance(args.values(), device=gen.device_map or resolve_device(gen.device))}
         write_table(inp.output_dir, "ce_results", results, ce_table(results))
         return results
+
+    @staticmethod
+    def scores(role: str, path: str, gguf_file: Optional[str], texts: Dict[str, List[str]], inp: InputArguments,
+               gen: GenerationArguments, ce: CrossEntropyArguments) -> Dict[str, List[float]]:
+        """Each task's per-text values under one model (``role``), cached in ``OUT/ce_<role>.jsonl``; the model is
+        loaded only when a text is missing and released before this returns."""
+        from ...io.fingerprint import checkpoint_fingerprint
+        from ...io.store import ResultStore, cache_key
+        from ..causal_lm import cached_probabilities, load_causal_lm, text_id
+
+        flag = "--teacher_model_name_or_path" if role == "teacher" else "--model_name_or_path"
+        settings = {"model": checkpoint_fingerprint(path), "gguf_file": gguf_file, "dtype": gen.dtype,
+                    "average": ce.ce_average}
+        cache = os.path.join(inp.output_dir, f"ce_{role}.jsonl")
+        ids = {name: [text_id(role, name, i, t) for i, t in enumerate(tx)] for name, tx in texts.items()}
+        items = [(i, t) for name, tx in texts.items() for i, t in zip(ids[name], tx)]
+        with ResultStore(cache, cache_key(settings), settings, fix=f"delete {cache} or use another --output_dir to "
+                                                                    f"score with the new {role}") as store:
+            values = cached_probabilities(
+                lambda: load_causal_lm(path, gen.device, gen.dtype, inp.cache_dir, gguf_file, flag=flag,
+                                       device_map=gen.device_map),
+                items, store, ce.ce_average, gen.batch_size, progress=not inp.no_progress, desc=role)
+        return {name: [values[i] for i in ids[name]] for name in texts}
