@@ -86,3 +86,15 @@ def main(argv: Optional[List[str]] = None):
     from ..training.recipes import run
 
     return run(parse_args(argv))
+
+
+def script_main(argv: Optional[List[str]] = None) -> int:
+    """``train.py`` and ``lsrmwf train``: :func:`main`, a bad input as one line and exit code 2."""
+    from ..io import InputError
+
+    try:
+        main(argv)
+    except InputError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
