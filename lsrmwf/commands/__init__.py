@@ -2,7 +2,14 @@
 ``evaluate.py`` (:mod:`.evaluate`) and ``compose_brd.py`` (:mod:`.compose_brd`); the scripts at the repository's
 top call their ``main``. Each parses its arguments and dispatches: ``evaluate.py`` to the evaluation-task
 registry (:mod:`lsrmwf.evaluation.tasks`), ``generate_rationales.py`` to the LLM-task registry
-(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` turns parse errors into one-line messages."""
+(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` reads ``--config FILE`` (:mod:`.config`) and turns parse
+errors into one-line messages. :mod:`.cli` is the ``lsrmwf <command>`` console entry point."""
+
+import sys
+
+from .config import expand_config
+
+CONFIG_HELP = "--config FILE reads arguments from a YAML or JSON file (keys are argument names); the command line wins."
 
 
 def parse_dataclasses(parser, argv=None, json_file=None):
@@ -22,6 +29,9 @@ def parse_dataclasses(parser, argv=None, json_file=None):
             raise InputError(f"{json_file}: {' '.join(str(e).split())}") from None
         except TypeError as e:  # a key no argument has
             raise InputError(f"{json_file}: {' '.join(str(e).split())}") from None
+    if parser.epilog is None:
+        parser.epilog = CONFIG_HELP
+    argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
     try:
         return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     except ValueError as e:

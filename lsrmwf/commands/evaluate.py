@@ -41,12 +41,16 @@ def build_parser():
 
 def main(argv: Optional[List[str]] = None) -> int:
     from . import parse_dataclasses
+    from .config import expand_config, save_beside_outputs
 
     parser = build_parser()
     logging.basicConfig(format="%(message)s", level=logging.WARNING, stream=sys.stderr)
     logger.setLevel(logging.INFO)
     try:
-        args = {type(a): a for a in parse_dataclasses(parser, argv)}
+        argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
+        parsed = parse_dataclasses(parser, argv)
+        save_beside_outputs(parser, parsed, argv, "evaluate")
+        args = {type(a): a for a in parsed}
         TASKS[args[TaskArguments].task]().run(args)
     except InputError as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)

@@ -39,9 +39,13 @@ def main(argv=None) -> int:
     from ..llm.arguments import EndpointArguments
     from ..llm.tasks import LLM_TASKS, PipelineArguments, RationaleArguments
     from . import parse_dataclasses
+    from .config import expand_config, save_beside_outputs
 
     try:
-        args = {type(a): a for a in parse_dataclasses(build_parser(), argv)}
+        parser = build_parser()
+        argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
+        parsed = parse_dataclasses(parser, argv)
+        args = {type(a): a for a in parsed}
         if args[RationaleArguments].rescore:
             print(json.dumps(LLM_TASKS["rationales"]().rescore(args)))
             return 0
@@ -51,6 +55,11 @@ def main(argv=None) -> int:
     endpoint, output = args[EndpointArguments], args[PipelineArguments].output
     secrets = [endpoint.api_key or os.environ.get("OPENAI_API_KEY")]
     quiet_and_redacted_logs(secrets)
+    try:
+        save_beside_outputs(parser, parsed, argv, "generate")
+    except OSError as e:
+        print(f"generate_rationales.py: error: --output {output}: cannot be written ({e.strerror or e})", file=sys.stderr)
+        return 2
     return run(args, secrets, output)
 
 
