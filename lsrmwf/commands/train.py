@@ -87,12 +87,22 @@ def parse_run(argv: Optional[List[str]] = None):
 
 
 def main(argv: Optional[List[str]] = None):
-    from ..training.recipes import run
+    """Parse, save the resolved arguments, run the recipe, write the model card; ``--push_to_hub`` uploads the
+    output directory (card, code, weights) once at the end instead of the Trainer's pushes."""
+    from ..training.model_card import push_to_hub, write_model_card
+    from ..training.recipes import run, select
 
     args, resolved = parse_run(argv)
+    push, args.training.push_to_hub = args.training.push_to_hub, False
+    out = args.training.output_dir
     if args.training.should_save:
-        save_config(os.path.join(args.training.output_dir, "train_config.yaml"), build_parser(), resolved)
-    return run(args)
+        save_config(os.path.join(out, "train_config.yaml"), build_parser(), resolved)
+    results = run(args)
+    if args.training.should_save:
+        write_model_card(out, args, select(args).name)
+        if push:
+            logger.warning("pushed %s to the hub as %s", out, push_to_hub(out, args.training))
+    return results
 
 
 def script_main(argv: Optional[List[str]] = None) -> int:
