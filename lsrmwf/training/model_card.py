@@ -18,6 +18,7 @@ CITATIONS = {
     "logit_kd": "*Task-Specific Knowledge Distillation for Accurate and Efficient Text Summarization*. 2025.",
     "basic_reading": "*Basic Reading Distillation* (ACL submission).",
 }
+TIMINGS = ("_runtime", "_per_second")
 NOT_PUSHED = ["checkpoint-*", "*.tmp*", "runs/*", ".write_test*"]
 
 
@@ -75,9 +76,11 @@ def preset_lines(method_key: str, args) -> List[str]:
     if preset not in PRESETS:
         return []
     values = PRESETS[preset]
-    rows = [[k, getattr(values, k), used_value(args, k), SOURCES[k]] for k in SOURCES]
+    rows = [[k, getattr(values, k), "—" if used_value(args, k) is None else used_value(args, k), SOURCES[k]]
+            for k in SOURCES]
     return [f"## Preset `{preset}`", "", "Values the command line did not give come from the preset; `used` is "
-            "what this run used.", "", *table(["setting", "preset", "used", "source"], rows), ""]
+            "what this run used (— for the selection settings, which apply when generate_rationales.py selects "
+            "the rationales).", "", *table(["setting", "preset", "used", "source"], rows), ""]
 
 
 def data_lines(method_key: str, args, summary: dict) -> List[str]:
@@ -125,7 +128,7 @@ def gate_lines(output_dir: str) -> List[str]:
 
 def result_lines(summary: dict) -> List[str]:
     metrics = {k: v for k, v in (summary.get("metrics") or {}).items()
-               if k.startswith(("eval_", "predict_")) and isinstance(v, (int, float))}
+               if k.startswith(("eval_", "predict_")) and isinstance(v, (int, float)) and not k.endswith(TIMINGS)}
     if not metrics:
         return []
     return ["## Evaluation results", "", *table(["metric", "value"], [[k, round(v, 4)] for k, v in metrics.items()]),
