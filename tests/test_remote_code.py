@@ -102,3 +102,18 @@ def test_trust_remote_code_without_lsrmwf_equals_the_package_class(checkpoint, a
     assert remote["summary"] == tok.batch_decode(out, skip_special_tokens=True)
     assert len(remote["summary"][0].split()) > 5
     assert torch.allclose(torch.tensor(remote["gates"]), model.gates().float(), atol=1e-6)
+
+
+def test_a_checkpoint_directory_without_weights_is_one_line(checkpoint, tmp_path, capsys):
+    import shutil
+
+    from lsrmwf.commands.evaluate import main
+
+    broken = tmp_path / "no_weights"
+    shutil.copytree(checkpoint, broken, ignore=shutil.ignore_patterns("*.safetensors"))
+    data = tmp_path / "test.jsonl"
+    data.write_text(json.dumps({"id": "0", "document": "A short document.", "summary": "Short."}) + "\n")
+    assert main(["--model_name_or_path", str(broken), "--data_file", str(data), "--output_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress bars
+    assert err == (f"evaluate.py: error: --model_name_or_path {broken}: directory has no weights (none of "
+                   "model.safetensors, model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json)")
