@@ -52,8 +52,8 @@ def main(argv=None) -> int:
     try:
         argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
         (args,) = parse_dataclasses(parser, argv)
-        save_beside_outputs(parser, [args], argv, "compose_brd")
         summary = run(args)
+        save_beside_outputs(parser, [args], argv, "compose_brd")
     except InputError as e:
         print(f"compose_brd.py: error: {e}", file=sys.stderr)
         return 2

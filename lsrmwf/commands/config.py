@@ -103,16 +103,21 @@ def plain(value):
     return str(value)
 
 
-def save_config(path: Optional[str], parser, argv: List[str]) -> Optional[str]:
-    """Write :func:`resolved_config` as YAML to ``path`` (its folder created); the path, or None without one."""
+def save_config(path: Optional[str], parser, argv: List[str], flag: str = "--output_dir") -> Optional[str]:
+    """Write :func:`resolved_config` as YAML to ``path`` (its folder created); the path, or None without one.
+    A folder that cannot be written is an :class:`InputError` naming ``flag``."""
     if not path:
         return None
     import yaml
 
     from ..io import write_text_atomic
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    write_text_atomic(path, yaml.safe_dump(resolved_config(parser, argv), sort_keys=True, allow_unicode=True))
+    folder = os.path.dirname(path) or "."
+    try:
+        os.makedirs(folder, exist_ok=True)
+        write_text_atomic(path, yaml.safe_dump(resolved_config(parser, argv), sort_keys=True, allow_unicode=True))
+    except OSError as e:
+        raise InputError(f"{flag} {folder}: cannot be written ({e.strerror or e})") from None
     return path
 
 
@@ -124,5 +129,5 @@ def save_beside_outputs(parser, parsed: List[object], argv: List[str], name: str
             return save_config(os.path.join(obj.output_dir, f"{name}_config.yaml"), parser, argv)
     for obj in parsed:
         if getattr(obj, "output", None):
-            return save_config(os.path.splitext(obj.output)[0] + ".config.yaml", parser, argv)
+            return save_config(os.path.splitext(obj.output)[0] + ".config.yaml", parser, argv, flag="--output")
     return None

@@ -49,9 +49,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
         parsed = parse_dataclasses(parser, argv)
-        save_beside_outputs(parser, parsed, argv, "evaluate")
         args = {type(a): a for a in parsed}
         TASKS[args[TaskArguments].task]().run(args)
+        save_beside_outputs(parser, parsed, argv, "evaluate")  # after the run: bad input writes nothing
     except InputError as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2

@@ -55,12 +55,14 @@ def main(argv=None) -> int:
     endpoint, output = args[EndpointArguments], args[PipelineArguments].output
     secrets = [endpoint.api_key or os.environ.get("OPENAI_API_KEY")]
     quiet_and_redacted_logs(secrets)
-    try:
-        save_beside_outputs(parser, parsed, argv, "generate")
-    except OSError as e:
-        print(f"generate_rationales.py: error: --output {output}: cannot be written ({e.strerror or e})", file=sys.stderr)
-        return 2
-    return run(args, secrets, output)
+    code = run(args, secrets, output)
+    if code in (0, 130):  # finished or interrupted: the arguments that resume or repeat it
+        try:
+            save_beside_outputs(parser, parsed, argv, "generate")
+        except InputError as e:
+            print(f"generate_rationales.py: error: {e}", file=sys.stderr)
+            return 2
+    return code
 
 
 def run(args, secrets, output: str) -> int:

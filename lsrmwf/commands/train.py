@@ -21,7 +21,7 @@ from ..training.arguments import ModelArguments, RunArguments, SummarizationData
 from ..training.base import DistillTrainingArguments
 from ..training.recipes import RECIPES, resolve_preset
 from . import parse_dataclasses
-from .config import expand_config, given_flags, save_config
+from .config import as_flags, expand_config, given_flags, save_config
 
 logger = logging.getLogger("lsrmwf.train")
 
@@ -69,8 +69,9 @@ def parse_run(argv: Optional[List[str]] = None):
     if len(argv) == 1 and argv[0].endswith(".json"):
         path = os.path.abspath(argv[0])
         parsed = parse_dataclasses(parser, json_file=path)
-        given = set(read_json(path))  # its keys count as given
-        argv = ["--" + key for key in given]
+        config = read_json(path)
+        given = set(config)  # its keys count as given
+        argv = [flag for key, value in config.items() if value is not None for flag in as_flags(key, value)]
     else:
         argv = expand_config(parser, argv)
         flags = given_flags(argv)
