@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from lsrmwf.commands.config import save_config
 from lsrmwf.commands.train import build_parser, parse_run
 from lsrmwf.io import InputError
+from lsrmwf.io.config import save_config
 
 
 def fields(args):
@@ -92,3 +92,20 @@ def test_compose_brd_saves_its_resolved_config(tmp_path, capsys):
 
     assert yaml.safe_load(saved.read_text()) == {"answers": [str(answers)], "output_dir": str(tmp_path / "out"),
                                                  "sep": " | "}
+
+
+def test_the_demo_and_analysis_read_configs_too(tmp_path, capsys):
+    from lsrmwf.analysis.ablations import main as analysis
+    from lsrmwf.demo.lsr_mwf import parse
+
+    config = tmp_path / "demo.yaml"
+    config.write_text(f"threads: 3\noutput_dir: {tmp_path / 'from_file'}\n")
+    args = parse(["--config", str(config), "--output_dir", str(tmp_path / "flag")])
+    assert args.threads == 3 and args.output_dir == str(tmp_path / "flag")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grdi: [a]\n")
+    with pytest.raises(SystemExit) as e:
+        analysis(["views", "--config", str(bad)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f"python -m lsrmwf.analysis: error: {bad}: unknown key 'grdi' (no argument of " \
+                                      "this command has that name; see --help)\n"

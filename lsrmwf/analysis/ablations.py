@@ -288,6 +288,9 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
 
 
 def main(argv=None) -> int:
+    from ..io import InputError
+    from ..io.config import expand_config
+
     argv = sys.argv[1:] if argv is None else list(argv)
     base = None
     if "--" in argv:
@@ -306,6 +309,10 @@ def main(argv=None) -> int:
                                        "preset's gate init, the preset's γ1:γ2); added to the grid when missing.")
     p.add_argument("--evaluate_args", default="", help="Flags for evaluate.py, as one string, e.g. "
                                                        "\"--bertscore_model roberta-large --bootstrap_resamples 1000\".")
+    try:  # --config FILE: its arguments, the command line winning
+        argv = expand_config(p, argv)
+    except InputError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     args = p.parse_args(argv)
     if args.analysis == "llm":
         if not args.rationale_file:

@@ -7,7 +7,7 @@ errors into one-line messages. :mod:`.cli` is the ``lsrmwf <command>`` console e
 
 import sys
 
-from .config import expand_config
+from ..io.config import expand_config
 
 CONFIG_HELP = "--config FILE reads arguments from a YAML or JSON file (keys are argument names); the command line wins."
 

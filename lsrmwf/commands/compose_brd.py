@@ -44,8 +44,8 @@ def run(args: ComposeArguments) -> dict:
 def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
+    from ..io.config import expand_config, save_beside_outputs
     from . import parse_dataclasses
-    from .config import expand_config, save_beside_outputs
 
     parser = HfArgumentParser(ComposeArguments, description="Compose BRD passages: D_ORI, D_NER, D_QRA (the BRD paper, section 3.2).",
                               allow_abbrev=False)

@@ -40,8 +40,8 @@ def build_parser():
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from ..io.config import expand_config, save_beside_outputs
     from . import parse_dataclasses
-    from .config import expand_config, save_beside_outputs
 
     parser = build_parser()
     logging.basicConfig(format="%(message)s", level=logging.WARNING, stream=sys.stderr)

@@ -36,10 +36,10 @@ def quiet_and_redacted_logs(secrets) -> None:
 
 
 def main(argv=None) -> int:
+    from ..io.config import expand_config, save_beside_outputs
     from ..llm.arguments import EndpointArguments
     from ..llm.tasks import LLM_TASKS, PipelineArguments, RationaleArguments
     from . import parse_dataclasses
-    from .config import expand_config, save_beside_outputs
 
     try:
         parser = build_parser()

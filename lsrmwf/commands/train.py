@@ -17,11 +17,11 @@ import sys
 from typing import List, Optional
 
 from ..io import read_json
+from ..io.config import as_flags, expand_config, given_flags, save_config
 from ..training.arguments import ModelArguments, RunArguments, SummarizationDataArguments
 from ..training.base import DistillTrainingArguments
 from ..training.recipes import RECIPES, resolve_preset
 from . import parse_dataclasses
-from .config import as_flags, expand_config, given_flags, save_config
 
 logger = logging.getLogger("lsrmwf.train")
 

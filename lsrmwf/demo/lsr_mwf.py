@@ -20,7 +20,8 @@ import signal
 import sys
 import time
 
-from ..io import iter_jsonl
+from ..io import InputError, iter_jsonl
+from ..io.config import expand_config
 from .steps import run_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,6 +48,10 @@ def parse(argv=None):
                    help="Training seed of both systems; another seed writes lsrmwf_seedN/, bart_seedN/, evaluation_seedN/ "
                         "beside the default's (with --rationale_minutes 0 --case_minutes 0 it reuses the rationales).")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    try:  # --config FILE: its arguments, the command line winning
+        argv = expand_config(p, sys.argv[1:] if argv is None else argv)
+    except InputError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     return p.parse_args(argv)
 
 

@@ -6,7 +6,7 @@ import enum
 import os
 from typing import Dict, Iterable, List, Optional
 
-from ..io import InputError, read_json
+from . import InputError, read_json
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 SECRETS = ("api_key", "hub_token")  # never written to a saved config
@@ -110,7 +110,7 @@ def save_config(path: Optional[str], parser, argv: List[str], flag: str = "--out
         return None
     import yaml
 
-    from ..io import write_text_atomic
+    from . import write_text_atomic
 
     folder = os.path.dirname(path) or "."
     try:
