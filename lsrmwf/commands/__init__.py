@@ -2,7 +2,7 @@
 ``evaluate.py`` (:mod:`.evaluate`) and ``compose_brd.py`` (:mod:`.compose_brd`); the scripts at the repository's
 top call their ``main``. Each parses its arguments and dispatches: ``evaluate.py`` to the evaluation-task
 registry (:mod:`lsrmwf.evaluation.tasks`), ``generate_rationales.py`` to the LLM-task registry
-(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` reads ``--config FILE`` (:mod:`.config`) and turns parse
+(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` reads ``--config FILE`` (:mod:`lsrmwf.io.config`) and turns parse
 errors into one-line messages. :mod:`.cli` is the ``lsrmwf <command>`` console entry point."""
 
 import sys
