@@ -7,17 +7,7 @@ Basic Reading Distillation stage with --stage basic_reading). Run ``python train
 
 import sys
 
-from lsrmwf.commands.train import main
-from lsrmwf.io import InputError
-from lsrmwf.io.interrupts import EXIT_INTERRUPTED
-from lsrmwf.training.core import TrainingInterrupted
+from lsrmwf.commands.train import script_main
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except TrainingInterrupted as e:
-        print(f"train.py: interrupted: {e}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(script_main())

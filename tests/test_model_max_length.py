@@ -79,8 +79,8 @@ def test_an_old_checkpoint_with_an_unlimited_tokenizer_still_truncates(scratch_c
 def test_readme_snippet_runs_on_a_saved_checkpoint(scratch_checkpoint, long_document, capsys):
     """The "Use the model like any Transformers model" block of README.md, as written, on a long document."""
     readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    block = re.search(r"Use the model like any Transformers model:\s*```python\n(.*?)```", readme, re.S).group(1)
-    assert 'from_pretrained("runs/lsrmwf-cnndm")' in block
+    block = re.search(r"Use the model like any Transformers model\..*?```python\n(.*?)```", readme, re.S).group(1)
+    assert 'from_pretrained("runs/lsrmwf-cnndm", trust_remote_code=True)' in block
     code = block.replace("runs/lsrmwf-cnndm", scratch_checkpoint)
     scope = {"article": long_document}
     exec(compile(code, "README.md", "exec"), scope)

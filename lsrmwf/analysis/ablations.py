@@ -295,12 +295,7 @@ def llm_rows(rationale_file: str, output_dir: str, evaluate_args: List[str], pre
         return json.load(f)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    base = None
-    if "--" in argv:
-        k = argv.index("--")
-        argv, base = argv[:k], argv[k + 1:]
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lsrmwf.analysis", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("analysis", choices=["views", "gate_init", "gamma", "llm"])
@@ -318,28 +313,46 @@ def main(argv=None) -> int:
     p.add_argument("--evaluate_args", default="", help="Flags for evaluate.py, as one string, e.g. "
                                                        "\"--bertscore_model roberta-large "
                                                        "--bootstrap_resamples 1000\".")
-    args = p.parse_args(argv)
-    if args.analysis == "llm":
-        if not args.rationale_file:
-            p.error("llm needs --rationale_file (rationales of the test split: generate_rationales.py --split test)")
-        from ..io import InputError
+    return p
 
-        try:
-            llm_rows(args.rationale_file, args.output_dir, LLM_DATA if base is None else base, args.predictions,
-                     args.system_names)
-        except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
-    base = list(DEMO_SCALE if base is None else base)
-    if args.rationale_file:
-        base += ["--rationale_file", args.rationale_file]
+
+def main(argv=None) -> int:
     from ..io import InputError
+    from ..io.config import expand_config
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    base = None
+    if "--" in argv:
+        k = argv.index("--")
+        argv, base = argv[:k], argv[k + 1:]
+    p = build_parser()
+    try:  # --config FILE: its arguments, the command line winning
+        argv = expand_config(p, argv)
+    except InputError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
+    args = p.parse_args(argv)
     try:
         seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else []
     except ValueError:
         p.error(f"--seeds must be comma-separated integers, e.g. 42,43,44; got {args.seeds!r}")
+    if args.analysis == "llm" and not args.rationale_file:
+        p.error("llm needs --rationale_file (rationales of the test split: generate_rationales.py --split test)")
+    try:
+        if args.analysis == "llm":
+            llm_rows(args.rationale_file, args.output_dir, LLM_DATA if base is None else base, args.predictions,
+                     args.system_names)
+        else:
+            run_grid(args, list(DEMO_SCALE if base is None else base), seeds)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_grid(args, base: List[str], seeds: List[int]) -> None:
+    """Train every setting of the grid (once per seed), score all against the reference, write the table."""
+    if args.rationale_file:
+        base += ["--rationale_file", args.rationale_file]
     grid = settings(args.analysis, args.grid)
     reference = args.reference or reference_setting(args.analysis, base)
     if reference not in dict(grid):
@@ -355,11 +368,7 @@ def main(argv=None) -> int:
             seed_flag = ["--seed", str(seed)] if seed is not None else []
             train_results.setdefault(name, []).append(run_setting(base, extra + seed_flag, run_dir))
         eval_dir = os.path.join(args.output_dir, "evaluate", *([f"seed{seed}"] if seed is not None else []))
-        try:
-            per_seed[seed] = evaluate_setting_runs(names, dirs, reference, eval_dir, shlex.split(args.evaluate_args))
-        except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        per_seed[seed] = evaluate_setting_runs(names, dirs, reference, eval_dir, shlex.split(args.evaluate_args))
     rows = summarize(names, per_seed, reference)
     confidence = next(iter(per_seed.values()))["confidence"]
     table = results_table(args.analysis, rows, seeds, confidence)
@@ -373,8 +382,6 @@ def main(argv=None) -> int:
     if args.analysis == "gamma":
         print(f"plot: {plot_gamma(rows, os.path.join(args.output_dir, 'gamma.png'))}")
     print(table)
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,12 +2,17 @@
 ``evaluate.py`` (:mod:`.evaluate`) and ``compose_brd.py`` (:mod:`.compose_brd`); the scripts at the repository's
 top call their ``main``. Each parses its arguments and dispatches: ``evaluate.py`` to the evaluation-task
 registry (:mod:`lsrmwf.evaluation.tasks`), ``generate_rationales.py`` to the LLM-task registry
-(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` turns parse errors into one-line messages and gives
-every command ``--log_level``."""
+(:mod:`lsrmwf.llm.tasks`). :func:`parse_dataclasses` reads ``--config FILE`` (:mod:`lsrmwf.io.config`), turns
+parse errors into one-line messages and gives every command ``--log_level``. :mod:`.cli` is the
+``lsrmwf <command>`` console entry point."""
 
 import logging
+import sys
+
+from ..io.config import expand_config
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+CONFIG_HELP = "--config FILE reads arguments from a YAML or JSON file (keys are argument names); the command line wins."
 
 
 def parse_dataclasses(parser, argv=None, json_file=None):
@@ -23,7 +28,11 @@ def parse_dataclasses(parser, argv=None, json_file=None):
                             help="Level of lsrmwf's (and transformers' / datasets') log on stderr (default: each "
                                  "command's own, info for progress lines).")
     level, config = None, None
-    if json_file is not None:
+    if json_file is None:
+        if parser.epilog is None:
+            parser.epilog = CONFIG_HELP
+        argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
+    else:
         config = read_json(json_file)
         if own and isinstance(config, dict):
             level = config.pop("log_level", None)

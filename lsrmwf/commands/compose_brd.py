@@ -46,13 +46,16 @@ def run(args: ComposeArguments) -> dict:
 def main(argv=None) -> int:
     from transformers import HfArgumentParser
 
+    from ..io.config import expand_config, save_beside_outputs
     from . import parse_dataclasses
 
     parser = HfArgumentParser(ComposeArguments, description="Compose BRD passages: D_ORI, D_NER, D_QRA (the BRD paper, section 3.2).",
                               allow_abbrev=False)
     try:
+        argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
         (args,) = parse_dataclasses(parser, argv)
         summary = run(args)
+        save_beside_outputs(parser, [args], argv, "compose_brd")
     except InputError as e:
         print(f"compose_brd.py: error: {e}", file=sys.stderr)
         return 2

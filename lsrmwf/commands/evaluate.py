@@ -41,15 +41,19 @@ def build_parser():
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from ..io.config import expand_config, save_beside_outputs
     from . import parse_dataclasses
 
     parser = build_parser()
     logging.basicConfig(format="%(message)s", level=logging.WARNING, stream=sys.stderr)
     logger.setLevel(logging.INFO)
     try:
-        args = {type(a): a for a in parse_dataclasses(parser, argv)}
+        argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
+        parsed = parse_dataclasses(parser, argv)
+        args = {type(a): a for a in parsed}
         with sigterm_as_interrupt():  # SIGTERM stops like Ctrl-C: every finished example is already cached
             TASKS[args[TaskArguments].task]().run(args)
+        save_beside_outputs(parser, parsed, argv, "evaluate")  # after the run: bad input writes nothing
     except InputError as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2

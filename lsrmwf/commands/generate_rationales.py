@@ -38,12 +38,16 @@ def quiet_and_redacted_logs(secrets) -> None:
 
 
 def main(argv=None) -> int:
+    from ..io.config import expand_config, save_beside_outputs
     from ..llm.arguments import EndpointArguments
     from ..llm.tasks import LLM_TASKS, PipelineArguments, RationaleArguments
     from . import parse_dataclasses
 
     try:
-        args = {type(a): a for a in parse_dataclasses(build_parser(), argv)}
+        parser = build_parser()
+        argv = expand_config(parser, sys.argv[1:] if argv is None else argv)
+        parsed = parse_dataclasses(parser, argv)
+        args = {type(a): a for a in parsed}
         if args[RationaleArguments].rescore:
             print(json.dumps(LLM_TASKS["rationales"]().rescore(args)))
             return 0
@@ -53,7 +57,14 @@ def main(argv=None) -> int:
     endpoint, output = args[EndpointArguments], args[PipelineArguments].output
     secrets = [endpoint.api_key or os.environ.get("OPENAI_API_KEY")]
     quiet_and_redacted_logs(secrets)
-    return run(args, secrets, output)
+    code = run(args, secrets, output)
+    if code in (0, 130):  # finished or interrupted: the arguments that resume or repeat it
+        try:
+            save_beside_outputs(parser, parsed, argv, "generate")
+        except InputError as e:
+            print(f"generate_rationales.py: error: {e}", file=sys.stderr)
+            return 2
+    return code
 
 
 def run(args, secrets, output: str) -> int:

@@ -5,6 +5,10 @@
     accelerate launch train.py --preset cnndm --dataset_name cnn_dailymail --dataset_config_name 3.0.0 \\
         --model_name_or_path facebook/bart-large --rationale_file r.jsonl --output_dir out --do_train --do_predict
     python train.py config.json                        # one JSON file holding all arguments
+    lsrmwf train --config run.yaml --learning_rate 3e-5   # a YAML/JSON config, the command line wins
+
+Every run writes the resolved arguments to ``<output_dir>/train_config.yaml``; ``--config`` with that file
+repeats the run.
 """
 
 import logging
@@ -13,6 +17,7 @@ import sys
 from typing import List, Optional
 
 from ..io import read_json
+from ..io.config import as_flags, expand_config, given_flags, save_config
 from ..training.arguments import ModelArguments, RunArguments, SummarizationDataArguments
 from ..training.base import DistillTrainingArguments
 from ..training.recipes import RECIPES, resolve_preset
@@ -54,13 +59,21 @@ def build_parser():
 
 def parse_args(argv: Optional[List[str]] = None) -> RunArguments:
     """The parsed arguments (shared and each recipe's) from the command line, a JSON file, or the default run."""
+    return parse_run(argv)[0]
+
+
+def parse_run(argv: Optional[List[str]] = None):
+    """:func:`parse_args` and the command line it resolved to (``--config`` expanded, the default run's flags)."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) == 1 and argv[0].endswith(".json"):
         path = os.path.abspath(argv[0])
         parsed = parse_dataclasses(parser, json_file=path)
-        given = set(read_json(path))  # its keys count as given
+        config = read_json(path)
+        given = set(config)  # its keys count as given
+        argv = [flag for key, value in config.items() if value is not None for flag in as_flags(key, value)]
     else:
+        argv = expand_config(parser, argv)
         flags = given_flags(argv)
         if not {"--" + f for f in flags} & set(DATA_SOURCE_FLAGS):
             logger.warning("no data source given: running the built-in default (aclsum, small BART from config); "
@@ -70,19 +83,41 @@ def parse_args(argv: Optional[List[str]] = None) -> RunArguments:
         parsed = parse_dataclasses(parser, argv)
     model, data, training, *methods = parsed
     args = RunArguments(model, data, training, **dict(zip(RECIPES, methods)))
-    resolve_preset(args, given=given)
-    return args
-
-
-def given_flags(argv: List[str]) -> set:
-    """The argument names on a command line (``--warmup-steps=5`` -> ``warmup_steps``).
-
-    Needed for the values whose dataclass default is not ``None`` (``--learning_rate`` defaults to 5e-5,
-    ``--warmup_steps`` to 0): only these names tell whether the user chose them or the preset may."""
-    return {a.lstrip("-").split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+    resolve_preset(args, given=given)  # given names: the values the preset may not replace
+    return args, argv
 
 
 def main(argv: Optional[List[str]] = None):
-    from ..training.recipes import run
+    """Parse, save the resolved arguments, run the recipe, write the model card; ``--push_to_hub`` uploads the
+    output directory (card, code, weights) once at the end instead of the Trainer's pushes."""
+    from ..training.model_card import push_to_hub, write_model_card
+    from ..training.recipes import run, select
 
-    return run(parse_args(argv))
+    args, resolved = parse_run(argv)
+    push, args.training.push_to_hub = args.training.push_to_hub, False
+    out = args.training.output_dir
+    if args.training.should_save:
+        save_config(os.path.join(out, "train_config.yaml"), build_parser(), resolved)
+    results = run(args)
+    if args.training.should_save:
+        write_model_card(out, args, select(args).name)
+        if push:
+            logger.warning("pushed %s to the hub as %s", out, push_to_hub(out, args.training))
+    return results
+
+
+def script_main(argv: Optional[List[str]] = None) -> int:
+    """``train.py`` and ``lsrmwf train``: :func:`main`, a bad input as one line and exit code 2."""
+    from ..io import InputError
+    from ..io.interrupts import EXIT_INTERRUPTED
+    from ..training.core import TrainingInterrupted
+
+    try:
+        main(argv)
+    except InputError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as e:  # a checkpoint is saved; the same command resumes from it
+        print(f"train.py: interrupted: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

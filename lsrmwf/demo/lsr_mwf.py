@@ -21,7 +21,8 @@ import signal
 import sys
 import time
 
-from ..io import iter_jsonl
+from ..io import InputError, iter_jsonl
+from ..io.config import expand_config
 from . import prereqs
 from .steps import run_step
 
@@ -55,6 +56,10 @@ def parse(argv=None):
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--check", action="store_true",
                    help="Check the prerequisites only (exit 0, or 2 naming what is missing).")
+    try:  # --config FILE: its arguments, the command line winning
+        argv = expand_config(p, sys.argv[1:] if argv is None else argv)
+    except InputError as e:
+        p.exit(2, f"{p.prog}: error: {e}\n")
     return p.parse_args(argv)
 
 

@@ -74,12 +74,19 @@ def resolve_device(device: str) -> str:
     return device
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+
+
 def check_model_path(path: str) -> None:
     """Fail early, naming the path, for local checkpoints that cannot be loaded."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise InputError(f"--model_name_or_path {path}: directory has no config.json (not a "
                              "save_pretrained checkpoint)")
+        if not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES):
+            raise InputError(f"--model_name_or_path {path}: directory has no weights (none of "
+                             f"{', '.join(WEIGHT_FILES)})")
     elif os.path.exists(path):
         raise InputError(f"--model_name_or_path {path}: is a file; give the checkpoint directory")
     elif path.startswith((".", "/", "~")) or path.count("/") > 1:

@@ -83,6 +83,11 @@ def write_jsonl_atomic(path: str, rows, what: str = "rows") -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def write_text_atomic(path: str, text: str, what: str = "text") -> None:
+    with _atomic(path, what) as f:
+        f.write(text)
+
+
 def write_json_atomic(path: str, obj, what: str = "results") -> None:
     with _atomic(path, what) as f:
         json.dump(obj, f, indent=2, ensure_ascii=False)

@@ -20,6 +20,7 @@ computed once per input in the encoder pass, so beam search reuses them at every
 import copy
 import inspect
 import math
+import os
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -42,6 +43,32 @@ from transformers.models.bart.modeling_bart import (
 from .configuration_lsrmwf import LsrMwfConfig
 
 COMPATIBLE_MODEL_TYPES = ("bart", "lsrmwf")
+
+# What a checkpoint carries so that `AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True)` loads
+# it without lsrmwf installed: these two files, copied beside the weights (see `write_remote_code`).
+AUTO_MAP = {
+    "AutoConfig": "configuration_lsrmwf.LsrMwfConfig",
+    "AutoModel": "modeling_lsrmwf.LsrMwfModel",
+    "AutoModelForSeq2SeqLM": "modeling_lsrmwf.LsrMwfForConditionalGeneration",
+}
+PACKAGE_VIEWS_IMPORT = "from ..io.schema import VIEWS as ALL_VIEWS"
+
+
+def write_remote_code(save_directory: str) -> None:
+    """Copy ``configuration_lsrmwf.py`` and ``modeling_lsrmwf.py`` into ``save_directory``, self-contained: the
+    configuration's one import from the package (the view names) becomes the value it imports."""
+    from .configuration_lsrmwf import ALL_VIEWS
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("configuration_lsrmwf.py", "modeling_lsrmwf.py"):
+        with open(os.path.join(here, name), encoding="utf-8") as f:
+            text = f.read()
+        if name.startswith("configuration"):
+            text = text.replace(PACKAGE_VIEWS_IMPORT, f"ALL_VIEWS = {tuple(ALL_VIEWS)!r}  # lsrmwf.io.schema.VIEWS")
+        tmp = os.path.join(save_directory, f"{name}.tmp{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(save_directory, name))
 
 # transformers 5.24 renamed the decoder cache argument and output field `past_key_values` -> `cache`
 # (the old name is accepted with a FutureWarning until 5.40, and a call that carries both names warns at
@@ -292,6 +319,13 @@ class LsrMwfPreTrainedModel(BartPreTrainedModel):
                     f"LSR-MWF extends BART and can start from model types {COMPATIBLE_MODEL_TYPES} only"
                 )
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as BART does, with ``auto_map`` in ``config.json`` and the model's code beside the weights."""
+        self.config.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_remote_code(str(save_directory))
 
 
 class LsrMwfEncoder(LsrMwfPreTrainedModel, BartEncoder):
