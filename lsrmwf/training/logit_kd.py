@@ -104,7 +104,7 @@ class LogitKDArguments:
         if self.teacher_model_name_or_path and self.teacher_logprobs_file:
             raise InputError("give one teacher: --teacher_model_name_or_path (white-box) or --teacher_logprobs_file "
                              "(served)")
-        self.beta = check_kd_loss(self.kd_loss, self.kd_beta)
+        check_kd_loss(self.kd_loss, self.kd_beta)
         if not 0.0 <= self.kd_on_policy_lambda <= 1.0:
             raise InputError(f"--kd_on_policy_lambda must lie in [0, 1], got {self.kd_on_policy_lambda}")
         if self.kd_on_policy_temperature <= 0:
