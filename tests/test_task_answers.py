@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from lsrmwf.commands.generate_rationales import main as cli_main
-from lsrmwf.llm.task_answers import map_answer, read_task_rows
 from lsrmwf.io import InputError
+from lsrmwf.llm.task_answers import map_answer, read_task_rows
 from lsrmwf.training.task_tuning import teacher_pairs
 
 sys.path.insert(0, os.path.dirname(__file__))
