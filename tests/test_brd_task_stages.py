@@ -33,6 +33,8 @@ def test_training_example_is_the_scorers_tokenization(tiny_tokenizer):
         assert ex["input_ids"] == ids + [tok.eos_token_id]
         assert ex["labels"][:n_ctx] == [-100] * n_ctx and ex["labels"][n_ctx:] == ids[n_ctx:] + [tok.eos_token_id]
         assert tok.decode(ids[n_ctx:]).strip() == answer.strip()
+    cut = encode_task_example(tok, cases[0][0] * 20, "Yes", max_length=40)
+    assert len(cut["input_ids"]) == 40 and cut["input_ids"][-1] == tok.eos_token_id and cut["labels"][-1] != -100
 
 
 def write_split(path, n=8):

@@ -77,8 +77,11 @@ def teacher_pairs(path: str) -> Tuple[List[Tuple[str, str]], Dict[str, int]]:
 
 
 def encode_task_example(tokenizer, prompt: str, answer: str, max_length: Optional[int] = None) -> Dict[str, list]:
-    """``input_ids`` = the scorer's ids of (prompt, answer) + eos; ``labels`` masked over the prompt."""
-    ids, n_ctx = encode_pair(tokenizer, prompt, answer, max_length=max_length - 1 if max_length else None)
+    """``input_ids`` = the scorer's ids of (prompt, answer) + eos; ``labels`` masked over the prompt. With
+    ``max_length`` (the model's positions) the prompt loses tokens from the left, as in the scorer, so that
+    ids + eos fit."""
+    # encode_pair keeps len(ids) - 1 <= its max_length (the scorer reads ids[:-1]); here all of ids + eos is read
+    ids, n_ctx = encode_pair(tokenizer, prompt, answer, max_length=max_length - 2 if max_length else None)
     ids = list(ids) + [tokenizer.eos_token_id]
     return {"input_ids": ids, "labels": [-100] * n_ctx + ids[n_ctx:]}
 
