@@ -4,7 +4,8 @@ training input of a task, and the answer is mapped to one of the task's choices.
 ``generate_rationales.py --task task_answers --data_file <task_data>/train/<task>.jsonl`` reads a split file
 of ``python -m lsrmwf.commands.task_data`` (rows ``{id, prompt, choices, label}``) and asks, per row, for the
 continuation of ``prompt``: through ``/v1/completions`` (the prompt as raw text; ``--task_answers_api
-completions``) or as one chat user turn (``chat``). Rows go through the package's store (concurrent,
+completions``) or as one chat user turn (``chat``); an answer cut off at ``--max_tokens`` is kept (a base
+model rarely stops by itself; the first line decides). Rows go through the package's store (concurrent,
 resumable after kill -9, nothing sent twice): ``{id, prompt, choices, label, answer, choice, mapping}``.
 
 The matching rule (:func:`map_answer`, ``mapping`` in every row): the answer's first non-empty line,
@@ -20,8 +21,7 @@ from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
 from ..io import InputError, iter_jsonl
-from .client import LLMClient, RequestError, Usage, ask
-from .parsing import AnswerError
+from .client import LLMClient, RequestError, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +93,18 @@ class TaskAnswersTask:
 
         row = {k: item[k] for k in ("id", "prompt", "choices", "label")}
         row.update(answer=None, choice=None, mapping=MAPPING_RULE)
-        completion = item["prompt"] if self.api == "completions" else None
+        usage.requests += 1  # counted when sent
         try:
-            text = await ask(client, endpoint, [{"role": "user", "content": item["prompt"]}], None, lambda t: t, usage,
-                             completion_prompt=completion)
-        except (RequestError, AnswerError) as e:
+            if self.api == "completions":
+                answer = await client.complete(endpoint, item["prompt"])
+            else:
+                answer = await client.chat(endpoint, [{"role": "user", "content": item["prompt"]}], None)
+        except RequestError as e:
             return failed(row, f"task answer: {e}", e)
-        row.update(answer=text, choice=map_answer(text, item["choices"]), error=None)
+        usage.add(answer.usage)
+        # an answer cut off at --max_tokens is kept: its first line is what the rule reads
+        row.update(answer=answer.text, choice=map_answer(answer.text, item["choices"]),
+                   finish_reason=answer.finish_reason, error=None)
         return row
 
     def reselect(self, store, ds) -> int:
