@@ -59,3 +59,22 @@ def test_bad_split_rows_name_file_line_and_field(tmp_path):
     bad.write_text(json.dumps({"id": "a", "prompt": "p", "choices": ["x"]}) + "\n")
     with pytest.raises(InputError, match=r"bad\.jsonl:1: field 'choices' must be a list of at least 2 strings"):
         read_task_rows(str(bad))
+
+
+def test_local_teacher_choices_by_scoring_feed_task_distillation(tiny_tokenizer, tmp_path):
+    from test_causal_kd import llama
+
+    from lsrmwf.commands.evaluate import main
+
+    teacher = tmp_path / "teacher"
+    llama(tiny_tokenizer).save_pretrained(teacher)
+    tiny_tokenizer.save_pretrained(teacher)
+    split = tmp_path / "rte.jsonl"
+    split.write_text("".join(json.dumps({"id": f"rte:{i}", "prompt": f"Claim {i}. Answer:", "choices": ["Yes", "No"],
+                                         "label": [i % 2]}) + "\n" for i in range(6)))
+    out = tmp_path / "tc"
+    assert main(["--task", "teacher_choices", "--model_name_or_path", str(teacher), "--task_split_file", str(split),
+                 "--output_dir", str(out), "--device", "cpu", "--no_progress"]) == 0
+    pairs, counts = teacher_pairs(str(out / "answers.jsonl"))
+    assert counts == {"rows": 6, "used": 6, "unmappable": 0, "failed": 0}
+    assert [p for p, _ in pairs] == [f"Claim {i}. Answer:" for i in range(6)]
