@@ -104,3 +104,10 @@ def test_brd2_starts_from_the_given_checkpoint(tiny_tokenizer, tiny_student, acl
     base = AutoModelForCausalLM.from_pretrained(tiny_student).state_dict()
     name = "model.layers.0.self_attn.q_proj.weight"
     assert torch.equal(after[name], given[name]) and not torch.equal(after[name], base[name])
+
+
+def test_task_preset_says_where_every_value_comes_from():
+    from lsrmwf.presets import OWN, TASK_PRESET, TASK_SOURCES
+
+    assert set(TASK_PRESET) == set(TASK_SOURCES)
+    assert TASK_SOURCES["num_train_epochs"] == OWN and "reused" in TASK_SOURCES["learning_rate"]
