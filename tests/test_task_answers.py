@@ -25,6 +25,8 @@ def test_mapping_rule():
     assert map_answer("Not sure", ["no", "not sure"]) == 1  # the longest matching choice
     assert map_answer("Nobody knows", ["Yes", "No"]) is None  # "No" must end at a non-letter
     assert map_answer("", ["Yes", "No"]) is None
+    assert map_answer("<strong>incorrect</strong>.\nThe above", ["correct", "incorrect"]) == 1  # a real model's
+    assert map_answer("**Yes**, because", ["Yes", "No"]) == 0
 
 
 def test_answers_resume_after_kill_without_resending_and_count_unmappable(tmp_path, capsys):
@@ -49,7 +51,7 @@ def test_answers_resume_after_kill_without_resending_and_count_unmappable(tmp_pa
     assert sorted(r["id"] for r in got) == sorted(r["id"] for r in rows)
     by_id = {r["id"]: r for r in got}
     assert [by_id[f"rte:{i}"]["choice"] for i in range(3)] == [0, 1, None]
-    assert "8 answers mapped to a choice (first-line-prefix-v1), 4 unmappable" in capsys.readouterr().err
+    assert "8 answers mapped to a choice (first-line-prefix-v2), 4 unmappable" in capsys.readouterr().err
     pairs, counts = teacher_pairs(str(out))
     assert counts == {"rows": 12, "used": 8, "unmappable": 4, "failed": 0} and pairs[0][1] in ("Yes", "No")
 

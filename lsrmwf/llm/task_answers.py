@@ -8,8 +8,9 @@ completions``) or as one chat user turn (``chat``); an answer cut off at ``--max
 model rarely stops by itself; the first line decides). Rows go through the package's store (concurrent,
 resumable after kill -9, nothing sent twice): ``{id, prompt, choices, label, answer, choice, mapping}``.
 
-The matching rule (:func:`map_answer`, ``mapping`` in every row): the answer's first non-empty line,
-stripped of surrounding whitespace, quotes and trailing punctuation, compared case-insensitively; a choice
+The matching rule (:func:`map_answer`, ``mapping`` in every row): the answer's first non-empty line, without
+HTML tags and markdown emphasis (Gemma-3 270M answers ``<strong>correct</strong>.``), stripped of surrounding
+whitespace, quotes and trailing punctuation, compared case-insensitively; a choice
 matches when that text equals it or starts with it followed by a non-alphanumeric character (``"Yes, it
 does"`` is ``Yes``); when several match, the longest choice wins (``"no"`` vs ``"not sure"``). An answer
 that matches no choice is kept with ``choice: null``: counted as unmappable (``train.py --task_answers_file``
@@ -17,6 +18,7 @@ leaves it out and says how many), not retried and not an error.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Iterable, List, Optional
 
@@ -25,7 +27,8 @@ from .client import LLMClient, RequestError, Usage
 
 logger = logging.getLogger(__name__)
 
-MAPPING_RULE = "first-line-prefix-v1"
+MAPPING_RULE = "first-line-prefix-v2"
+_MARKUP = re.compile(r"</?[A-Za-z][^>]*>|[*_]")  # HTML tags, markdown emphasis
 _STRIP = " \t\r\n\"'`“”‘’"
 _TRAILING = ".,;:!?)]}"
 
@@ -39,7 +42,7 @@ def map_answer(answer: str, choices: List[str]) -> Optional[int]:
     lines = [line for line in (answer or "").splitlines() if line.strip()]
     if not lines:
         return None
-    first = lines[0].strip(_STRIP).lower()
+    first = _MARKUP.sub("", lines[0]).strip(_STRIP).lower()
     said = _normal(first)
     best = None
     for j, choice in enumerate(choices):
