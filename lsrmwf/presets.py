@@ -5,6 +5,7 @@
   KD) and ``evaluate.py``; ``gate_init``, ``gamma_ce``, ``gamma_views`` are LSR-MWF's; the selection values
   are ``generate_rationales.py``'s.
 * :data:`BRD_PRESET` (``--preset brd``): Basic Reading Distillation's causal stage (its paper's A.1).
+* :data:`TASK_PRESET` (``--preset task``): BRD's supervised stages, SFT and TaskDistillation (own choices).
 
 Every script fills whatever the user did not set from here; an explicit command-line value always wins.
 """
@@ -147,4 +148,34 @@ def fill_brd_preset(objs, given=frozenset()) -> None:
             if not hasattr(obj, key):
                 continue
             if getattr(obj, key) is None or (key not in given and getattr(obj, key) is not None):
+                setattr(obj, key, value)
+
+
+# ----------------------------------------------------------------------------------------------
+# BRD's supervised stages: SFT (gold answers) and TaskDistillation (the teacher's answers), a causal student
+# (train.py --task_train_file / --task_answers_file, --preset task)
+# ----------------------------------------------------------------------------------------------
+
+# The paper (section 4.1, Table 3) names the two baselines but states none of their training settings.
+TASK_PRESET = {
+    "learning_rate": 3e-4,  # A.1's BRD value, reused: the paper gives none for SFT
+    "per_device_train_batch_size": 8,  # A.1's BRD value, reused
+    "max_source_length": 2048,  # A.1's "max input length", reused: longer examples lose prompt tokens on the left
+    "num_train_epochs": 3,  # not stated
+    "lr_schedule": "hf",  # HF's linear decay; not stated
+    "warmup_steps": 0,  # not stated
+}
+TASK_SOURCES = {
+    "learning_rate": BRD_PAPER + " A.1 (stated for BRD; reused)",
+    "per_device_train_batch_size": BRD_PAPER + " A.1 (stated for BRD; reused)",
+    "max_source_length": BRD_PAPER + " A.1 (stated for BRD; reused)",
+    "num_train_epochs": OWN, "lr_schedule": OWN, "warmup_steps": OWN,
+}
+
+
+def fill_task_preset(objs, given=frozenset()) -> None:
+    """Fill what the command line left open from :data:`TASK_PRESET` (as :func:`fill_brd_preset` does)."""
+    for key, value in TASK_PRESET.items():
+        for obj in objs:
+            if hasattr(obj, key) and (getattr(obj, key) is None or key not in given):
                 setattr(obj, key, value)

@@ -259,6 +259,8 @@ class FaultServer:
         if logprobs:
             text = doc.split("Summarize:\n", 1)[-1]
             content, finish = _sentences(text)[0], "stop"
+        elif _task(body) == "completion":  # a raw completion without log-probs (answered by _completion below)
+            content, finish = "", "stop"
         else:
             content, finish = healthy_answer(body), "stop"
         auth = h.headers.get("Authorization")

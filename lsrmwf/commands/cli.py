@@ -22,7 +22,10 @@ COMMANDS: Dict[str, Command] = {
     "export": Command("lsrmwf.commands.export",
                       "rationales, teacher top-K log-probs or BRD passages as Parquet + dataset card"),
     "demo": Command("lsrmwf.demo.lsr_mwf", "the LSR-MWF demo end to end (python -m lsrmwf.demo)"),
-    "analysis": Command("lsrmwf.analysis.ablations", "the ablations and Table 2's LLM rows (python -m lsrmwf.analysis)"),
+    "task-data": Command("lsrmwf.commands.task_data",
+                         "BRD's seeded train / tuning / test task splits (python -m lsrmwf.commands.task_data)"),
+    "analysis": Command("lsrmwf.analysis.__main__",
+                        "the ablations, Table 2's LLM rows; 'table3' gathers BRD's Table 3 (python -m lsrmwf.analysis)"),
 }
 
 

@@ -46,7 +46,7 @@ DEFAULT_RUN_ARGS = [
     "--eval_strategy", "no", "--report_to", "none", "--seed", "42",
 ]
 DATA_SOURCE_FLAGS = ("--dataset_name", "--train_file", "--validation_file", "--test_file", "--basic_reading_file",
-                     "--brd_passages_dir")
+                     "--brd_passages_dir", "--task_train_file", "--task_answers_file")
 SHARED = (ModelArguments, SummarizationDataArguments, DistillTrainingArguments)
 
 

@@ -100,6 +100,15 @@ BIGBENCH_DEFAULTS = {
     "append_choices_to_input": True,
 }
 BIGBENCH_SEED = 42  # JsonTask's default random_seed: orders the choices listed in the prompt
+# --bigbench_prompt: "bigbench" builds BIG-bench's own zero-shot prompt (the choices appended when the task
+# says so; the default), "paper" the BRD paper's "task prefix and input" (A.2): the same without the choices
+PROMPT_STYLES = ("bigbench", "paper")
+
+
+def _styled(data: dict, prompt_style: str) -> dict:
+    if prompt_style not in PROMPT_STYLES:
+        raise InputError(f"unknown BIG-bench prompt style {prompt_style!r}; use one of {', '.join(PROMPT_STYLES)}")
+    return dict(data, append_choices_to_input=False) if prompt_style == "paper" else data
 
 
 @functools.lru_cache(maxsize=None)
@@ -184,7 +193,7 @@ def _task_json_path(path: str) -> str:
 
 
 def load_bigbench_task(path: str, name: Optional[str] = None, max_examples: Optional[int] = None,
-                       seed: int = BIGBENCH_SEED) -> MCTask:
+                       seed: int = BIGBENCH_SEED, prompt_style: str = "bigbench") -> MCTask:
     """Read a BIG-bench JSON task (a ``task.json`` or its directory) as one :class:`MCTask`.
 
     A task whose ``task.json`` has no ``examples`` is a container: its subtasks are the
@@ -195,15 +204,18 @@ def load_bigbench_task(path: str, name: Optional[str] = None, max_examples: Opti
     Correct choices are those with the example's maximal target score. An empty candidate (a slip
     in a few BIG-bench files, e.g. cryobiology_spanish) cannot be scored: it is dropped, and the
     example skipped if fewer than two candidates (or no correct one) remain; each case is listed in
-    ``task.info["notes"]``. Bad examples otherwise raise :class:`InputError`.
+    ``task.info["notes"]``. Bad examples otherwise raise :class:`InputError`. ``prompt_style``: see
+    :data:`PROMPT_STYLES` (recorded in ``task.info``).
     """
     json_path = _task_json_path(path)
     data = read_json(json_path)
     if not isinstance(data, dict):
         raise InputError(f"{json_path}: expected a JSON object (a BIG-bench task)")
+    data = _styled(data, prompt_style)
     task_name = name or str(data.get("name") or os.path.basename(os.path.dirname(os.path.abspath(json_path))))
     info = {key: data.get(key, BIGBENCH_DEFAULTS[key]) for key in BIGBENCH_DEFAULTS}
     info["notes"] = []
+    info["prompt_style"] = prompt_style
     if "examples" in data:
         examples = _bigbench_examples(json_path, data, "", max_examples, seed, info["notes"])
         return MCTask(task_name, examples, "bigbench", json_path, info)
@@ -222,6 +234,7 @@ def load_bigbench_task(path: str, name: Optional[str] = None, max_examples: Opti
         sub_data = read_json(sub)
         if not isinstance(sub_data, dict):
             raise InputError(f"{sub}: expected a JSON object (a BIG-bench task)")
+        sub_data = _styled(sub_data, prompt_style)
         group = f"{task_name}:{sub_data.get('name') or os.path.basename(os.path.dirname(sub))}"
         examples.extend(_bigbench_examples(sub, sub_data, group, per_sub, seed, info["notes"]))
     info["subtasks"] = len(subs)
@@ -506,7 +519,8 @@ def load_jsonl_task(path: str, name: Optional[str] = None, max_examples: Optiona
 
 
 def load_tasks(specs: Sequence[str], bigbench_dir: Optional[str] = None, max_examples: Optional[int] = None,
-               split: Optional[str] = None) -> List[MCTask]:
+               split: Optional[str] = None, prompt_style: str = "bigbench",
+               bigbench_max_examples: Optional[int] = None) -> List[MCTask]:
     """Load tasks from command-line specs.
 
     * ``xnli``, ``rte``, ``cb``, ``paws-x``, ``boolq``, ``sst-2``: the hub dataset (``split`` or
@@ -515,18 +529,24 @@ def load_tasks(specs: Sequence[str], bigbench_dir: Optional[str] = None, max_exa
     * ``bigbench:NAME``: one BIG-bench task from ``bigbench_dir``; ``bigbench:PATH`` a task.json or
       its directory anywhere;
     * ``jsonl:PATH`` or any ``*.jsonl`` path: a plain JSONL task.
+
+    ``prompt_style`` builds the BIG-bench prompts (:data:`PROMPT_STYLES`); ``bigbench_max_examples`` caps the
+    BIG-bench tasks alone (a seeded sample, Table 5's "1K instances of each task"), the others stay whole
+    unless ``max_examples`` caps them too.
     """
     bigbench_dir = bigbench_dir or DEFAULT_BIGBENCH_DIR
     tasks: List[MCTask] = []
 
+    cap = bigbench_max_examples or max_examples
+
     def bigbench(ref: str) -> MCTask:
         if os.path.exists(ref):
-            return load_bigbench_task(ref, max_examples=max_examples)
+            return load_bigbench_task(ref, max_examples=cap, prompt_style=prompt_style)
         p = os.path.join(bigbench_dir, ref, "task.json")
         if not os.path.isfile(p):
             raise InputError(f"BIG-bench task {ref!r}: {p} not found (run scripts/fetch_bigbench.py "
                              f"--cache_dir {bigbench_dir}, or pass a task.json path)")
-        return load_bigbench_task(p, max_examples=max_examples)
+        return load_bigbench_task(p, max_examples=cap, prompt_style=prompt_style)
 
     for spec in specs:
         if spec == "bigbench":

@@ -565,6 +565,9 @@ def format_run_summary(summary: dict) -> str:
         whose = "reference tokens scored by the teacher" if f.get("target") == "reference" else "teacher tokens"
         lines.append(f"{f['tokens']} {whose} with top-K log-probs in {f['output']}.bin: {f['payload_bytes']} bytes, "
                      f"{bpt} bytes per token")
+    elif "unmappable" in f:
+        lines.append(f"{f['mapped']} answers mapped to a choice ({f['mapping']}), {f['unmappable']} unmappable; "
+                     f"teacher accuracy on the gold labels: {f['teacher_accuracy']}")
     elif "ner_answers" in f:
         lines.append(f"{f['ner_answers']} NER answers ({f['entities']} quoted entities), "
                      f"{f['qra_answers']} QRA answers "

@@ -255,6 +255,38 @@ class TeacherLogprobs(LLMTaskBuilder):
                                    target=tl.logprobs_target)
 
 
+@dataclass
+class TaskAnswersArguments:
+    """TaskDistillation: how the teacher is asked for its answer to each training input."""
+
+    _argument_group_name = "task_answers"
+
+    task_answers_api: str = field(
+        default="completions",
+        metadata={"help": "task_answers: completions (the prompt as raw text to continue, /v1/completions) or chat "
+                          "(the prompt as one user turn).", "choices": ["completions", "chat"]})
+
+
+@register_llm_task("task_answers")
+class TaskAnswers(LLMTaskBuilder):
+    summary = "TaskDistillation: the teacher's answer to each task training input, mapped to a choice"
+    arguments = (TaskAnswersArguments,)
+
+    def passages(self, args):
+        from .task_answers import read_task_rows
+
+        data = args[RationaleDataArguments]
+        if not data.data_file:
+            raise InputError("--task task_answers needs --data_file: a split file of python -m "
+                             "lsrmwf.commands.task_data (e.g. tasks/train/rte.jsonl)")
+        return read_task_rows(data.data_file, data.max_examples)
+
+    def build(self, args):
+        from .task_answers import TaskAnswersTask
+
+        return TaskAnswersTask(api=args[TaskAnswersArguments].task_answers_api)
+
+
 DEFAULT_TASK = "rationales"
 NAMES = [DEFAULT_TASK] + sorted(name for name in LLM_TASKS if name != DEFAULT_TASK)
 HELP = [f"{name} ({LLM_TASKS[name].summary})" for name in NAMES]

@@ -82,7 +82,7 @@ class SummarizationDataArguments(DatasetArguments, BeamSearchArguments):
         default=None,
         metadata={"help": "The paper's settings for a dataset family (lengths, generation, gates, gammas); explicit "
                           "values win. Default: the one the hub dataset implies, else cnndm.",
-                  "choices": sorted(PRESETS) + ["brd"]},
+                  "choices": sorted(PRESETS) + ["brd", "task"]},
     )
     train_file: Optional[str] = field(default=None, metadata={"help": "Local json/jsonl/csv/parquet training file."})
     validation_file: Optional[str] = field(default=None, metadata={"help": "Local file for --do_eval."})
@@ -128,6 +128,8 @@ class RunArguments:
     lsr_mwf: object
     logit_kd: object
     basic_reading: object
+    task_tuning: object
 
     def __iter__(self) -> Iterator[object]:
-        return iter((self.model, self.data, self.training, self.lsr_mwf, self.logit_kd, self.basic_reading))
+        return iter((self.model, self.data, self.training, self.lsr_mwf, self.logit_kd, self.basic_reading,
+                     self.task_tuning))

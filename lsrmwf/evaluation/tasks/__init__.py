@@ -1,13 +1,14 @@
 """``evaluate.py``'s tasks, registered by name (:mod:`.registry`): ``summarization``
 (:mod:`.summarization`, generation in :mod:`.predictions`), ``multiple_choice``
-(:mod:`.multiple_choice`) and ``teacher_student_ce`` (:mod:`.teacher_student_ce`); each module holds
-its task's own arguments, its run and its report. :mod:`.arguments` holds the arguments every task
-reads. A new task is a module with a ``@register_task("name")`` class, imported here."""
+(:mod:`.multiple_choice`), ``probe`` (:mod:`.probe`), ``teacher_choices`` (:mod:`.teacher_choices`) and
+``teacher_student_ce`` (:mod:`.teacher_student_ce`); each module holds its task's own arguments, its run
+and its report. :mod:`.arguments` holds the arguments every task reads. A new task is a module with a
+``@register_task("name")`` class, imported here."""
 
 from dataclasses import dataclass, field
 from typing import Tuple
 
-from . import multiple_choice, summarization, teacher_student_ce  # noqa: F401  (each registers its task)
+from . import multiple_choice, probe, summarization, teacher_choices, teacher_student_ce  # noqa: F401  (each registers its task)
 from .arguments import GenerationArguments, InputArguments
 from .registry import TASKS, EvaluationTask, register_task
 

@@ -35,6 +35,14 @@ class MultipleChoiceArguments:
         default="token",
         metadata={"help": "Candidate score: token (average per-token log-prob, the paper's formula; default), word "
                           "(sum / words) or sum.", "choices": ["token", "word", "sum"]})
+    bigbench_prompt: str = field(
+        default="bigbench",
+        metadata={"help": "BIG-bench prompts: bigbench (BIG-bench's zero-shot format, choices appended where the task "
+                          "asks; default) or paper (the BRD paper's 'task prefix and input', no choices listed). "
+                          "Stated in the results.", "choices": ["bigbench", "paper"]})
+    bigbench_max_examples: Optional[int] = field(
+        default=None, metadata={"help": "A seeded sample of at most N examples of each BIG-bench task, the other "
+                                        "tasks whole (Table 5: 1000)."})
     gguf_file: Optional[str] = field(
         default=None, metadata={"help": "Load --model_name_or_path's weights from this GGUF file inside it "
                                         "(transformers dequantizes it)."})
@@ -79,7 +87,8 @@ def load_mc_tasks(task_name: str, inp: InputArguments, mc: MultipleChoiceArgumen
         raise InputError(f"--task {task_name} needs --mc_tasks (e.g. xnli rte cb paws-x boolq sst-2 bigbench)")
     if not inp.output_dir:
         raise InputError("--output_dir is required")
-    return load_tasks(mc.mc_tasks, bigbench_dir=mc.bigbench_dir, max_examples=inp.max_examples, split=mc.mc_split)
+    return load_tasks(mc.mc_tasks, bigbench_dir=mc.bigbench_dir, max_examples=inp.max_examples, split=mc.mc_split,
+                      prompt_style=mc.bigbench_prompt, bigbench_max_examples=mc.bigbench_max_examples)
 
 
 def percent(x) -> str:
@@ -88,7 +97,8 @@ def percent(x) -> str:
 
 def mc_table(results: dict, normalization: str) -> str:
     """The accuracy table (markdown): one row per task, the BIG-bench average and the paper's Average."""
-    lines = [f"Multiple choice: {results['model']} (score: {normalization}; accuracy in %)", "",
+    style = f"; BIG-bench prompt: {results['bigbench_prompt']}" if results.get("bigbench_prompt") else ""
+    lines = [f"Multiple choice: {results['model']} (score: {normalization}{style}; accuracy in %)", "",
              "| task | examples | accuracy | stderr |", "|---|---:|---:|---:|"]
     for name, entry in results["tasks"].items():
         lines.append(f"| {name} | {entry['n']} | {percent(entry['accuracy'])} | {percent(entry['stderr'])} |")
@@ -138,6 +148,7 @@ class MultipleChoiceTask(EvaluationTask):
         if how.log_samples:
             write_jsonl_atomic(os.path.join(inp.output_dir, "mc_samples.jsonl"), sample_rows(tasks, details),
                                "the per-example log")
+        results["bigbench_prompt"] = mc.bigbench_prompt
         write_table(inp.output_dir, "mc_results", results, mc_table(results, mc.mc_normalization))
         logger.info("%d examples scored now, %d read from %s", results["scored"], results["cached"], cache)
         return results

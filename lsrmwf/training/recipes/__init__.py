@@ -4,6 +4,7 @@
                    the BART basic reading stage)                                      -> .lsr_mwf
     logit_kd       a decoder-only student: white-box or served sparse top-K KD, or CE  -> .logit_kd
     basic_reading  a decoder-only student's BRD stage (LM loss on the packed mix)     -> .basic_reading
+    task_tuning    a decoder-only student's SFT / TaskDistillation on task answers    -> .task_tuning
 
 :func:`run` picks the one recipe that applies to the parsed arguments (the student's kind and ``--stage``)
 and runs it between the shared steps of :mod:`lsrmwf.training.core`. :func:`resolve_preset` fills what the
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from typing import Callable, Dict
 
 from ...io import InputError
-from ...presets import HUB_DATASETS, fill_brd_preset, fill_from_preset, get_preset
+from ...presets import HUB_DATASETS, fill_brd_preset, fill_from_preset, fill_task_preset, get_preset
 from ..core import TrainingInterrupted, check_run, find_checkpoint, setup_logging, write_interrupted_summary
-from . import basic_reading, logit_kd, lsr_mwf
+from . import basic_reading, logit_kd, lsr_mwf, task_tuning
 
 logger = logging.getLogger("lsrmwf.train")
 
@@ -34,7 +35,7 @@ class Recipe:
 RECIPES: Dict[str, Recipe] = {
     module.__name__.rsplit(".", 1)[1]: Recipe(module.__name__.rsplit(".", 1)[1], module.ARGUMENTS, module.applies,
                                               module.check, module.run)
-    for module in (lsr_mwf, logit_kd, basic_reading)
+    for module in (lsr_mwf, logit_kd, basic_reading, task_tuning)
 }
 
 
@@ -74,6 +75,12 @@ def resolve_preset(args, given=frozenset()) -> str:
     if preset is None and brd.brd_passages_dir:
         preset = data.preset = "brd"
         logger.info("--brd_passages_dir: using preset 'brd' (the BRD paper's A.1) for unset values")
+    if preset is None and args.task_tuning.active:
+        preset = data.preset = "task"
+        logger.info("task examples given: using preset 'task' (BRD's supervised stages) for unset values")
+    if preset == "task":
+        fill_task_preset((data, args.training), given)
+        return preset
     if preset == "brd":
         if brd.stage != "basic_reading":
             raise InputError("--preset brd is the causal --stage basic_reading's (BRD paper, A.1)")

@@ -33,7 +33,7 @@ ARGUMENTS = LogitKDArguments
 
 def applies(args) -> bool:
     """A decoder-only student in the summarization stage."""
-    return args.basic_reading.stage != "basic_reading" and is_causal_run(args.model)
+    return args.basic_reading.stage != "basic_reading" and not args.task_tuning.active and is_causal_run(args.model)
 
 
 def check(args) -> None:
