@@ -13,7 +13,7 @@ from test_causal_kd import Args, small_ds
 from transformers import LlamaForCausalLM
 
 from lsrmwf.data.causal import CausalCollator, encode_prompt
-from lsrmwf.distill.logit_kd import KD_LOSSES, kd_loss, load_causal_teacher
+from lsrmwf.distill.logit_kd import KD_LOSSES, check_kd_loss, kd_loss, load_causal_teacher
 from lsrmwf.distill.sparse_kd import sparse_kd_loss, token_bytes_table
 from lsrmwf.io import InputError
 from lsrmwf.io.logprobs import TeacherTokens, pack_teacher_tokens
@@ -304,7 +304,13 @@ def test_bad_kd_flags_get_one_line(kwargs, match):
     with pytest.raises(InputError, match=match) as e:
         LogitKDArguments(**kwargs)
     assert "\n" not in str(e.value)
-    assert LogitKDArguments(kd_loss="skew_kl").beta == 0.1 and LogitKDArguments(kd_loss="jsd").beta == 0.5
+
+
+def test_kd_beta_defaults_per_divergence_and_stays_out_of_the_saved_arguments():
+    assert check_kd_loss("skew_kl", None) == 0.1 and check_kd_loss("jsd", None) == 0.5
+    assert check_kd_loss("jsd", 0.3) == 0.3
+    args = LogitKDArguments(kd_loss="jsd")
+    assert args.kd_beta is None and "beta" not in vars(args)
 
 
 def test_a_bart_student_refuses_the_causal_kd_flags():

@@ -153,3 +153,21 @@ def test_sigterm_to_one_zero_rank_saves_collectively_and_the_rerun_continues_exa
 
     torchrun(args(rationales, resumed, *zero2))
     check_same_run(straight, resumed, step)
+
+
+def test_a_second_signal_after_the_stop_cannot_kill_the_exit():
+    """Once a signal was received, the handler outlives the training loop: a late second signal (here after
+    restore(), as the Trainer's end of training does) is logged, and the process still exits 130."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from lsrmwf.io.interrupts import EXIT_INTERRUPTED, SignalFlag\n"
+        "quiet = SignalFlag([signal.SIGUSR1]).install(); quiet.restore()\n"
+        "assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL  # nothing received: the default is back\n"
+        "flag = SignalFlag([signal.SIGTERM, signal.SIGUSR1]).install()\n"
+        "os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.05); flag.restore()\n"
+        "os.kill(os.getpid(), signal.SIGUSR1); time.sleep(0.05)\n"
+        "sys.exit(EXIT_INTERRUPTED if flag.received == 'SIGTERM' else 1)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert "SIGUSR1 received while stopping after SIGTERM" in done.stderr

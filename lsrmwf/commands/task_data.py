@@ -15,7 +15,7 @@ from ..io import InputError
 def main(argv: Optional[List[str]] = None) -> int:
     from ..evaluation.task_data import build_task_data, format_counts, reduced_bigbench_names
 
-    p = argparse.ArgumentParser(prog="python -m lsrmwf.commands.task_data", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", required=True)
     p.add_argument("--bigbench", nargs="*", default=[],
                    help="BIG-bench task names (or task.json paths); 'reduced' is the paper's five "

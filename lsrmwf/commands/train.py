@@ -90,12 +90,14 @@ def parse_run(argv: Optional[List[str]] = None):
 def main(argv: Optional[List[str]] = None):
     """Parse, save the resolved arguments, run the recipe, write the model card; ``--push_to_hub`` uploads the
     output directory (card, code, weights) once at the end instead of the Trainer's pushes."""
+    from ..training.core import check_run
     from ..training.model_card import push_to_hub, write_model_card
     from ..training.recipes import run, select
 
     args, resolved = parse_run(argv)
     push, args.training.push_to_hub = args.training.push_to_hub, False
     out = args.training.output_dir
+    check_run(args.training)  # a refused run leaves no --output_dir behind (run() checks again, cheaply)
     if args.training.should_save:
         save_config(os.path.join(out, "train_config.yaml"), build_parser(), resolved)
     results = run(args)

@@ -56,6 +56,11 @@ class SignalFlag:
         return self
 
     def restore(self) -> None:
+        """Put the previous handlers back, unless a signal was received: then this handler stays until the
+        process exits, so a second signal cannot kill it while it writes its run summary and exits with
+        :data:`EXIT_INTERRUPTED`."""
+        if self.received is not None:
+            return
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}
