@@ -12,7 +12,10 @@ Fields of a tokenized example:
 * ``prompt_input_ids``: the prompt alone (eval/predict: what generation starts from);
 * ``teacher_top_ids`` / ``teacher_top_logprobs``: ``[len(input_ids), K]`` per position, the served
   teacher's top-K ids (student ids, ``-1`` where the teacher said nothing: prompt, eos, ragged K)
-  and their log-probs, aligned with ``labels`` (sparse top-K KD, :mod:`lsrmwf.distill.sparse_kd`).
+  and their log-probs, aligned with ``labels`` (sparse top-K KD, :mod:`lsrmwf.distill.sparse_kd`);
+* ``teacher_aligned``: ``[len(input_ids)]``, 1 where a label has a teacher row of another tokenizer
+  (``--kd_alignment text``, :mod:`lsrmwf.distill.text_alignment`); ``teacher_top_ids`` then holds the student
+  ids of the alternatives both vocabularies share (``-1`` elsewhere).
 
 :class:`CausalCollator` right-pads the training fields and left-pads the prompt (generation
 continues from the last prompt token of every row).
@@ -140,7 +143,7 @@ class CausalCollator:
     pad_token_id: int
     label_pad_token_id: int = -100
 
-    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs")
+    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs", "teacher_aligned")
 
     def __call__(self, features: List[Dict]) -> Dict[str, torch.Tensor]:
         if not features:
@@ -164,4 +167,6 @@ class CausalCollator:
             batch["teacher_top_ids"] = _pad_topk([f["teacher_top_ids"] for f in features], length, -1, torch.long)
             batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length, 0.0,
                                                       torch.float32)
+        if "teacher_aligned" in keys:
+            batch["teacher_aligned"] = _pad([f["teacher_aligned"] for f in features], 0)
         return batch

@@ -18,6 +18,9 @@ micro-batch's targets are the student's own samples of its prompts (``--kd_on_po
 * served teacher (``--teacher_logprobs_file``, from ``generate_rationales.py --task teacher_logprobs``):
   sparse top-K KD (:mod:`lsrmwf.distill.sparse_kd`) on the teacher's own summaries (sequence-level KD),
   or on the dataset's reference summaries where the file's rows scored them (``--logprobs_target reference``);
+  with ``--kd_alignment text`` the served teacher may use another tokenizer: its rows are aligned with the
+  student's tokens of the same text (:mod:`lsrmwf.distill.text_alignment`) and the KD term is ULD, plus an
+  optional KL over the tokens both vocabularies share (:mod:`lsrmwf.distill.uld`);
 * neither: plain fine-tuning on the references (CE only).
 
 A BART student takes ``--teacher_model_name_or_path``, ``--kd_alpha`` and ``--kd_temperature`` too: its KD
@@ -35,6 +38,7 @@ import torch
 
 from ..distill.logit_kd import KD_LOSSES, check_kd_loss, kd_loss
 from ..distill.sparse_kd import sparse_kd_loss
+from ..distill.uld import uld_kd_loss
 from ..io import InputError
 from .base import DistillTrainer, causal_lm_loss
 
@@ -95,6 +99,23 @@ class LogitKDArguments:
                           "the teacher's own summaries, or the dataset's references where the file scored them "
                           "(--logprobs_target reference); the log says which."},
     )
+    kd_alignment: str = field(
+        default="tokens",
+        metadata={"help": "Served teacher: 'tokens' (its tokens are the student's: same tokenizer) or 'text' (another "
+                          "tokenizer: its rows and the student's tokens are aligned through the bytes of the same "
+                          "text; exact spans 1:1, a group of differing spans gives its first student token the "
+                          "group's first teacher row; KD term ULD).", "choices": ["tokens", "text"]},
+    )
+    kd_shared_vocab_weight: float = field(
+        default=0.0,
+        metadata={"help": "--kd_alignment text: weight of a KL (--kd_loss, T^2-scaled) over the teacher's "
+                          "alternatives whose strings are also student tokens, added to ULD (0 = ULD only)."},
+    )
+    kd_teacher_tokenizer: Optional[str] = field(
+        default=None,
+        metadata={"help": "--kd_alignment text, --kd_shared_vocab_weight > 0, a file with token ids only: the served "
+                          "teacher's tokenizer (path or hub name), to name its alternatives' strings."},
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.kd_alpha <= 1.0:
@@ -116,6 +137,22 @@ class LogitKDArguments:
                              "that scores the student's text during training; a stored top-K file cannot, and a "
                              "served teacher needs the endpoint scoring of given text (issue 22), not built into "
                              "training yet: use a white-box --teacher_model_name_or_path")
+        if self.kd_alignment not in ("tokens", "text"):
+            raise InputError(f"--kd_alignment must be 'tokens' or 'text', got {self.kd_alignment!r}")
+        if self.kd_alignment == "text" and self.teacher_model_name_or_path:
+            raise InputError("--kd_alignment text with --teacher_model_name_or_path: a white-box teacher with another "
+                             "tokenizer is not supported yet; serve it (e.g. llama-server), collect its top-K with "
+                             "generate_rationales.py --task teacher_logprobs and pass --teacher_logprobs_file")
+        if self.kd_alignment == "text" and not self.teacher_logprobs_file:
+            raise InputError("--kd_alignment text aligns a served teacher's rows with the student's tokens: give "
+                             "--teacher_logprobs_file")
+        if self.kd_shared_vocab_weight < 0:
+            raise InputError(f"--kd_shared_vocab_weight must be >= 0, got {self.kd_shared_vocab_weight}")
+        if self.kd_shared_vocab_weight and self.kd_alignment != "text":
+            raise InputError("--kd_shared_vocab_weight applies to --kd_alignment text (with one tokenizer every "
+                             "token is shared: the KD term is already over the teacher's top-K)")
+        if self.kd_teacher_tokenizer and self.kd_alignment != "text":
+            raise InputError("--kd_teacher_tokenizer applies to --kd_alignment text only")
         if self.kd_on_policy_lambda and not self.teacher_model_name_or_path:
             raise InputError("--kd_on_policy_lambda needs a white-box teacher (--teacher_model_name_or_path) to score "
                              "the student's samples")
@@ -131,13 +168,18 @@ class LogitKDTrainer(DistillTrainer):
     def __init__(self, *args, teacher_model=None, kd_alpha: float = 0.5, kd_temperature: float = 2.0,
                  kd_loss: str = "forward_kl", kd_beta: Optional[float] = None, kd_vocab_size: Optional[int] = None,
                  on_policy_lambda: float = 0.0, on_policy_temperature: float = 1.0, on_policy_max_new_tokens: int = 64,
-                 **kwargs):
+                 kd_alignment: str = "tokens", kd_shared_vocab_weight: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher_model
         self.kd_alpha, self.kd_temperature = kd_alpha, kd_temperature
         self.kd_loss, self.kd_beta = kd_loss, check_kd_loss(kd_loss, kd_beta)
         self.kd_term = "kd_kl" if kd_loss == "forward_kl" else f"kd_{kd_loss}"
         self._term_names[1] = self.kd_term
+        self.kd_alignment, self.kd_shared_vocab_weight = kd_alignment, kd_shared_vocab_weight
+        if kd_alignment == "text":  # another tokenizer: the KD term is ULD (+ the shared-vocabulary divergence)
+            self.kd_term = self._term_names[1] = "kd_uld"
+            if kd_shared_vocab_weight:
+                self._term_names.append("kd_shared")
         tok = self.processing_class
         self.kd_vocab_size = kd_vocab_size or (len(tok) if tok is not None and hasattr(tok, "__len__") else None)
         if on_policy_lambda and self.teacher is None:
@@ -182,6 +224,13 @@ class LogitKDTrainer(DistillTrainer):
             if on_policy:
                 loss = loss * (1.0 - self.kd_alpha)
             self._record({self.kd_term: kl, **({} if on_policy else {"ce": ce})}, loss.device)
+        elif training and "teacher_aligned" in inputs:
+            loss, ce, uld, shared = uld_kd_loss(logits, targets, inputs["teacher_aligned"][:, 1:],
+                                                inputs["teacher_top_logprobs"][:, 1:], self.kd_alpha,
+                                                self.kd_temperature, inputs["teacher_top_ids"][:, 1:],
+                                                self.kd_shared_vocab_weight, **self._kd())
+            terms = {"ce": ce, "kd_uld": uld, **({"kd_shared": shared} if self.kd_shared_vocab_weight else {})}
+            self._record(terms, loss.device)
         elif training and "teacher_top_ids" in inputs:
             loss, ce, kl = sparse_kd_loss(logits, targets, inputs["teacher_top_ids"][:, 1:],
                                           inputs["teacher_top_logprobs"][:, 1:], self.kd_alpha, self.kd_temperature,
