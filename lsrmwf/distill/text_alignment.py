@@ -134,8 +134,12 @@ def text_aligned_targets(tokens, tokenizer, table: List[Optional[bytes]], where:
     for s, r in enumerate(rows.tolist()):
         if r < 0:
             continue
-        alts = _alternative_bytes(tokens, r, teacher_table) if (tokens.top_bytes is not None or teacher_table) else None
-        valid = tokens.top_ids[r] >= 0 if tokens.top_bytes is None else np.array([bool(b) for b in tokens.top_bytes[r]])
+        named = tokens.top_bytes is not None or teacher_table
+        alts = _alternative_bytes(tokens, r, teacher_table) if named else None
+        if tokens.top_bytes is None:
+            valid = tokens.top_ids[r] >= 0
+        else:
+            valid = np.array([bool(b) for b in tokens.top_bytes[r]])
         top_lp[s] = np.where(valid, tokens.top_logprobs[r].astype(np.float32), -np.inf)
         if shared_lookup is not None and alts is not None:
             seen = set()
@@ -154,3 +158,48 @@ def student_lookup(table: List[Optional[bytes]]) -> Dict[bytes, int]:
         if b is not None and b not in out:
             out[b] = i
     return out
+
+
+class TextAligner:
+    """One file's ``--kd_alignment text`` targets: the student's tokenizer and bytes, the shared-vocabulary map
+    (``shared_vocab``; the alternatives' strings from the records' bytes or ``teacher_tokenizer``, a path or hub
+    name) and the counts summed over the file's rows."""
+
+    def __init__(self, tokenizer, table: List[Optional[bytes]], shared_vocab: bool = False,
+                 teacher_tokenizer: Optional[str] = None):
+        self.tokenizer, self.table = tokenizer, table
+        self.lookup = student_lookup(table) if shared_vocab else None
+        self.teacher_table = None
+        if shared_vocab and teacher_tokenizer:
+            from transformers import AutoTokenizer
+
+            from .sparse_kd import token_bytes_table
+
+            try:
+                self.teacher_table = token_bytes_table(AutoTokenizer.from_pretrained(teacher_tokenizer))
+            except (OSError, ValueError) as e:
+                raise InputError(f"--kd_teacher_tokenizer {teacher_tokenizer}: cannot load it ({e})") from None
+        self.counts = empty_counts()
+
+    def __call__(self, tokens, row: dict, expected: Optional[str], where: str, what: str, max_tokens: int):
+        """``(labels, top_ids, top_logprobs, aligned)`` as lists for one record; ``expected``: the text a reference
+        row must spell (``None`` for the teacher's own summary, checked against the row's ``summary``)."""
+        if self.lookup is not None and self.teacher_table is None and tokens.top_bytes is None and len(tokens):
+            raise InputError(f"{where}: --kd_shared_vocab_weight needs the strings of the teacher's alternatives; the "
+                             f"file holds their ids only: give the served teacher's tokenizer "
+                             f"(--kd_teacher_tokenizer)")
+        spelled = b"".join(tokens.token_bytes).decode("utf-8", "replace").strip()
+        if expected is None and row.get("summary") and spelled != row["summary"].strip():
+            raise InputError(f"{where}: the teacher's tokens do not spell the row's summary "
+                             f"{row['summary'][:60]!r}; the record is damaged")
+        labels, rows, lp, top, c = text_aligned_targets(tokens, self.tokenizer, self.table, where, what, expected,
+                                                        max_tokens, self.lookup, self.teacher_table)
+        for key in COUNT_KEYS:
+            self.counts[key] += c[key]
+        return labels, top.tolist(), lp.tolist(), [int(r >= 0) for r in rows]
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"--kd_alignment text: {c['aligned']} student positions aligned 1:1 with a teacher row, {c['merged']} "
+                f"merged (the first token of a group of differing spans), {c['skipped']} skipped (CE only); "
+                f"{c['teacher_rows_unused']} teacher rows unused")

@@ -11,7 +11,7 @@ from typing import Dict, Optional
 from ...data.causal import CausalCollator, encode_prompt, prompt_text, summary_text, tokenize_causal
 from ...distill.logit_kd import load_causal_teacher
 from ...distill.sparse_kd import map_teacher_tokens, token_bytes_table
-from ...distill.text_alignment import COUNT_KEYS, empty_counts, student_lookup, text_aligned_targets
+from ...distill.text_alignment import TextAligner
 from ...io import InputError
 from ...io.logprobs import TARGETS, read_teacher_logprobs
 from ...llm.teacher_logprobs import document_sha
@@ -70,11 +70,8 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     has them (mapped to student ids), with the teacher's top-K ids/log-probs at each of them. The target is the
     teacher's own summary (sequence-level KD), or the training example's reference summary for a row that scored
     it (``target: "reference"``; its ``reference_sha`` must match). ``data_args`` gives the lengths, ``prompt`` the
-    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target.
-
-    ``prompt.kd_alignment == "text"`` (a teacher with another tokenizer): the labels are the student's tokens of
-    the text the teacher's tokens spell, each with the teacher row aligned to it (``teacher_aligned``,
-    :func:`lsrmwf.distill.text_alignment.text_aligned_targets`); ``stats["kd_alignment"]`` gets the counts."""
+    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target. ``prompt.kd_alignment == "text"``:
+    another tokenizer's rows, aligned by :class:`~lsrmwf.distill.text_alignment.TextAligner` (counts in ``stats``)."""
     import datasets
 
     records = read_teacher_logprobs(path)
@@ -95,13 +92,11 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
         logger.warning("%s: %d rows belong to no training document and are ignored", path, extra)
     table = token_bytes_table(tokenizer)
     template, chat = prompt.prompt_template, prompt.use_chat_template
-    by_text = getattr(prompt, "kd_alignment", "tokens") == "text"
     cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": []}
-    if by_text:
+    aligner = None
+    if getattr(prompt, "kd_alignment", "tokens") == "text":
         cols["teacher_aligned"] = []
-        aligned_counts = empty_counts()
-        shared = student_lookup(table) if getattr(prompt, "kd_shared_vocab_weight", 0.0) else None
-        teacher_table = _teacher_table(prompt) if shared is not None else None
+        aligner = TextAligner(tokenizer, table, bool(prompt.kd_shared_vocab_weight), prompt.kd_teacher_tokenizer)
     counts = {t: 0 for t in TARGETS}
     for rid in matched:
         row, tokens = records[rid]
@@ -119,37 +114,23 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
                                  f"training example with that id has (its reference hash differs; the row scored "
                                  f"{(row.get('reference') or '')[:60]!r}); score the references of this data again")
         where = f"{path}, row {rid!r}"
-        if by_text:
-            if shared is not None and teacher_table is None and tokens.top_bytes is None and len(tokens):
-                raise InputError(f"{where}: --kd_shared_vocab_weight needs the strings of the teacher's alternatives; "
-                                 f"the file holds their ids only: give the served teacher's tokenizer "
-                                 f"(--kd_teacher_tokenizer)")
+        if aligner is not None:
             expected = summary_text(summaries[rid] or "", False) if target == "reference" else None
-            labels, rows, lp, top, c = text_aligned_targets(
-                tokens, tokenizer, table, where, what, expected, max(0, data_args.max_target_length - 1), shared,
-                teacher_table)
-            spelled = b"".join(tokens.token_bytes).decode("utf-8", "replace").strip()
-            if target != "reference" and row.get("summary") and spelled != row["summary"].strip():
-                raise InputError(f"{where}: the teacher's tokens do not spell the row's summary "
-                                 f"{(row.get('summary') or '')[:60]!r}; the record is damaged")
-            for key in COUNT_KEYS:
-                aligned_counts[key] += c[key]
-            top, lp, flags = top.tolist(), lp.tolist(), [int(r >= 0) for r in rows]
+            cut = max(0, data_args.max_target_length - 1)
+            labels, top, lp, flags = aligner(tokens, row, expected, where, what, cut)
         else:
             labels, top, lp = map_teacher_tokens(tokens, table, where, what)
             n = min(len(labels), max(0, data_args.max_target_length - 1))
-            labels, top, lp = labels[:n], top[:n].tolist(), lp[:n].tolist()
+            labels, top, lp, flags = labels[:n], top[:n].tolist(), lp[:n].tolist(), []
         k = len(top[0]) if top else 1
         if target == "reference" or row.get("finish_reason") != "length":  # it ended: eos, with CE only
-            labels, top, lp = labels + [tokenizer.eos_token_id], top + [[-1] * k], lp + [[0.0] * k]
-            if by_text:
-                flags = flags + [0]
+            labels, top, lp, flags = labels + [tokenizer.eos_token_id], top + [[-1] * k], lp + [[0.0] * k], flags + [0]
         ids = encode_prompt(docs[rid], tokenizer, template, chat, data_args.max_source_length)
         cols["input_ids"].append(ids + labels)
         cols["labels"].append([-100] * len(ids) + labels)
         cols["teacher_top_ids"].append([[-1] * k] * len(ids) + top)
         cols["teacher_top_logprobs"].append([[0.0] * k] * len(ids) + lp)
-        if by_text:
+        if aligner is not None:
             cols["teacher_aligned"].append([0] * len(ids) + flags)
     if counts["reference"]:
         logger.info("sparse top-K KD on %d reference summaries from %s: the targets are the dataset's references, "
@@ -157,28 +138,11 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     if counts["teacher_summary"]:
         logger.info("sparse top-K KD on %d teacher summaries from %s: the targets are the teacher's own summaries "
                     "(sequence-level KD)", counts["teacher_summary"], path)
-    if by_text:
-        logger.info("--kd_alignment text: %d student positions aligned 1:1 with a teacher row, %d merged (the first "
-                    "token of a group of differing spans), %d skipped (CE only); %d teacher rows unused",
-                    aligned_counts["aligned"], aligned_counts["merged"], aligned_counts["skipped"],
-                    aligned_counts["teacher_rows_unused"])
+    if aligner is not None:
+        logger.info(aligner.describe())
     if stats is not None:
-        stats.update(file=path, rows_per_target=counts)
-        if by_text:
-            stats["kd_alignment"] = aligned_counts
+        stats.update(file=path, rows_per_target=counts, **({"kd_alignment": aligner.counts} if aligner else {}))
     return datasets.Dataset.from_dict(cols)
-
-
-def _teacher_table(kd):
-    """The served teacher's bytes per id (``--kd_teacher_tokenizer``), or None."""
-    if not kd.kd_teacher_tokenizer:
-        return None
-    from transformers import AutoTokenizer
-
-    try:
-        return token_bytes_table(AutoTokenizer.from_pretrained(kd.kd_teacher_tokenizer))
-    except (OSError, ValueError) as e:
-        raise InputError(f"--kd_teacher_tokenizer {kd.kd_teacher_tokenizer}: cannot load it ({e})") from None
 
 
 def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
