@@ -271,8 +271,66 @@ def test_bad_input_is_one_line(two_bpes, tiny_tokenizer, aclsum_train, tmp_path)
         sparse_kd_dataset(ds, str(tmp_path / "ok.jsonl"), tiny_tokenizer, Shared, Shared)
     # flags
     for kwargs, msg in ((dict(kd_alignment="text"), "give --teacher_logprobs_file"),
-                        (dict(kd_alignment="text", teacher_model_name_or_path="t"), "white-box teacher with another"),
+                        (dict(kd_alignment="text", teacher_model_name_or_path="t", kd_on_policy_lambda=0.5),
+                         "on-policy samples are scored by a teacher of the student's tokenizer only"),
+                        (dict(kd_alignment="text", teacher_model_name_or_path="t", kd_teacher_tokenizer="x"),
+                         "comes with it"),
                         (dict(kd_shared_vocab_weight=0.5, teacher_logprobs_file="f"), "applies to --kd_alignment text"),
                         (dict(kd_alignment="text", teacher_logprobs_file="f", kd_shared_vocab_weight=-1), ">= 0")):
         with pytest.raises(InputError, match=msg):
             LogitKDArguments(**kwargs)
+
+
+def test_white_box_teacher_of_another_tokenizer_gives_the_served_rows(two_bpes, tiny_tokenizer, aclsum_train, tmp_path):
+    """The white-box path computes at each aligned position the top-K that the served path stores."""
+    from lsrmwf.distill.text_alignment import WhiteBoxTextRows
+    from lsrmwf.distill.uld import teacher_top_k_rows
+
+    _, teacher_tok = two_bpes
+    teacher = tiny.llama_lm(teacher_tok, layers=1, hidden=32, seed=1).eval()
+    ds = small_ds(aclsum_train)
+    store = str(tmp_path / "other.jsonl")
+    write_reference_store(store, reference_records(teacher_tok, teacher, ds, K=4))
+    stats = {}
+    served = sparse_kd_dataset(ds, store, tiny_tokenizer, Args, Args, stats)
+    rows = WhiteBoxTextRows(tiny_tokenizer, teacher_tok, TEMPLATE, False, Args.max_source_length, Args.max_target_length)
+    white = rows.dataset(ds)
+    assert rows.counts == stats["kd_alignment"]
+    collate = CausalCollator(tiny_tokenizer.pad_token_id)
+    a, b = collate([served[i] for i in range(len(ds))]), collate([white[i] for i in range(len(ds))])
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+    with torch.no_grad():
+        t_logits = teacher(input_ids=b["teacher_input_ids"], attention_mask=b["teacher_attention_mask"]).logits
+    got = teacher_top_k_rows(t_logits, b["teacher_rows"], 4, len(teacher_tok))
+    assert torch.equal(got["teacher_aligned"], a["teacher_aligned"])
+    on = a["teacher_aligned"].bool()
+    # the store holds fp16 values
+    torch.testing.assert_close(got["teacher_top_logprobs"][on], a["teacher_top_logprobs"][on], atol=1e-2, rtol=1e-3)
+
+
+def test_train_py_white_box_teacher_of_another_tokenizer(two_bpes, tiny_tokenizer, aclsum_train, tmp_path):
+    from lsrmwf.commands.train import main
+
+    _, teacher_tok = two_bpes
+    root = tmp_path / "models"
+    tiny.llama_lm(tiny_tokenizer, seed=0).save_pretrained(root / "student")
+    tiny_tokenizer.save_pretrained(root / "student")
+    tiny.llama_lm(teacher_tok, layers=2, hidden=48, seed=1).save_pretrained(root / "teacher")
+    teacher_tok.save_pretrained(root / "teacher")
+    data = str(tmp_path / "data.jsonl")
+    with open(data, "w") as f:
+        for r in small_ds(aclsum_train):
+            f.write(json.dumps(r) + "\n")
+    argv = ["--model_name_or_path", str(root / "student"), "--train_file", data, "--output_dir", str(tmp_path / "run"),
+            "--do_train", "--max_steps", "3", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3",
+            "--max_source_length", "48", "--max_target_length", "24", "--max_length", "8", "--report_to", "none",
+            "--use_cpu", "--logging_steps", "1", "--seed", "0", "--save_strategy", "no",
+            "--teacher_model_name_or_path", str(root / "teacher")]
+    with pytest.raises(InputError, match="tokeniz"):
+        main(argv)  # one tokenizer expected without the flag
+    main(argv + ["--kd_alignment", "text", "--kd_text_top_k", "8", "--kd_shared_vocab_weight", "0.5"])
+    summary = json.load(open(tmp_path / "run" / "run_summary.json"))
+    assert summary["kd_alignment"]["teacher"] == "white-box" and summary["kd_alignment"]["aligned"] > 0
+    assert summary["kd_loss"]["text_top_k"] == 8
+    log = [e for e in json.load(open(tmp_path / "run" / "trainer_state.json"))["log_history"] if "kd_uld" in e]
+    assert len(log) == 3 and all(np.isfinite(e["kd_uld"]) and e["kd_uld"] > 0 and "kd_shared" in e for e in log)

@@ -27,7 +27,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..data.causal import encode_prompt, summary_text
 from ..io import InputError
+from ..io.logprobs import TeacherTokens
+from .sparse_kd import token_bytes_table
 
 COUNT_KEYS = ("aligned", "merged", "skipped", "teacher_rows_unused")
 
@@ -173,8 +176,6 @@ class TextAligner:
         if shared_vocab and teacher_tokenizer:
             from transformers import AutoTokenizer
 
-            from .sparse_kd import token_bytes_table
-
             try:
                 self.teacher_table = token_bytes_table(AutoTokenizer.from_pretrained(teacher_tokenizer))
             except (OSError, ValueError) as e:
@@ -199,7 +200,75 @@ class TextAligner:
         return labels, top.tolist(), lp.tolist(), [int(r >= 0) for r in rows]
 
     def describe(self) -> str:
-        c = self.counts
-        return (f"--kd_alignment text: {c['aligned']} student positions aligned 1:1 with a teacher row, {c['merged']} "
-                f"merged (the first token of a group of differing spans), {c['skipped']} skipped (CE only); "
-                f"{c['teacher_rows_unused']} teacher rows unused")
+        return describe_counts(self.counts)
+
+
+def describe_counts(c: Dict[str, int]) -> str:
+    """The log line of the alignment counts."""
+    return (f"--kd_alignment text: {c['aligned']} student positions aligned 1:1 with a teacher row, {c['merged']} "
+            f"merged (the first token of a group of differing spans), {c['skipped']} skipped (CE only); "
+            f"{c['teacher_rows_unused']} teacher rows unused")
+
+
+class WhiteBoxTextRows:
+    """A white-box teacher of another tokenizer (``--kd_alignment text`` with ``--teacher_model_name_or_path``):
+    per training example, the student's ``input_ids``/``labels`` (prompt + its tokens of the reference + eos), the
+    teacher's own ``teacher_input_ids`` (its prompt + its tokens of the same text) and ``teacher_rows``: per student
+    position, the teacher position whose logits predict the teacher token aligned with that label (``-1``: none),
+    by the rule of this module. The teacher's top-K there is computed during training
+    (:func:`lsrmwf.distill.uld.teacher_top_k_rows`). Counts add up in ``counts``."""
+
+    def __init__(self, tokenizer, teacher_tokenizer, template: str, use_chat_template: bool,
+                 max_source_length: Optional[int], max_target_length: Optional[int]):
+        if tokenizer.eos_token_id is None:
+            raise InputError("a causal student needs a tokenizer with an eos token (it ends every summary)")
+        self.tok, self.teacher_tok = tokenizer, teacher_tokenizer
+        self.table, self.teacher_table = token_bytes_table(tokenizer), token_bytes_table(teacher_tokenizer)
+        self.template, self.chat = template, use_chat_template
+        self.max_source, self.max_target = max_source_length, max_target_length
+        self.counts = empty_counts()
+
+    def __call__(self, document: str, summary: str, where: str) -> dict:
+        text = summary_text(summary or "", self.chat)
+        t_ids = self.teacher_tok(text, add_special_tokens=False)["input_ids"] if text else []
+        pieces = [self.teacher_table[i] if 0 <= i < len(self.teacher_table) else None for i in t_ids]
+        if any(p is None for p in pieces):
+            raise InputError(f"{where}: the teacher's tokenizer turns the reference summary into a special token "
+                             f"(id {t_ids[pieces.index(None)]}); --kd_alignment text aligns on the tokens' bytes")
+        n = len(t_ids)
+        rows = TeacherTokens(np.array(t_ids, np.int32), np.zeros(n, np.float16), np.zeros((n, 1), np.int32),
+                             np.zeros((n, 1), np.float16), pieces)
+        cut = None if self.max_target is None else max(0, self.max_target - 1)
+        labels, aligned, _, _, c = text_aligned_targets(rows, self.tok, self.table, where, "the reference summary",
+                                                        text, cut)
+        for key in COUNT_KEYS:
+            self.counts[key] += c[key]
+        prompt = encode_prompt(document, self.tok, self.template, self.chat, self.max_source)
+        t_prompt = encode_prompt(document, self.teacher_tok, self.template, self.chat, self.max_source)
+        used = int(aligned.max()) + 1 if len(aligned) and aligned.max() >= 0 else 0
+        t_rows = [len(t_prompt) + r - 1 if r >= 0 else -1 for r in aligned.tolist()]
+        labels = labels + [self.tok.eos_token_id]
+        return {"input_ids": prompt + labels, "labels": [-100] * len(prompt) + labels,
+                "teacher_input_ids": t_prompt + t_ids[:used], "teacher_rows": [-1] * len(prompt) + t_rows + [-1]}
+
+    def dataset(self, ds, desc: str = "aligning the teacher's tokens"):
+        """:meth:`__call__` over a dataset of ``id``/``document``/``summary``."""
+        import datasets
+
+        cols = {"input_ids": [], "labels": [], "teacher_input_ids": [], "teacher_rows": []}
+        for rid, doc, summ in zip(ds["id"], ds["document"], ds["summary"]):
+            ex = self(doc, summ, f"training example {rid!r}")
+            for key in cols:
+                cols[key].append(ex[key])
+        return datasets.Dataset.from_dict(cols)
+
+    def describe(self) -> str:
+        return describe_counts(self.counts)
+
+
+def shared_id_map(teacher_table: List[Optional[bytes]], table: List[Optional[bytes]]):
+    """``[len(teacher_table)]`` long tensor: per teacher id the student id with the same bytes, or ``-1``."""
+    import torch
+
+    lookup = student_lookup(table)
+    return torch.tensor([lookup.get(b, -1) if b is not None else -1 for b in teacher_table], dtype=torch.long)

@@ -87,3 +87,27 @@ def uld_kd_loss(
                                           temperature, ignore_index, loss_type, beta)
     kd = uld + shared_weight * temperature**2 * shared
     return alpha * ce + (1.0 - alpha) * kd, ce, uld, shared
+
+
+def teacher_top_k_rows(teacher_logits: torch.Tensor, rows: torch.Tensor, k: int, vocab_size: Optional[int] = None,
+                       shared_map: Optional[torch.Tensor] = None) -> dict:
+    """A white-box teacher's rows at text-aligned positions, shaped as a served teacher's
+    (``teacher_aligned``, ``teacher_top_logprobs``, ``teacher_top_ids``): ``teacher_logits [B, Lt, Vt]`` on the
+    teacher's own tokens, ``rows [B, L]`` the teacher position per student position (``-1``: none); the K most
+    probable teacher tokens' log-probs (softmax over the first ``vocab_size`` ids) and, with ``shared_map [Vt]``
+    (teacher id -> student id with the same bytes, ``-1``), their student ids."""
+    sel = rows.ge(0)
+    b, pos = sel.nonzero(as_tuple=True)
+    dev = teacher_logits.device  # a teacher split over devices answers on its last one
+    logits = teacher_logits[b.to(dev), rows[sel].to(dev)].float()
+    if vocab_size is not None:
+        logits = logits[..., :vocab_size]
+    k = min(k, logits.shape[-1])
+    top = torch.log_softmax(logits, -1).topk(k, dim=-1)
+    shape = (*rows.shape, k)
+    top_lp = torch.zeros(shape, dtype=torch.float32, device=rows.device)
+    top_ids = torch.full(shape, -1, dtype=torch.long, device=rows.device)
+    top_lp[b, pos] = top.values.to(rows.device)
+    if shared_map is not None:
+        top_ids[b, pos] = shared_map.to(rows.device)[top.indices.to(rows.device)]
+    return {"teacher_aligned": sel.long(), "teacher_top_logprobs": top_lp, "teacher_top_ids": top_ids}

@@ -20,7 +20,8 @@ micro-batch's targets are the student's own samples of its prompts (``--kd_on_po
   or on the dataset's reference summaries where the file's rows scored them (``--logprobs_target reference``);
   with ``--kd_alignment text`` the served teacher may use another tokenizer: its rows are aligned with the
   student's tokens of the same text (:mod:`lsrmwf.distill.text_alignment`) and the KD term is ULD, plus an
-  optional KL over the tokens both vocabularies share (:mod:`lsrmwf.distill.uld`);
+  optional KL over the tokens both vocabularies share (:mod:`lsrmwf.distill.uld`); a white-box teacher of another
+  tokenizer works the same way, its top-K (``--kd_text_top_k``) computed on the fly at the aligned positions;
 * neither: plain fine-tuning on the references (CE only).
 
 A BART student takes ``--teacher_model_name_or_path``, ``--kd_alpha`` and ``--kd_temperature`` too: its KD
@@ -38,7 +39,7 @@ import torch
 
 from ..distill.logit_kd import KD_LOSSES, check_kd_loss, kd_loss
 from ..distill.sparse_kd import sparse_kd_loss
-from ..distill.uld import uld_kd_loss
+from ..distill.uld import teacher_top_k_rows, uld_kd_loss
 from ..io import InputError
 from .base import DistillTrainer, causal_lm_loss
 
@@ -111,6 +112,11 @@ class LogitKDArguments:
         metadata={"help": "--kd_alignment text: weight of a KL (--kd_loss, T^2-scaled) over the teacher's "
                           "alternatives whose strings are also student tokens, added to ULD (0 = ULD only)."},
     )
+    kd_text_top_k: int = field(
+        default=20,
+        metadata={"help": "--kd_alignment text with a white-box teacher: the K most probable teacher tokens per "
+                          "aligned position that ULD (and the shared-vocabulary KL) compare, as a served top-K."},
+    )
     kd_teacher_tokenizer: Optional[str] = field(
         default=None,
         metadata={"help": "--kd_alignment text, --kd_shared_vocab_weight > 0, a file with token ids only: the served "
@@ -139,20 +145,22 @@ class LogitKDArguments:
                              "training yet: use a white-box --teacher_model_name_or_path")
         if self.kd_alignment not in ("tokens", "text"):
             raise InputError(f"--kd_alignment must be 'tokens' or 'text', got {self.kd_alignment!r}")
-        if self.kd_alignment == "text" and self.teacher_model_name_or_path:
-            raise InputError("--kd_alignment text with --teacher_model_name_or_path: a white-box teacher with another "
-                             "tokenizer is not supported yet; serve it (e.g. llama-server), collect its top-K with "
-                             "generate_rationales.py --task teacher_logprobs and pass --teacher_logprobs_file")
-        if self.kd_alignment == "text" and not self.teacher_logprobs_file:
-            raise InputError("--kd_alignment text aligns a served teacher's rows with the student's tokens: give "
-                             "--teacher_logprobs_file")
+        if self.kd_alignment == "text" and not (self.teacher_logprobs_file or self.teacher_model_name_or_path):
+            raise InputError("--kd_alignment text aligns a teacher's rows with the student's tokens: give "
+                             "--teacher_logprobs_file (served) or --teacher_model_name_or_path (white-box)")
+        if self.kd_alignment == "text" and self.kd_on_policy_lambda:
+            raise InputError("--kd_on_policy_lambda with --kd_alignment text: on-policy samples are scored by a "
+                             "teacher of the student's tokenizer only")
+        if self.kd_text_top_k < 1:
+            raise InputError(f"--kd_text_top_k must be >= 1, got {self.kd_text_top_k}")
         if self.kd_shared_vocab_weight < 0:
             raise InputError(f"--kd_shared_vocab_weight must be >= 0, got {self.kd_shared_vocab_weight}")
         if self.kd_shared_vocab_weight and self.kd_alignment != "text":
             raise InputError("--kd_shared_vocab_weight applies to --kd_alignment text (with one tokenizer every "
                              "token is shared: the KD term is already over the teacher's top-K)")
-        if self.kd_teacher_tokenizer and self.kd_alignment != "text":
-            raise InputError("--kd_teacher_tokenizer applies to --kd_alignment text only")
+        if self.kd_teacher_tokenizer and (self.kd_alignment != "text" or self.teacher_model_name_or_path):
+            raise InputError("--kd_teacher_tokenizer applies to --kd_alignment text with --teacher_logprobs_file only "
+                             "(a white-box teacher's tokenizer comes with it)")
         if self.kd_on_policy_lambda and not self.teacher_model_name_or_path:
             raise InputError("--kd_on_policy_lambda needs a white-box teacher (--teacher_model_name_or_path) to score "
                              "the student's samples")
@@ -168,7 +176,9 @@ class LogitKDTrainer(DistillTrainer):
     def __init__(self, *args, teacher_model=None, kd_alpha: float = 0.5, kd_temperature: float = 2.0,
                  kd_loss: str = "forward_kl", kd_beta: Optional[float] = None, kd_vocab_size: Optional[int] = None,
                  on_policy_lambda: float = 0.0, on_policy_temperature: float = 1.0, on_policy_max_new_tokens: int = 64,
-                 kd_alignment: str = "tokens", kd_shared_vocab_weight: float = 0.0, **kwargs):
+                 kd_alignment: str = "tokens", kd_shared_vocab_weight: float = 0.0, text_teacher_model=None,
+                 text_teacher_top_k: int = 20, text_teacher_vocab_size: Optional[int] = None,
+                 text_teacher_shared_map: Optional[torch.Tensor] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher_model
         self.kd_alpha, self.kd_temperature = kd_alpha, kd_temperature
@@ -180,6 +190,14 @@ class LogitKDTrainer(DistillTrainer):
             self.kd_term = self._term_names[1] = "kd_uld"
             if kd_shared_vocab_weight:
                 self._term_names.append("kd_shared")
+        # a white-box teacher of another tokenizer: its rows become a served teacher's (teacher_top_k_rows)
+        self.text_teacher, self.text_teacher_top_k = text_teacher_model, text_teacher_top_k
+        self.text_teacher_vocab_size, self.text_teacher_shared_map = text_teacher_vocab_size, text_teacher_shared_map
+        if self.text_teacher is not None:
+            self.text_teacher.eval()
+            self.text_teacher.requires_grad_(False)
+            if getattr(self.text_teacher, "hf_device_map", None) is None:
+                self.text_teacher.to(self.args.device)
         tok = self.processing_class
         self.kd_vocab_size = kd_vocab_size or (len(tok) if tok is not None and hasattr(tok, "__len__") else None)
         if on_policy_lambda and self.teacher is None:
@@ -212,6 +230,8 @@ class LogitKDTrainer(DistillTrainer):
         if on_policy:
             inputs = self._on_policy_batch(model, inputs)
             labels = inputs["labels"]
+        if training and self.text_teacher is not None and "teacher_rows" in inputs:
+            inputs = {**inputs, **self._text_teacher_rows(inputs)}
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         logits, targets = outputs.logits[:, :-1], labels[:, 1:]  # position i predicts token i+1
         self._policy_targets = int(targets.ne(-100).sum())
@@ -245,6 +265,14 @@ class LogitKDTrainer(DistillTrainer):
         if training:  # this micro-batch's share of the step's global token mean (counted on the batch as it came)
             loss = loss * self._token_share(local_tokens, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
+
+    def _text_teacher_rows(self, inputs) -> dict:
+        """The white-box teacher of another tokenizer on its own tokens: its top-K at the aligned positions."""
+        with torch.no_grad():
+            t_logits = self.text_teacher(input_ids=inputs["teacher_input_ids"],
+                                         attention_mask=inputs["teacher_attention_mask"]).logits
+        return teacher_top_k_rows(t_logits, inputs["teacher_rows"], self.text_teacher_top_k,
+                                  self.text_teacher_vocab_size, self.text_teacher_shared_map)
 
     def _on_policy_batch(self, model, inputs) -> dict:
         """The batch's prompts, each followed by the student's own sample (up to and with its eos) as the targets."""

@@ -11,7 +11,7 @@ from typing import Dict, Optional
 from ...data.causal import CausalCollator, encode_prompt, prompt_text, summary_text, tokenize_causal
 from ...distill.logit_kd import load_causal_teacher
 from ...distill.sparse_kd import map_teacher_tokens, token_bytes_table
-from ...distill.text_alignment import TextAligner
+from ...distill.text_alignment import TextAligner, WhiteBoxTextRows, shared_id_map
 from ...io import InputError
 from ...io.logprobs import TARGETS, read_teacher_logprobs
 from ...llm.teacher_logprobs import document_sha
@@ -145,8 +145,9 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     return datasets.Dataset.from_dict(cols)
 
 
-def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
-    """Prompt -> summary examples; the training split from the teacher's log-probs file when one is given."""
+def tokenize(raw: RawData, tokenizer, args, served: dict, teacher_tok=None) -> RawData:
+    """Prompt -> summary examples; the training split from the teacher's log-probs file when one is given, or
+    aligned with a white-box teacher's own tokens (``teacher_tok``: its tokenizer, ``--kd_alignment text``)."""
     data_args, kd = args.data, args.logit_kd
     common = dict(template=kd.prompt_template, use_chat_template=kd.use_chat_template,
                   max_source_length=data_args.max_source_length, max_target_length=data_args.max_target_length,
@@ -156,6 +157,12 @@ def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
         if raw.train is not None:
             if kd.teacher_logprobs_file:
                 data.train = sparse_kd_dataset(raw.train, kd.teacher_logprobs_file, tokenizer, data_args, kd, served)
+            elif teacher_tok is not None:
+                rows = WhiteBoxTextRows(tokenizer, teacher_tok, kd.prompt_template, kd.use_chat_template,
+                                        data_args.max_source_length, data_args.max_target_length)
+                data.train = rows.dataset(raw.train)
+                logger.info(rows.describe())
+                served["kd_alignment"] = rows.counts
             else:
                 data.train = tokenize_causal(raw.train, tokenizer, with_prompt=False, desc="tokenizing train", **common)
         if raw.eval is not None:
@@ -165,8 +172,15 @@ def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
     return data
 
 
-def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) -> LogitKDTrainer:
+def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, teacher_tok=None) -> LogitKDTrainer:
     training_args, kd = args.training, args.logit_kd
+    text_teacher = {}
+    if teacher_tok is not None:  # a white-box teacher of another tokenizer: its top-K at the aligned positions
+        shared = shared_id_map(token_bytes_table(teacher_tok), token_bytes_table(tokenizer))
+        text_teacher = dict(text_teacher_model=teacher, text_teacher_top_k=kd.kd_text_top_k,
+                            text_teacher_vocab_size=len(teacher_tok),
+                            text_teacher_shared_map=shared if kd.kd_shared_vocab_weight else None)
+        teacher = None
     eval_refs = list(raw.eval["summary"]) if raw.eval is not None else None
 
     def compute_metrics(p):
@@ -182,7 +196,7 @@ def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) 
         kd_alpha=kd.kd_alpha, kd_temperature=kd.kd_temperature, kd_loss=kd.kd_loss, kd_beta=kd.kd_beta,
         kd_vocab_size=len(tokenizer), on_policy_lambda=kd.kd_on_policy_lambda,
         on_policy_temperature=kd.kd_on_policy_temperature, on_policy_max_new_tokens=kd.kd_on_policy_max_new_tokens,
-        kd_alignment=kd.kd_alignment, kd_shared_vocab_weight=kd.kd_shared_vocab_weight,
+        kd_alignment=kd.kd_alignment, kd_shared_vocab_weight=kd.kd_shared_vocab_weight, **text_teacher,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
 
@@ -197,15 +211,20 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
     configure_causal_generation(model, tokenizer, data_args)
     logger.info("causal student %s, %.1fM parameters; prompt: %r", type(model).__name__, model.num_parameters() / 1e6,
                 prompt_text("{document}", tokenizer, kd.prompt_template, kd.use_chat_template))
-    teacher = None
+    teacher = teacher_tok = None
     if training_args.do_train and kd.teacher_model_name_or_path:
         samples = list(raw.train["document"][:4]) + list(raw.train["summary"][:4])
         teacher = load_causal_teacher(kd.teacher_model_name_or_path, model, tokenizer, samples,
                                       dtype=kd.teacher_dtype, device_map=kd.teacher_device_map,
-                                      device=training_args.device, cache_dir=model_args.cache_dir)
+                                      device=training_args.device, cache_dir=model_args.cache_dir,
+                                      same_tokenizer=kd.kd_alignment != "text")
+        if kd.kd_alignment == "text":
+            from transformers import AutoTokenizer
+
+            teacher_tok = AutoTokenizer.from_pretrained(kd.teacher_model_name_or_path, cache_dir=model_args.cache_dir)
     served = {}
-    data = tokenize(raw, tokenizer, args, served)
-    trainer = build_trainer(model, tokenizer, teacher, data, raw, args)
+    data = tokenize(raw, tokenizer, args, served, teacher_tok)
+    trainer = build_trainer(model, tokenizer, teacher, data, raw, args, teacher_tok)
     if (teacher is not None or kd.teacher_logprobs_file) and training_args.do_train:
         beta = f" (beta {trainer.kd_beta})" if kd.kd_loss in ("jsd", "skew_kl") else ""
         logger.info("KD loss: %s%s, alpha %s, T %s (T^2-scaled); on-policy lambda %s", kd.kd_loss, beta, kd.kd_alpha,
@@ -218,12 +237,14 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
     alignment = served.pop("kd_alignment", None)
     extra = {**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})}
     if alignment is not None:  # --kd_alignment text: the rule's counts over the training examples
-        extra["kd_alignment"] = {"rule": "text", **alignment}
+        extra["kd_alignment"] = {"rule": "text", "teacher": "white-box" if teacher_tok is not None else "served",
+                                 **alignment}
     if training_args.do_train and (teacher is not None or kd.teacher_logprobs_file):
         extra["kd_loss"] = {"loss": kd.kd_loss, "beta": trainer.kd_beta if kd.kd_loss in ("jsd", "skew_kl") else None,
                             "alpha": kd.kd_alpha, "temperature": kd.kd_temperature, "compared_ids": len(tokenizer)}
         if kd.kd_alignment == "text":  # another tokenizer: ULD (+ the shared-vocabulary divergence, kd_loss above)
-            extra["kd_loss"].update(alignment="text", text_loss="uld", shared_vocab_weight=kd.kd_shared_vocab_weight)
+            extra["kd_loss"].update(alignment="text", text_loss="uld", shared_vocab_weight=kd.kd_shared_vocab_weight,
+                                    **({"text_top_k": kd.kd_text_top_k} if teacher_tok is not None else {}))
     if training_args.do_train and kd.kd_on_policy_lambda:
         extra["on_policy"] = trainer.on_policy_summary()
         logger.info("on-policy: %s", extra["on_policy"])
