@@ -95,7 +95,8 @@ def step_bench(a: BenchArguments) -> dict:
     # served ids happen to be student tokens (here: half of them)
     gen = torch.Generator().manual_seed(1)
     aligned = (torch.rand(sparse["labels"].shape, generator=gen) < a.aligned_share) & sparse["labels"].ne(-100)
-    shared_ids = sparse["teacher_top_ids"].masked_fill(torch.rand(sparse["teacher_top_ids"].shape, generator=gen) < 0.5, -1)
+    top_ids = sparse["teacher_top_ids"]
+    shared_ids = top_ids.masked_fill(torch.rand(top_ids.shape, generator=gen) < 0.5, -1)
     text = {**sparse, "teacher_aligned": aligned.long(), "teacher_top_ids": torch.full_like(shared_ids, -1)}
     text_shared = {**text, "teacher_top_ids": shared_ids}
     with tempfile.TemporaryDirectory() as d:
@@ -103,18 +104,19 @@ def step_bench(a: BenchArguments) -> dict:
         kd = dict(kd_alpha=0.5, kd_temperature=2.0)
         ce_trainer = LogitKDTrainer(model=student, args=args, data_collator=collate, **kd)
         kinds = {"ce": (ce_trainer, plain)}
-        kinds["text_uld"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_alignment="text", **kd),
-                             text)
-        kinds["text_uld_shared"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_alignment="text",
-                                                   kd_shared_vocab_weight=0.5, **kd), text_shared)
+        text_kd = dict(model=student, args=args, data_collator=collate, kd_alignment="text", **kd)
+        kinds["text_uld"] = (LogitKDTrainer(**text_kd), text)
+        kinds["text_uld_shared"] = (LogitKDTrainer(kd_shared_vocab_weight=0.5, **text_kd), text_shared)
         for loss in KD_LOSSES if not a.text_only else ():
             kinds[f"sparse_{loss}"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_loss=loss,
                                                       **kd), sparse)
             kinds[f"white_box_{loss}"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_loss=loss,
                                                          teacher_model=teacher, **kd), plain)
-        kinds["on_policy"] = None if a.text_only else (LogitKDTrainer(model=student, args=args, data_collator=collate, teacher_model=teacher,
-                                             on_policy_lambda=1.0, on_policy_max_new_tokens=a.on_policy_new_tokens,
-                                             **kd), plain)
+        kinds["on_policy"] = None
+        if not a.text_only:
+            on_policy = dict(teacher_model=teacher, on_policy_lambda=1.0, on_policy_max_new_tokens=a.on_policy_new_tokens)
+            kinds["on_policy"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, **on_policy, **kd),
+                                  plain)
     student.generation_config.eos_token_id = None  # sample the full --on_policy_new_tokens every time
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
     student.train()
