@@ -114,7 +114,8 @@ def step_bench(a: BenchArguments) -> dict:
                                                          teacher_model=teacher, **kd), plain)
         kinds["on_policy"] = None
         if not a.text_only:
-            on_policy = dict(teacher_model=teacher, on_policy_lambda=1.0, on_policy_max_new_tokens=a.on_policy_new_tokens)
+            on_policy = dict(teacher_model=teacher, on_policy_lambda=1.0,
+                             on_policy_max_new_tokens=a.on_policy_new_tokens)
             kinds["on_policy"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, **on_policy, **kd),
                                   plain)
     student.generation_config.eos_token_id = None  # sample the full --on_policy_new_tokens every time
