@@ -76,6 +76,14 @@ COMMAND_LINES = {
         "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no", "--report_to",
         "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--overwrite_output_dir",
         "--teacher_logprobs_file", "teacher.jsonl"],
+    "demo.causal: other-tokenizer student": [
+        "--model_name_or_path", "student", "--output_dir", "out/student_other_tokenizer", "--train_file", "train.jsonl",
+        "--do_train", "--max_steps", "30", "--per_device_train_batch_size", "2", "--learning_rate", "5e-5",
+        "--warmup_steps", "2", "--max_source_length", "256", "--max_target_length", "96", "--max_length", "64",
+        "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no", "--report_to",
+        "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--overwrite_output_dir",
+        "--teacher_logprobs_file", "teacher.jsonl", "--kd_alignment", "text", "--model_name_or_path", "other",
+        "--learning_rate", "0.001"],
     "demo.brd: causal BRD": [
         "--stage", "basic_reading", "--model_name_or_path", "student", "--brd_passages_dir", "passages",
         "--brd_mix", "ori=1,ner=1,qra=1", "--block_size", "128", "--max_steps", "40", "--per_device_train_batch_size",
