@@ -334,3 +334,9 @@ def test_train_py_white_box_teacher_of_another_tokenizer(two_bpes, tiny_tokenize
     assert summary["kd_loss"]["text_top_k"] == 8
     log = [e for e in json.load(open(tmp_path / "run" / "trainer_state.json"))["log_history"] if "kd_uld" in e]
     assert len(log) == 3 and all(np.isfinite(e["kd_uld"]) and e["kd_uld"] > 0 and "kd_shared" in e for e in log)
+    # a white-box checkpoint without its tokenizer cannot be aligned
+    from lsrmwf.distill.logit_kd import load_causal_teacher
+
+    tiny.llama_lm(teacher_tok, seed=1).save_pretrained(root / "bare")
+    with pytest.raises(InputError, match="bare: --kd_alignment text needs the teacher's tokenizer"):
+        load_causal_teacher(str(root / "bare"), tiny.llama_lm(tiny_tokenizer), tiny_tokenizer, same_tokenizer=False)
