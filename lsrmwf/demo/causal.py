@@ -74,6 +74,31 @@ def other_tokenizer_student(out: str, train_file: str, vocab_size: int) -> str:
     return path
 
 
+def train_students(a, out: str, train: str, student_dir: str, teacher_dir: str, store, common) -> dict:
+    """``train.py`` for each student (label -> output folder): served top-K KD (with a store), white-box KD, CE only,
+    and the other-tokenizer student (with a store and ``--other_vocab``)."""
+    py = sys.executable
+    students = {}
+    runs = [("student (CE only)", "student_ce", [])]
+    runs.insert(0, ("student (white-box KD)", "student_kd", ["--teacher_model_name_or_path", teacher_dir]))
+    if store:
+        runs.insert(0, ("student (served top-K KD)", "student_sparse_kd", ["--teacher_logprobs_file", store]))
+    if store and a.other_vocab:  # another tokenizer: the served rows aligned through the text (issue 25)
+        other = other_tokenizer_student(out, train, a.other_vocab)
+        runs.append(("student (other tokenizer, served top-K, text-aligned)", "student_other_tokenizer",
+                     ["--teacher_logprobs_file", store, "--kd_alignment", "text", "--model_name_or_path", other,
+                      "--learning_rate", str(a.other_learning_rate)]))
+    for label, name, extra in runs:
+        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common,
+            *extra])  # a flag repeated in extra wins (argparse keeps the last)
+        students[label] = os.path.join(out, name)
+        counts = json.load(open(os.path.join(out, name, "run_summary.json"))).get("kd_alignment")
+        if counts:
+            print(f"{label}: student positions aligned {counts['aligned']}, merged {counts['merged']}, skipped "
+                  f"{counts['skipped']}; teacher rows unused {counts['teacher_rows_unused']}", flush=True)
+    return students
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m lsrmwf.demo.causal", description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="check the prerequisites only, exit 0/2")
@@ -128,24 +153,7 @@ def main(argv=None):
               "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no",
               "--report_to", "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0",
               "--overwrite_output_dir"]
-    students = {}
-    runs = [("student (CE only)", "student_ce", [])]
-    runs.insert(0, ("student (white-box KD)", "student_kd", ["--teacher_model_name_or_path", teacher_dir]))
-    if store:
-        runs.insert(0, ("student (served top-K KD)", "student_sparse_kd", ["--teacher_logprobs_file", store]))
-    if store and a.other_vocab:  # another tokenizer: the served rows aligned through the text (issue 25)
-        other = other_tokenizer_student(out, train, a.other_vocab)
-        runs.append(("student (other tokenizer, served top-K, text-aligned)", "student_other_tokenizer",
-                     ["--teacher_logprobs_file", store, "--kd_alignment", "text", "--model_name_or_path", other,
-                      "--learning_rate", str(a.other_learning_rate)]))
-    for label, name, extra in runs:
-        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common,
-            *extra])  # a flag repeated in extra wins (argparse keeps the last)
-        students[label] = os.path.join(out, name)
-        counts = json.load(open(os.path.join(out, name, "run_summary.json"))).get("kd_alignment")
-        if counts:
-            print(f"{label}: student positions aligned {counts['aligned']}, merged {counts['merged']}, skipped "
-                  f"{counts['skipped']}; teacher rows unused {counts['teacher_rows_unused']}", flush=True)
+    students = train_students(a, out, train, student_dir, teacher_dir, store, common)
 
     gen = ["--data_file", test, "--id_column", "id", "--num_beams", "1", "--min_length", "8", "--max_length",
            str(a.max_new_tokens), "--max_source_length", "256", "--no_repeat_ngram_size", "3", "--batch_size", "1",
