@@ -135,8 +135,8 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
 def served_teacher(kd: LogitKDArguments, train_raw, tokenizer):
     """The endpoint of ``--teacher_endpoint_config`` as a :class:`~lsrmwf.llm.teacher_logprobs.ServedTeacher` that
     scores on-policy samples after the prompt ``--teacher_logprobs_file`` was written with (its template,
-    ``max_document_words`` and K), checked with one probe request: the first training example's reference scored
-    as given text, its tokens mapped to student ids. A server that cannot is refused here, in one line."""
+    ``max_document_words`` and K), checked with one probe request: the first training reference scored as given
+    text, its tokens mapped to student ids. A server that cannot is refused here, in one line."""
     from ...llm.arguments import build_client
     from ...llm.tasks import read_endpoint_config
     from ...llm.teacher_logprobs import ServedTeacher, TeacherLogprobsTask, file_settings
@@ -154,7 +154,10 @@ def served_teacher(kd: LogitKDArguments, train_raw, tokenizer):
                                prompt_template=settings.get("prompt_template") or kd.prompt_template,
                                max_document_words=settings.get("max_document_words"))
     teacher = ServedTeacher(build_client(endpoint), task, endpoint.concurrency)
-    document, reference = train_raw["document"][0], summary_text(train_raw["summary"][0] or "", False)
+    # the first training example with a reference (any short text would do: it only has to be scored)
+    document, summary = next(((d, r) for d, r in zip(train_raw["document"], train_raw["summary"]) if (r or "").strip()),
+                             (train_raw["document"][0], "The summary."))
+    reference = summary_text(summary, use_chat_template=False)
     try:
         tokens = teacher.probe(document, reference)
         map_teacher_tokens(tokens, token_bytes_table(tokenizer), f"{teacher.where}, probe", "the probe's text",
