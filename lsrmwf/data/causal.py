@@ -140,7 +140,7 @@ class CausalCollator:
     pad_token_id: int
     label_pad_token_id: int = -100
 
-    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs")
+    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs", "document_index")
 
     def __call__(self, features: List[Dict]) -> Dict[str, torch.Tensor]:
         if not features:
@@ -164,4 +164,6 @@ class CausalCollator:
             batch["teacher_top_ids"] = _pad_topk([f["teacher_top_ids"] for f in features], length, -1, torch.long)
             batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length, 0.0,
                                                       torch.float32)
+        if "document_index" in keys:  # which training document each example continues (a served teacher's prompt)
+            batch["document_index"] = torch.tensor([f["document_index"] for f in features], dtype=torch.long)
         return batch

@@ -8,9 +8,9 @@ Checkpoints, resume, ``predictions.jsonl`` and the summaries are the same as for
 import logging
 from typing import Dict, Optional
 
-from ...data.causal import CausalCollator, encode_prompt, prompt_text, tokenize_causal
+from ...data.causal import CausalCollator, encode_prompt, prompt_text, summary_text, tokenize_causal
 from ...distill.logit_kd import load_causal_teacher
-from ...distill.sparse_kd import map_teacher_tokens, token_bytes_table
+from ...distill.sparse_kd import map_teacher_tokens, special_token_bytes, token_bytes_table
 from ...io import InputError
 from ...io.logprobs import TARGETS, read_teacher_logprobs
 from ...llm.teacher_logprobs import document_sha
@@ -69,13 +69,15 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     has them (mapped to student ids), with the teacher's top-K ids/log-probs at each of them. The target is the
     teacher's own summary (sequence-level KD), or the training example's reference summary for a row that scored
     it (``target: "reference"``; its ``reference_sha`` must match). ``data_args`` gives the lengths, ``prompt`` the
-    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target."""
+    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target. ``document_index`` is the example's
+    row in ``train_raw`` (a served teacher scores on-policy samples after that document)."""
     import datasets
 
     records = read_teacher_logprobs(path)
     if not records:
         raise InputError(f"{path}: no finished teacher-logprobs rows")
     docs = dict(zip(train_raw["id"], train_raw["document"]))
+    row_of = {rid: i for i, rid in enumerate(train_raw["id"])}
     summaries = dict(zip(train_raw["id"], train_raw["summary"]))
     matched = [i for i in train_raw["id"] if i in records]
     if not matched:
@@ -88,9 +90,9 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
                        path, len(matched), len(docs))
     if extra:
         logger.warning("%s: %d rows belong to no training document and are ignored", path, extra)
-    table = token_bytes_table(tokenizer)
+    table, specials = token_bytes_table(tokenizer), special_token_bytes(tokenizer)
     template, chat = prompt.prompt_template, prompt.use_chat_template
-    cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": []}
+    cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": [], "document_index": []}
     counts = {t: 0 for t in TARGETS}
     for rid in matched:
         row, tokens = records[rid]
@@ -107,7 +109,7 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
                 raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} scored another reference summary than the "
                                  f"training example with that id has (its reference hash differs; the row scored "
                                  f"{(row.get('reference') or '')[:60]!r}); score the references of this data again")
-        labels, top, lp = map_teacher_tokens(tokens, table, f"{path}, row {rid!r}", what)
+        labels, top, lp = map_teacher_tokens(tokens, table, f"{path}, row {rid!r}", what, specials)
         n = min(len(labels), max(0, data_args.max_target_length - 1))
         labels, top, lp = labels[:n], top[:n].tolist(), lp[:n].tolist()
         k = len(top[0]) if top else 1
@@ -118,6 +120,7 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
         cols["labels"].append([-100] * len(prompt) + labels)
         cols["teacher_top_ids"].append([[-1] * k] * len(prompt) + top)
         cols["teacher_top_logprobs"].append([[0.0] * k] * len(prompt) + lp)
+        cols["document_index"].append(row_of[rid])
     if counts["reference"]:
         logger.info("sparse top-K KD on %d reference summaries from %s: the targets are the dataset's references, "
                     "with the teacher's top-K log-probs at each of their tokens", counts["reference"], path)
@@ -127,6 +130,46 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     if stats is not None:
         stats.update(file=path, rows_per_target=counts)
     return datasets.Dataset.from_dict(cols)
+
+
+def served_teacher(kd: LogitKDArguments, train_raw, tokenizer):
+    """The endpoint of ``--teacher_endpoint_config`` as a :class:`~lsrmwf.llm.teacher_logprobs.ServedTeacher` that
+    scores on-policy samples after the prompt ``--teacher_logprobs_file`` was written with (its template,
+    ``max_document_words`` and K), checked with one probe request: the first training reference scored as given
+    text, its tokens mapped to student ids. A server that cannot is refused here, in one line."""
+    from ...llm.arguments import build_client
+    from ...llm.tasks import read_endpoint_config
+    from ...llm.teacher_logprobs import ServedTeacher, TeacherLogprobsTask, file_settings
+
+    flag = f"--teacher_endpoint_config {kd.teacher_endpoint_config}"
+    endpoint = read_endpoint_config(kd.teacher_endpoint_config)
+    settings = file_settings(kd.teacher_logprobs_file)
+    if settings.get("api") == "chat":
+        logger.warning("%s was written through the chat API; on-policy samples are scored after its prompt as raw "
+                       "text on /v1/completions (no chat template)", kd.teacher_logprobs_file)
+    if settings.get("model") != endpoint.model:
+        logger.warning("%s names the model %r, %s the model %r: the served teacher should be the one that wrote the "
+                       "file", kd.teacher_logprobs_file, settings.get("model"), flag, endpoint.model)
+    task = TeacherLogprobsTask(top_logprobs=int(settings["top_logprobs"]), api="completions", target="reference",
+                               prompt_template=settings.get("prompt_template") or kd.prompt_template,
+                               max_document_words=settings.get("max_document_words"))
+    teacher = ServedTeacher(build_client(endpoint), task, endpoint.concurrency)
+    # the first training example with a reference (any short text would do: it only has to be scored)
+    document, summary = next(((d, r) for d, r in zip(train_raw["document"], train_raw["summary"]) if (r or "").strip()),
+                             (train_raw["document"][0], "The summary."))
+    reference = summary_text(summary, use_chat_template=False)
+    try:
+        tokens = teacher.probe(document, reference)
+        map_teacher_tokens(tokens, token_bytes_table(tokenizer), f"{teacher.where}, probe", "the probe's text",
+                           special_token_bytes(tokenizer))
+    except InputError as e:
+        teacher.close()
+        raise InputError(f"{flag}: the served teacher cannot score the student's samples: {e}") from None
+    logger.info("on-policy samples are scored by the served teacher %s (model %r, top-%d log-probs, the prompt %s "
+                "was written with; echo=true on /v1/completions, max_tokens=%d): the probe scored %d tokens",
+                teacher.where, endpoint.model, task.top_logprobs, kd.teacher_logprobs_file, task.echo_max_tokens,
+                len(tokens))
+    return teacher
 
 
 def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
@@ -149,7 +192,7 @@ def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
     return data
 
 
-def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) -> LogitKDTrainer:
+def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, scorer=None) -> LogitKDTrainer:
     training_args, kd = args.training, args.logit_kd
     eval_refs = list(raw.eval["summary"]) if raw.eval is not None else None
 
@@ -166,6 +209,7 @@ def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args) 
         kd_alpha=kd.kd_alpha, kd_temperature=kd.kd_temperature, kd_loss=kd.kd_loss, kd_beta=kd.kd_beta,
         kd_vocab_size=len(tokenizer), on_policy_lambda=kd.kd_on_policy_lambda,
         on_policy_temperature=kd.kd_on_policy_temperature, on_policy_max_new_tokens=kd.kd_on_policy_max_new_tokens,
+        served_teacher=scorer, documents=list(raw.train["document"]) if scorer is not None else None,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
 
@@ -188,7 +232,19 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
                                       device=training_args.device, cache_dir=model_args.cache_dir)
     served = {}
     data = tokenize(raw, tokenizer, args, served)
-    trainer = build_trainer(model, tokenizer, teacher, data, raw, args)
+    scorer = None
+    if training_args.do_train and kd.kd_on_policy_lambda and kd.teacher_logprobs_file:
+        scorer = served_teacher(kd, raw.train, tokenizer)
+    try:
+        return _train(model, tokenizer, teacher, scorer, data, raw, args, checkpoint, served)
+    finally:
+        if scorer is not None:
+            scorer.close()
+
+
+def _train(model, tokenizer, teacher, scorer, data: RawData, raw: RawData, args, checkpoint, served: dict):
+    data_args, training_args, kd = args.data, args.training, args.logit_kd
+    trainer = build_trainer(model, tokenizer, teacher, data, raw, args, scorer)
     if (teacher is not None or kd.teacher_logprobs_file) and training_args.do_train:
         beta = f" (beta {trainer.kd_beta})" if kd.kd_loss in ("jsd", "skew_kl") else ""
         logger.info("KD loss: %s%s, alpha %s, T %s (T^2-scaled); on-policy lambda %s", kd.kd_loss, beta, kd.kd_alpha,
