@@ -127,9 +127,10 @@ class LogitKDArguments:
         if self.kd_on_policy_max_new_tokens < 1:
             raise InputError(f"--kd_on_policy_max_new_tokens must be >= 1, got {self.kd_on_policy_max_new_tokens}")
         if self.kd_on_policy_lambda and self.teacher_logprobs_file and not self.teacher_endpoint_config:
-            raise InputError("--kd_on_policy_lambda with --teacher_logprobs_file: a stored top-K file cannot score the "
-                             "student's samples; name the endpoint that serves the teacher with "
-                             "--teacher_endpoint_config (e.g. the <teacher file>.config.yaml generate_rationales.py saved)")
+            raise InputError("--kd_on_policy_lambda with --teacher_logprobs_file: a stored top-K file cannot score "
+                             "the student's samples; name the endpoint that serves the teacher with "
+                             "--teacher_endpoint_config (e.g. the <teacher file>.config.yaml generate_rationales.py "
+                             "saved)")
         if self.kd_on_policy_lambda and not (self.teacher_model_name_or_path or self.teacher_logprobs_file):
             raise InputError("--kd_on_policy_lambda needs a teacher to score the student's samples: a white-box "
                              "--teacher_model_name_or_path, or a served one (--teacher_logprobs_file with "
