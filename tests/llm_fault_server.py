@@ -44,8 +44,11 @@ server built with ``min_max_tokens=1`` refuses 0 with a 400). Token ``i`` of the
 tokens only, in its ``content`` shape with ids and bytes; ``echo_mode="reject"`` is a llama-server build
 that refuses ``echo`` with a 400. With ``scoring_model`` (a tiny HF causal LM, and ``tokenizer``) an
 ``echo`` request is scored for real: the tokenizer's start tokens and the prompt's tokens, each with its
-log-prob under the model (the first without), nothing generated, so served scores equal local ones. Tokens are words with their leading whitespace, or the
+log-prob under the model (the first without) and, as vLLM's, the token itself then the model's top ``logprobs``
+alternatives named by their text, nothing generated, so served scores equal local ones. Tokens are words with their leading whitespace, or the
 pieces of ``tokenizer`` when one is given (the alternatives are then common words of it).
+
+``server.force_status = 500`` (set while a run goes on) answers every later request with that status.
 
 Every request body is recorded in ``server.requests`` (with its arrival time) for assertions.
 """
@@ -186,6 +189,7 @@ class FaultServer:
         self.hang_s = hang_s
         self.echo_auth = echo_auth
         self.delay_s = delay_s  # every answer waits this long (to catch a run mid-way)
+        self.force_status: Optional[int] = None  # set mid-run: every request from then on fails with this status
         self.requests: List[dict] = []
         self.counts = {}
         self._lock = threading.Lock()
@@ -248,6 +252,8 @@ class FaultServer:
             k = self.counts[key]
             self.requests.append({"time": time.monotonic(), "body": body, "marker": marker, "nth": k,
                                   "auth": h.headers.get("Authorization")})
+        if self.force_status is not None:
+            return h._send(self.force_status, {"error": {"message": f"forced {self.force_status}", "type": "server_error"}})
         logprobs = bool(body.get("logprobs"))
         if logprobs and int(body.get("top_logprobs") or 0) > self.max_top_logprobs:
             return h._send(400, {"error": {"message": f"top_logprobs must be <= {self.max_top_logprobs}", "type": "invalid_request"}})
@@ -365,9 +371,16 @@ class FaultServer:
         values = [None] + [float(logp[t - 1, ids[t]]) for t in range(1, len(ids))]
         strings = tk.convert_ids_to_tokens(start) + [s for _, s in self._tokens(prompt)]
         offsets = [sum(len(x) for x in strings[:i]) for i in range(len(strings))]
+        names = [tk.convert_tokens_to_string([tk.convert_ids_to_tokens(j)]) for j in range(len(tk))]
+        k = int(body.get("logprobs") or 0)
+        tops = []  # vLLM's: the token itself first, then the model's top K over the tokenizer's ids by their text
+        for t in range(1, len(ids)):
+            best = logp[t - 1, :len(tk)].topk(k)
+            tops.append({strings[t]: values[t], **{names[j]: float(v) for v, j in zip(best.values.tolist(),
+                                                                                  best.indices.tolist())}})
         choice = {"index": 0, "text": prompt, "finish_reason": "length",
                   "logprobs": {"tokens": strings, "token_logprobs": values, "text_offset": offsets,
-                               "top_logprobs": [None] + [{s: v} for s, v in zip(strings[1:], values[1:])]}}
+                               "top_logprobs": [None] + tops}}
         return {"id": f"cmpl-{len(self.requests)}", "object": "text_completion", "created": int(time.time()),
                 "model": body.get("model", "fault-model"), "choices": [choice],
                 "usage": {"prompt_tokens": len(ids), "completion_tokens": 0, "total_tokens": len(ids)}}

@@ -297,8 +297,9 @@ def test_train_py_padded_teacher_jsd_with_on_policy_samples(padded_pair, aclsum_
     (dict(kd_loss="skew_kl", kd_beta=-0.1), r"skew KL's alpha must lie in \[0, 1\)"),
     (dict(kd_loss="forward_kl", kd_beta=0.5), "forward_kl takes no beta"),
     (dict(kd_on_policy_lambda=1.5, teacher_model_name_or_path="t"), r"--kd_on_policy_lambda must lie in \[0, 1\]"),
-    (dict(kd_on_policy_lambda=0.5, teacher_logprobs_file="f.jsonl"), "needs the endpoint scoring of given text"),
-    (dict(kd_on_policy_lambda=0.5), "needs a white-box teacher"),
+    (dict(kd_on_policy_lambda=0.5, teacher_logprobs_file="f.jsonl"), "name the endpoint that serves the teacher with "
+                                                                     "--teacher_endpoint_config"),
+    (dict(kd_on_policy_lambda=0.5), "needs a teacher to score the student's samples"),
 ])
 def test_bad_kd_flags_get_one_line(kwargs, match):
     with pytest.raises(InputError, match=match) as e:

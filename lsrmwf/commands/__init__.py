@@ -12,7 +12,8 @@ import sys
 from ..io.config import expand_config
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-CONFIG_HELP = "--config FILE reads arguments from a YAML or JSON file (keys are argument names); the command line wins."
+CONFIG_HELP = ("--config FILE reads arguments from a YAML or JSON file (keys are argument names); the command line "
+               "wins.")
 
 
 def parse_dataclasses(parser, argv=None, json_file=None):

@@ -24,8 +24,8 @@ COMMANDS: Dict[str, Command] = {
     "demo": Command("lsrmwf.demo.lsr_mwf", "the LSR-MWF demo end to end (python -m lsrmwf.demo)"),
     "task-data": Command("lsrmwf.commands.task_data",
                          "BRD's seeded train / tuning / test task splits (python -m lsrmwf.commands.task_data)"),
-    "analysis": Command("lsrmwf.analysis.__main__",
-                        "the ablations, Table 2's LLM rows; 'table3' gathers BRD's Table 3 (python -m lsrmwf.analysis)"),
+    "analysis": Command("lsrmwf.analysis.__main__", "the ablations, Table 2's LLM rows; 'table3' gathers BRD's "
+                                                    "Table 3 (python -m lsrmwf.analysis)"),
 }
 
 

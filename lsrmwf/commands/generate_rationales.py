@@ -98,6 +98,7 @@ def run(args, secrets, output: str) -> int:
         return 2
     print(redact(format_run_summary(summary), secrets), file=sys.stderr)
     builder.report(task, args, summary)
-    summary[PROVENANCE_KEY] = provenance(args.values(), seed=endpoint.seed, device="served: " + ", ".join(endpoint.base_url or []))
+    served = "served: " + ", ".join(endpoint.base_url or [])
+    summary[PROVENANCE_KEY] = provenance(args.values(), seed=endpoint.seed, device=served)
     print(redact(json.dumps(summary), secrets))
     return EXIT_INTERRUPTED if summary["this_run"]["interrupted"] else 0

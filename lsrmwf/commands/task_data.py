@@ -25,7 +25,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--glue_train", nargs="*", default=[],
                    help="NAME=FILE: the training split of a --glue task (default: the hub's train split); 10%% of it "
                         "becomes the tuning split.")
-    p.add_argument("--bigbench_dir", default=None, help="The fetched BIG-bench tasks (default ~/.cache/lsrmwf/bigbench).")
+    p.add_argument("--bigbench_dir", default=None,
+                   help="The fetched BIG-bench tasks (default ~/.cache/lsrmwf/bigbench).")
     p.add_argument("--bigbench_prompt", default="bigbench", choices=["bigbench", "paper"],
                    help="BIG-bench's zero-shot prompt with the choices appended (default), or the paper's "
                         "'task prefix and input'.")

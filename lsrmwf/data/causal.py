@@ -145,8 +145,8 @@ class CausalCollator:
     pad_token_id: int
     label_pad_token_id: int = -100
 
-    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs", "teacher_aligned",
-              "teacher_input_ids", "teacher_rows")
+    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs", "document_index",
+              "teacher_aligned", "teacher_input_ids", "teacher_rows")
 
     def __call__(self, features: List[Dict]) -> Dict[str, torch.Tensor]:
         if not features:
@@ -170,6 +170,8 @@ class CausalCollator:
             batch["teacher_top_ids"] = _pad_topk([f["teacher_top_ids"] for f in features], length, -1, torch.long)
             batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length, 0.0,
                                                       torch.float32)
+        if "document_index" in keys:  # which training document each example continues (a served teacher's prompt)
+            batch["document_index"] = torch.tensor([f["document_index"] for f in features], dtype=torch.long)
         if "teacher_aligned" in keys:
             batch["teacher_aligned"] = _pad([f["teacher_aligned"] for f in features], 0)
         if "teacher_input_ids" in keys:  # the teacher's own tokens (any id pads: the mask hides it)

@@ -100,7 +100,8 @@ def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
             failed.add(key)
             rows.pop(key, None)
             if "doc_id" in obj and isinstance(obj.get("sentence"), str) and obj["sentence"].strip():
-                rows[key] = {"id": key, "doc_id": obj["doc_id"], "sentence": obj["sentence"], "_line": line, "_failed": True}
+                rows[key] = {"id": key, "doc_id": obj["doc_id"], "sentence": obj["sentence"], "_line": line,
+                             "_failed": True}
             continue
         for key in ("id", "doc_id", "sentence"):
             if key not in obj:
@@ -119,7 +120,8 @@ def read_basic_reading_file(path: str) -> Tuple[List[dict], Dict[str, int]]:
         failed.discard(str(obj["id"]))
     if fewshot:
         if rows or failed:
-            raise InputError(f"{path}: mixes few-shot rows (with 'behaviour') and --brd_format json rows; use one form per file")
+            raise InputError(f"{path}: mixes few-shot rows (with 'behaviour') and --brd_format json rows; use one "
+                             "form per file")
         merged = merge_fewshot_rows(path, fewshot)
         failed = {r["id"] for r in merged if r.get("_failed")}
         rows = {r["id"]: r for r in merged}
@@ -146,9 +148,11 @@ def merge_fewshot_rows(path: str, rows: List[Tuple[int, dict]]) -> List[dict]:
         if obj.get("error"):
             continue
         if obj["behaviour"] == "ner":
-            merged["entities"] = [dict(e, detail=e.get("detail", "")) for e in obj.get("entities") or [] if isinstance(e, dict) and e.get("name")]
+            merged["entities"] = [dict(e, detail=e.get("detail", "")) for e in obj.get("entities") or []
+                                  if isinstance(e, dict) and e.get("name")]
         else:
-            merged["qa"] = [q for q in obj.get("qa") or [] if isinstance(q, dict) and "question" in q and "answer" in q]
+            merged["qa"] = [q for q in obj.get("qa") or []
+                            if isinstance(q, dict) and "question" in q and "answer" in q]
         merged["_answers"].add(obj["behaviour"])
     out = []
     for r in by_sentence.values():
@@ -193,7 +197,8 @@ def build_basic_reading_dataset(
         out["summary"].append(target)
     n_reading = len(out["id"])
     if n_reading == 0:
-        raise InputError(f"{path}: no usable basic-reading row ({stats}); every row failed or has no entities/questions")
+        raise InputError(f"{path}: no usable basic-reading row ({stats}); every row failed or has no "
+                         "entities/questions")
     if mix_original:
         for doc_id, sents in docs.items():
             sents = [s for _, _, s in sorted(sents)]

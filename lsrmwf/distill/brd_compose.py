@@ -98,9 +98,10 @@ def compose(passages: "OrderedDict[str, Passage]", behaviours: Optional[List[str
     if incomplete and not (allow_partial or skip_incomplete):
         shown = "; ".join(f"passage {d!r} lacks {', '.join(m[:6])}{' ...' if len(m) > 6 else ''}"
                           for d, m in list(incomplete.items())[:5])
-        raise InputError(f"{len(incomplete)} of {len(passages)} passages have sentences without answers ({shown}). Rerun "
-                         f"generate_rationales.py with the same arguments to retry failed and missing requests, or pass "
-                         f"--allow_partial (keep them, sentences without their answer) or --skip_incomplete (drop them)")
+        raise InputError(f"{len(incomplete)} of {len(passages)} passages have sentences without answers ({shown}). "
+                         "Rerun generate_rationales.py with the same arguments to retry failed and missing requests, "
+                         "or pass --allow_partial (keep them, sentences without their answer) or --skip_incomplete "
+                         "(drop them)")
     out: Dict[str, List[dict]] = {"ori": [], **{b: [] for b in behaviours}}
     for d, p in passages.items():
         if d in incomplete and skip_incomplete:

@@ -49,7 +49,8 @@ def parse_mix(spec: str) -> Dict[str, float]:
         name, eq, value = part.partition("=")
         name = name.strip().lower()
         if name not in SOURCES:
-            raise InputError(f"--brd_mix {spec!r}: unknown source {name!r}; known: {', '.join(SOURCES)} (e.g. {DEFAULT_MIX})")
+            raise InputError(f"--brd_mix {spec!r}: unknown source {name!r}; known: {', '.join(SOURCES)} "
+                             f"(e.g. {DEFAULT_MIX})")
         if not eq:
             raise InputError(f"--brd_mix {spec!r}: {name!r} has no weight; write {name}=1")
         if name in seen:
@@ -120,7 +121,8 @@ def drop_qra_pairs(rows: List[dict], pattern: str, sep: str = DEFAULT_SEP) -> Tu
     return out, removed
 
 
-def mix_passages(sources: Dict[str, List[dict]], weights: Dict[str, float], seed: int) -> Tuple[List[Tuple[str, str]], Dict[str, int]]:
+def mix_passages(sources: Dict[str, List[dict]], weights: Dict[str, float],
+                 seed: int) -> Tuple[List[Tuple[str, str]], Dict[str, int]]:
     """``([(source, text), ...] shuffled, {source: count})`` following the weights (see the module's step 3)."""
     mixed: List[Tuple[str, str]] = []
     counts = {}
@@ -142,7 +144,8 @@ def mix_passages(sources: Dict[str, List[dict]], weights: Dict[str, float], seed
 
 
 def load_brd_mix(passages_dir: str, mix: str = DEFAULT_MIX, max_passages: Optional[int] = None,
-                 drop_qra_pattern: Optional[str] = None, sep: str = DEFAULT_SEP, seed: int = 42) -> Tuple[List[str], dict]:
+                 drop_qra_pattern: Optional[str] = None, sep: str = DEFAULT_SEP,
+                 seed: int = 42) -> Tuple[List[str], dict]:
     """Steps 1-3 of the module on ``passages_dir/{ori,ner,qra}.jsonl``: ``(texts in training order, counts)``."""
     import os
 
@@ -157,20 +160,22 @@ def load_brd_mix(passages_dir: str, mix: str = DEFAULT_MIX, max_passages: Option
             continue
         path = os.path.join(passages_dir, f"{name}.jsonl")
         if not os.path.isfile(path):
-            raise InputError(f"--brd_passages_dir {passages_dir}: no {name}.jsonl (compose_brd.py writes ori/ner/qra.jsonl); "
-                             f"give --brd_mix {name}=0 to train without it")
+            raise InputError(f"--brd_passages_dir {passages_dir}: no {name}.jsonl (compose_brd.py writes "
+                             f"ori/ner/qra.jsonl); give --brd_mix {name}=0 to train without it")
         rows = read_passages(path)
         stats["files"][name], stats["passages_read"][name] = path, len(rows)
         rows = cap_passages(rows, max_passages, seed, name)
         if name == "qra" and drop_qra_pattern:
             rows, removed = drop_qra_pairs(rows, drop_qra_pattern, sep)
             stats["qra_pairs_dropped"] = removed
-            logger.info("--brd_drop_qra_pattern %r: removed %d question/answer pairs from %s", drop_qra_pattern, removed, path)
+            logger.info("--brd_drop_qra_pattern %r: removed %d question/answer pairs from %s", drop_qra_pattern,
+                        removed, path)
         sources[name] = rows
         stats["passages_kept"][name] = len(rows)
     mixed, counts = mix_passages(sources, weights, seed)
     stats["mixed"] = counts
-    logger.info("BRD mix: %s", ", ".join(f"{n} {counts.get(n, 0)} (weight {weights[n]:g}, of {stats['passages_kept'].get(n, 0)})"
+    kept = stats["passages_kept"]
+    logger.info("BRD mix: %s", ", ".join(f"{n} {counts.get(n, 0)} (weight {weights[n]:g}, of {kept.get(n, 0)})"
                                           for n in SOURCES))
     return [t for _, t in mixed], stats
 
@@ -205,8 +210,8 @@ def packed_dataset(texts: List[str], tokenizer, block_size: int, num_proc: Optio
     flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
     n_blocks = len(flat) // block_size
     if n_blocks == 0:
-        raise InputError(f"the BRD mix has {total} tokens, fewer than one block of --block_size {block_size}; give more "
-                         f"passages or a smaller --block_size")
+        raise InputError(f"the BRD mix has {total} tokens, fewer than one block of --block_size {block_size}; give "
+                         "more passages or a smaller --block_size")
     import pyarrow as pa
     from datasets.table import InMemoryTable
 

@@ -27,7 +27,7 @@ alone are looked up in the student's vocabulary. Any mismatch is an :class:`Inpu
 """
 
 import re
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -148,10 +148,17 @@ def token_bytes_table(tokenizer) -> List[Optional[bytes]]:
     return table
 
 
-def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str,
-                       what: str = "the teacher's summary") -> Tuple[List[int], np.ndarray, np.ndarray]:
+def special_token_bytes(tokenizer) -> Dict[bytes, int]:
+    """The special tokens by their text (``b"</s>"`` -> eos id): a server that names its tokens by text names
+    them so among the alternatives."""
+    return {str(t).encode("utf-8"): i for t, i in zip(tokenizer.all_special_tokens, tokenizer.all_special_ids)}
+
+
+def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str, what: str = "the teacher's summary",
+                       specials: Optional[Dict[bytes, int]] = None) -> Tuple[List[int], np.ndarray, np.ndarray]:
     """``(labels, top_ids, top_logprobs)`` in student ids for one teacher record (``where`` names it and ``what``
-    its tokens, the teacher's summary or the reference it scored, in errors)."""
+    its tokens, the teacher's summary or the reference it scored, in errors). Tokens named by bytes alone are
+    looked up in ``table``, then among ``specials`` (:func:`special_token_bytes`)."""
     n = len(tokens)
     if tokens.has_ids:
         for i in range(n):
@@ -172,6 +179,8 @@ def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str,
     for i, b in enumerate(table):
         if b is not None and b not in lookup:
             lookup[b] = i
+    for b, i in (specials or {}).items():
+        lookup.setdefault(b, i)
 
     def find(b: bytes, what: str) -> int:
         if b not in lookup:

@@ -43,15 +43,17 @@ def check_causal_lm(model_name_or_path: str, dtype: str = "float32", gguf_file: 
         raise InputError(f"--dtype {dtype}: choose one of {list(DTYPES)}")
     if not model_name_or_path:
         raise InputError(f"{flag} is required (a causal LM: local directory or hub name)")
-    if gguf_file is None and os.path.isdir(model_name_or_path) and not os.path.isfile(os.path.join(model_name_or_path, "config.json")):
-        raise InputError(f"{flag} {model_name_or_path}: directory has no config.json (give --gguf_file for a GGUF inside it)")
-    if gguf_file is not None and os.path.isdir(model_name_or_path) and not os.path.isfile(os.path.join(model_name_or_path, gguf_file)):
+    folder = os.path.isdir(model_name_or_path)
+    if gguf_file is None and folder and not os.path.isfile(os.path.join(model_name_or_path, "config.json")):
+        raise InputError(f"{flag} {model_name_or_path}: directory has no config.json (give --gguf_file for a GGUF "
+                         "inside it)")
+    if gguf_file is not None and folder and not os.path.isfile(os.path.join(model_name_or_path, gguf_file)):
         raise InputError(f"--gguf_file {gguf_file}: not found in {model_name_or_path}")
 
 
 def load_causal_lm(model_name_or_path: str, device: str = "auto", dtype: str = "float32",
-                   cache_dir: Optional[str] = None, gguf_file: Optional[str] = None, flag: str = "--model_name_or_path",
-                   device_map: Optional[str] = None):
+                   cache_dir: Optional[str] = None, gguf_file: Optional[str] = None,
+                   flag: str = "--model_name_or_path", device_map: Optional[str] = None):
     """``(AutoModelForCausalLM in eval mode on the device, tokenizer)``; a GGUF is dequantized by transformers.
     ``dtype="auto"``: the checkpoint's dtype; ``device_map="auto"``: accelerate spreads the weights over the GPUs
     (and CPU) and ``device`` is not used."""
@@ -64,11 +66,14 @@ def load_causal_lm(model_name_or_path: str, device: str = "auto", dtype: str = "
     placement = {"device_map": device_map} if device_map else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(model_name_or_path, dtype=torch_dtype(dtype), **placement, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(model_name_or_path, dtype=torch_dtype(dtype), **placement,
+                                                     **kwargs)
     except OSError as e:
-        raise InputError(f"{flag} {model_name_or_path}: not a local checkpoint and could not be loaded from the hub ({e})") from None
+        raise InputError(f"{flag} {model_name_or_path}: not a local checkpoint and could not be loaded from the hub "
+                         f"({e})") from None
     except ImportError as e:  # reading a GGUF needs the gguf package
-        raise InputError(f"{flag} {model_name_or_path}: {' '.join(str(e).split())[:300]} (for --gguf_file: pip install gguf)") from None
+        raise InputError(f"{flag} {model_name_or_path}: {' '.join(str(e).split())[:300]} (for --gguf_file: pip "
+                         "install gguf)") from None
     except ValueError as e:
         raise InputError(f"{flag} {model_name_or_path}: not a causal LM ({' '.join(str(e).split())[:300]})") from None
     if not device_map:
@@ -78,8 +83,8 @@ def load_causal_lm(model_name_or_path: str, device: str = "auto", dtype: str = "
 
 
 @torch.inference_mode()
-def average_token_probabilities(model, tokenizer, texts: Sequence[str], average: str = "arithmetic", batch_size: int = 8,
-                                device=None) -> List[float]:
+def average_token_probabilities(model, tokenizer, texts: Sequence[str], average: str = "arithmetic",
+                                batch_size: int = 8, device=None) -> List[float]:
     """Per text, the average per-token probability under ``model`` (see the module docstring)."""
     if average not in AVERAGES:
         raise InputError(f"unknown average {average!r}; use one of {', '.join(AVERAGES)}")
@@ -167,4 +172,5 @@ def cached_probabilities(load: Callable[[], Tuple[object, object]], items: Seque
 
 def ce_entry(p: Sequence[float], q: Sequence[float]) -> dict:
     """A task's CE entry from the teacher's and the student's per-text values."""
-    return {"ce": cross_entropy(p, q), "n": len(p), "teacher_mean_p": sum(p) / len(p), "student_mean_q": sum(q) / len(q)}
+    return {"ce": cross_entropy(p, q), "n": len(p), "teacher_mean_p": sum(p) / len(p),
+            "student_mean_q": sum(q) / len(q)}

@@ -151,10 +151,12 @@ def _bigbench_examples(path: str, data: dict, group: str, max_examples: Optional
         if "input" not in ex:
             raise InputError(f"{where}: the prompt is missing (no 'input')")
         if "target_scores" not in ex:
-            raise InputError(f"{where}: no 'target_scores'; only multiple-choice examples (candidate -> score) can be scored")
+            raise InputError(f"{where}: no 'target_scores'; only multiple-choice examples (candidate -> score) can "
+                             "be scored")
         scores = ex["target_scores"]
         if not isinstance(scores, dict):
-            raise InputError(f"{where}: 'target_scores' must map each candidate to a score, got {type(scores).__name__}")
+            raise InputError(f"{where}: 'target_scores' must map each candidate to a score, got "
+                             f"{type(scores).__name__}")
         for c, v in scores.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InputError(f"{where}: target_scores[{c!r}] = {v!r} is not a number")
@@ -179,7 +181,8 @@ def _bigbench_examples(path: str, data: dict, group: str, max_examples: Optional
             choices = [c for c in choices if c.strip()]
             kept = [scores[c] for c in choices]
             if len(kept) < 2 or max(kept) == min(kept) or max(kept) != best:
-                notes.append(f"{where}: example skipped (empty candidate {empty!r}; fewer than 2 scorable candidates left)")
+                notes.append(f"{where}: example skipped (empty candidate {empty!r}; fewer than 2 scorable candidates "
+                             "left)")
                 continue
             notes.append(f"{where}: empty candidate {empty!r} dropped")
         correct = tuple(j for j, c in enumerate(choices) if scores[c] == best)
@@ -228,7 +231,8 @@ def load_bigbench_task(path: str, name: Optional[str] = None, max_examples: Opti
     if max_examples:
         per_sub = max_examples // len(subs)
         if per_sub < 1:
-            raise InputError(f"{json_path}: max_examples ({max_examples}) is below the number of subtasks ({len(subs)})")
+            raise InputError(f"{json_path}: max_examples ({max_examples}) is below the number of subtasks "
+                             f"({len(subs)})")
     examples = []
     for sub in subs:
         sub_data = read_json(sub)
@@ -390,7 +394,8 @@ def _glue_label(spec: GlueStyleTask, value, where: str) -> int:
                 if low == c.lower():
                     return j
             raise InputError(f"{where}: label {value!r} is not one of {spec.name}'s labels "
-                             f"{list(spec.label_names)}, ids 0-{len(spec.label_names) - 1} or answers {list(spec.choices)}")
+                             f"{list(spec.label_names)}, ids 0-{len(spec.label_names) - 1} or answers "
+                             f"{list(spec.choices)}")
     if isinstance(value, int) and 0 <= value < len(spec.label_to_choice):
         return spec.label_to_choice[value]
     raise InputError(f"{where}: label {value!r} is outside {spec.name}'s label ids 0-{len(spec.label_names) - 1} "

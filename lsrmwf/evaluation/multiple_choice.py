@@ -133,7 +133,8 @@ def _fallback_start(tokenizer) -> List[int]:
     for tid in (tokenizer.bos_token_id, tokenizer.eos_token_id):
         if tid is not None:
             return [tid]
-    raise InputError("the prompt is empty and the tokenizer has no bos/eos token to condition the first candidate token on")
+    raise InputError("the prompt is empty and the tokenizer has no bos/eos token to condition the first candidate "
+                     "token on")
 
 
 def encode_pair(tokenizer, prompt: str, choice: str, start_ids: Optional[List[int]] = None,
@@ -292,7 +293,8 @@ class ScoreCache:
             except (UnicodeDecodeError, json.JSONDecodeError):
                 if n == len(lines):
                     continue  # torn last write; dropped by _drop_torn_tail
-                raise InputError(f"{self.path}:{n}: not a cache row (invalid JSON); move the file away to start afresh") from None
+                raise InputError(f"{self.path}:{n}: not a cache row (invalid JSON); move the file away to start "
+                                 "afresh") from None
             if not isinstance(row, dict) or "task" not in row or "index" not in row:
                 raise InputError(f"{self.path}:{n}: not a multiple-choice cache row")
             if row.get("model") == self.fingerprint and row.get("scoring", "full") == self.scoring:
@@ -313,7 +315,8 @@ class ScoreCache:
 
     def get(self, task: str, index: int, ex: MCExample) -> Optional[dict]:
         row = self.rows.get((task, index))
-        if row is None or row.get("example") != _example_hash(ex) or len(row.get("logprob_sums", ())) != len(ex.choices):
+        if (row is None or row.get("example") != _example_hash(ex)
+                or len(row.get("logprob_sums", ())) != len(ex.choices)):
             return None
         return row
 
@@ -392,7 +395,8 @@ def _score_task(model, tokenizer, task: MCTask, batch_size: int, device, cache: 
                 ex = task.examples[i]
                 t = [len(ids) - n_ctx for ids, n_ctx in sq]
                 w = [count_words(c) for c in ex.choices]
-                rows[i] = cache.put(task.name, i, ex, s, t, w) if cache else {"logprob_sums": s, "tokens": t, "words": w}
+                rows[i] = (cache.put(task.name, i, ex, s, t, w) if cache
+                           else {"logprob_sums": s, "tokens": t, "words": w})
             bar.update(len(group))
     finally:
         bar.close()
@@ -423,8 +427,8 @@ def _task_entry(task: MCTask, rows: Sequence[dict], normalization: str) -> Tuple
     per_group: Dict[str, List[int]] = {}
     details = []
     for i, (ex, row) in enumerate(zip(task.examples, rows)):
-        by_norm = {norm: [normalize(s, t, w, norm) for s, t, w in zip(row["logprob_sums"], row["tokens"], row["words"])]
-                   for norm in NORMALIZATIONS}
+        triples = list(zip(row["logprob_sums"], row["tokens"], row["words"]))
+        by_norm = {norm: [normalize(s, t, w, norm) for s, t, w in triples] for norm in NORMALIZATIONS}
         scores = by_norm[normalization]
         pred = max(range(len(scores)), key=lambda j: (scores[j], -j))
         ok = int(pred in ex.correct)

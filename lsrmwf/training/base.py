@@ -58,9 +58,9 @@ class DistillTrainingArguments(Seq2SeqTrainingArguments):
     )
     save_on_signals: str = field(
         default="SIGTERM,SIGUSR1",
-        metadata={"help": "Signals that make training finish its optimizer step, save a complete checkpoint, skip "
-                          "evaluation and prediction and exit 130 (rerun the same command to resume); comma-separated, "
-                          "or none. Every process of a multi-process run stops at the same step."},
+        metadata={"help": "Signals that make training finish its optimizer step, save a complete checkpoint, "
+                          "skip evaluation and prediction and exit 130 (rerun the same command to resume); "
+                          "comma-separated, or none. Every process of a multi-process run stops at the same step."},
     )
     # Our datasets hold exactly the model inputs; the collator refuses anything else.
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator selects fields."})

@@ -8,10 +8,15 @@ The student learns ``prompt -> summary`` (:mod:`lsrmwf.data.causal`) with
 :mod:`lsrmwf.distill.logit_kd`). A teacher whose embedding is padded beyond the shared tokenizer (or a student's)
 is compared over the tokenizer's ids.
 
-On-policy samples (GKD's lambda, white-box teacher only): with probability ``--kd_on_policy_lambda`` a training
-micro-batch's targets are the student's own samples of its prompts (``--kd_on_policy_temperature``,
-``--kd_on_policy_max_new_tokens``), scored by the teacher; such a step's loss is the KD term alone,
-``(1 - kd_alpha) * T^2 * D`` (CE on the student's own samples would teach it nothing it does not already say).
+On-policy samples (GKD's lambda): with probability ``--kd_on_policy_lambda`` a training micro-batch's targets are
+the student's own samples of its prompts (``--kd_on_policy_temperature``, ``--kd_on_policy_max_new_tokens``),
+scored by the teacher; such a step's loss is the KD term alone, ``(1 - kd_alpha) * T^2 * D`` (CE on the student's
+own samples would teach it nothing it does not already say). A white-box teacher scores the sampled ids. A served
+teacher (``--teacher_logprobs_file`` with ``--teacher_endpoint_config``) scores each sample's text after the
+file's prompt through ``/v1/completions`` with ``echo=true`` (:class:`lsrmwf.llm.teacher_logprobs.ServedTeacher`):
+the targets are the teacher's tokens of that text mapped to student ids as the stored file's are, with its top-K
+log-probs at each, and the loss is sparse top-K KD there. The end of a sample (its eos) is no text, so the served
+teacher does not score it; a sample whose text the server's tokens do not spell is left out of the step (counted).
 
 * white-box teacher (``--teacher_model_name_or_path``): a causal LM sharing the student's tokenizer,
   frozen, optionally in bf16/fp16 (``--teacher_dtype``) and split over devices (``--teacher_device_map auto``);
@@ -30,6 +35,7 @@ term composes with LSR-MWF's view losses in :class:`lsrmwf.training.lsr_mwf.LsrM
 """
 
 import copy
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -38,10 +44,12 @@ from typing import Optional
 import torch
 
 from ..distill.logit_kd import KD_LOSSES, check_kd_loss, kd_loss
-from ..distill.sparse_kd import sparse_kd_loss
+from ..distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, special_token_bytes, token_bytes_table
 from ..distill.uld import teacher_top_k_rows, uld_kd_loss
 from ..io import InputError
 from .base import DistillTrainer, causal_lm_loss
+
+logger = logging.getLogger("lsrmwf.train")
 
 
 @dataclass
@@ -93,6 +101,13 @@ class LogitKDArguments:
         default=False,
         metadata={"help": "Causal student: put --prompt_template in a user turn of the tokenizer's chat template."},
     )
+    teacher_endpoint_config: Optional[str] = field(
+        default=None,
+        metadata={"help": "Served teacher with --kd_on_policy_lambda: a YAML/JSON file of generate_rationales.py's "
+                          "endpoint arguments (base_url, model, api_key, timeout, max_retries, concurrency), e.g. the "
+                          "<teacher file>.config.yaml it saved; that endpoint scores the student's samples (echo=true "
+                          "on /v1/completions, K and prompt as the teacher file was written)."},
+    )
     teacher_logprobs_file: Optional[str] = field(
         default=None,
         metadata={"help": "Causal student: sparse top-K KD from a served teacher's top-K log-probs "
@@ -138,11 +153,18 @@ class LogitKDArguments:
             raise InputError(f"--kd_on_policy_temperature must be > 0, got {self.kd_on_policy_temperature}")
         if self.kd_on_policy_max_new_tokens < 1:
             raise InputError(f"--kd_on_policy_max_new_tokens must be >= 1, got {self.kd_on_policy_max_new_tokens}")
-        if self.kd_on_policy_lambda and self.teacher_logprobs_file:
-            raise InputError("--kd_on_policy_lambda with --teacher_logprobs_file: on-policy samples need a teacher "
-                             "that scores the student's text during training; a stored top-K file cannot, and a "
-                             "served teacher needs the endpoint scoring of given text (issue 22), not built into "
-                             "training yet: use a white-box --teacher_model_name_or_path")
+        if self.kd_on_policy_lambda and self.teacher_logprobs_file and not self.teacher_endpoint_config:
+            raise InputError("--kd_on_policy_lambda with --teacher_logprobs_file: a stored top-K file cannot score "
+                             "the student's samples; name the endpoint that serves the teacher with "
+                             "--teacher_endpoint_config (e.g. the <teacher file>.config.yaml generate_rationales.py "
+                             "saved)")
+        if self.kd_on_policy_lambda and not (self.teacher_model_name_or_path or self.teacher_logprobs_file):
+            raise InputError("--kd_on_policy_lambda needs a teacher to score the student's samples: a white-box "
+                             "--teacher_model_name_or_path, or a served one (--teacher_logprobs_file with "
+                             "--teacher_endpoint_config)")
+        if self.teacher_endpoint_config and not (self.teacher_logprobs_file and self.kd_on_policy_lambda):
+            raise InputError("--teacher_endpoint_config scores on-policy samples of a served teacher: it needs "
+                             "--teacher_logprobs_file and --kd_on_policy_lambda > 0")
         if self.kd_alignment not in ("tokens", "text"):
             raise InputError(f"--kd_alignment must be 'tokens' or 'text', got {self.kd_alignment!r}")
         if self.kd_alignment == "text" and not (self.teacher_logprobs_file or self.teacher_model_name_or_path):
@@ -161,24 +183,24 @@ class LogitKDArguments:
         if self.kd_teacher_tokenizer and (self.kd_alignment != "text" or self.teacher_model_name_or_path):
             raise InputError("--kd_teacher_tokenizer applies to --kd_alignment text with --teacher_logprobs_file only "
                              "(a white-box teacher's tokenizer comes with it)")
-        if self.kd_on_policy_lambda and not self.teacher_model_name_or_path:
-            raise InputError("--kd_on_policy_lambda needs a white-box teacher (--teacher_model_name_or_path) to score "
-                             "the student's samples")
 
 
 class LogitKDTrainer(DistillTrainer):
     """The trainer for decoder-only students: CE on summary tokens, white-box or sparse top-K KD with one of
-    :data:`KD_LOSSES`, on-policy samples scored by a white-box teacher, and generation of the continuation only
-    in evaluate/predict. ``kd_vocab_size`` (default: the tokenizer's length) is how many ids KD compares."""
+    :data:`KD_LOSSES`, on-policy samples scored by a white-box teacher or by a served one (``served_teacher``, a
+    :class:`lsrmwf.llm.teacher_logprobs.ServedTeacher`, with ``documents``: the training documents that the
+    batches' ``document_index`` points into), and generation of the continuation only in evaluate/predict.
+    ``kd_vocab_size`` (default: the tokenizer's length) is how many ids KD compares."""
 
     term_names = ["ce", "kd_kl"]
 
     def __init__(self, *args, teacher_model=None, kd_alpha: float = 0.5, kd_temperature: float = 2.0,
                  kd_loss: str = "forward_kl", kd_beta: Optional[float] = None, kd_vocab_size: Optional[int] = None,
                  on_policy_lambda: float = 0.0, on_policy_temperature: float = 1.0, on_policy_max_new_tokens: int = 64,
-                 kd_alignment: str = "tokens", kd_shared_vocab_weight: float = 0.0, text_teacher_model=None,
-                 text_teacher_top_k: int = 20, text_teacher_vocab_size: Optional[int] = None,
-                 text_teacher_shared_map: Optional[torch.Tensor] = None, **kwargs):
+                 served_teacher=None, documents=None, kd_alignment: str = "tokens",
+                 kd_shared_vocab_weight: float = 0.0, text_teacher_model=None, text_teacher_top_k: int = 20,
+                 text_teacher_vocab_size: Optional[int] = None, text_teacher_shared_map: Optional[torch.Tensor] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher_model
         self.kd_alpha, self.kd_temperature = kd_alpha, kd_temperature
@@ -200,8 +222,13 @@ class LogitKDTrainer(DistillTrainer):
                 self.text_teacher.to(self.args.device)
         tok = self.processing_class
         self.kd_vocab_size = kd_vocab_size or (len(tok) if tok is not None and hasattr(tok, "__len__") else None)
-        if on_policy_lambda and self.teacher is None:
-            raise InputError("on-policy samples need a white-box teacher to score them")
+        self.served_teacher, self.documents = served_teacher, documents
+        if on_policy_lambda and self.teacher is None and served_teacher is None:
+            raise InputError("on-policy samples need a teacher to score them (white-box, or a served one)")
+        if served_teacher is not None and documents is None:
+            raise ValueError("a served teacher scores samples after the training documents: pass documents")
+        self._token_table = None
+        self.served_stats = {"samples": 0, "scored": 0, "unscored": 0, "first_unscored": None, "seconds": 0.0}
         self.on_policy_lambda = on_policy_lambda
         self.on_policy_temperature, self.on_policy_max_new_tokens = on_policy_temperature, on_policy_max_new_tokens
         self._policy_rng = random.Random(self.args.seed)
@@ -235,7 +262,12 @@ class LogitKDTrainer(DistillTrainer):
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         logits, targets = outputs.logits[:, :-1], labels[:, 1:]  # position i predicts token i+1
         self._policy_targets = int(targets.ne(-100).sum())
-        if training and self.teacher is not None:
+        if on_policy and self.served_teacher is not None:
+            loss, _, kl = sparse_kd_loss(logits, targets, inputs["teacher_top_ids"][:, 1:],
+                                         inputs["teacher_top_logprobs"][:, 1:], 0.0, self.kd_temperature, **self._kd())
+            loss = loss * (1.0 - self.kd_alpha)  # the student's own samples: the KD term alone
+            self._record({self.kd_term: kl}, loss.device)
+        elif training and self.teacher is not None:
             with torch.no_grad():
                 t_logits = self.teacher(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
             t_logits = t_logits[:, :-1].to(logits.device)
@@ -275,7 +307,83 @@ class LogitKDTrainer(DistillTrainer):
                                   self.text_teacher_vocab_size, self.text_teacher_shared_map)
 
     def _on_policy_batch(self, model, inputs) -> dict:
-        """The batch's prompts, each followed by the student's own sample (up to and with its eos) as the targets."""
+        """The batch's prompts, each followed by the student's own sample as the targets: up to and with its eos
+        (white-box), or as the served teacher's tokens of its text with their top-K log-probs."""
+        rows = self._sample(model, inputs)
+        if self.served_teacher is not None:
+            return self._served_batch(rows, inputs)
+        ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        pad = self.processing_class.pad_token_id if self.processing_class is not None else model.config.pad_token_id
+        n = max(len(p) + len(s) for p, s in rows)
+        batch = {"input_ids": torch.full((len(rows), n), pad, dtype=ids.dtype),
+                 "attention_mask": torch.zeros((len(rows), n), dtype=mask.dtype),
+                 "labels": torch.full((len(rows), n), -100, dtype=labels.dtype)}
+        for b, (p, sample) in enumerate(rows):
+            seq = p + sample
+            batch["input_ids"][b, :len(seq)] = torch.tensor(seq)
+            batch["attention_mask"][b, :len(seq)] = 1
+            batch["labels"][b, len(p):len(seq)] = torch.tensor(sample, dtype=labels.dtype)
+        return {k: v.to(ids.device) for k, v in batch.items()}
+
+    def _served_batch(self, rows, inputs) -> dict:
+        """Prompt + the served teacher's tokens of each sample's text (student ids), with its top-K at each; a
+        sample without text, or whose text the server's tokens do not spell, gets no targets (counted)."""
+        tok, ids = self.processing_class, inputs["input_ids"]
+        if self._token_table is None:
+            self._token_table = (token_bytes_table(tok), special_token_bytes(tok))
+        index = inputs["document_index"].tolist()
+        texts = [tok.decode([t for t in s if t != tok.eos_token_id], skip_special_tokens=True,
+                            clean_up_tokenization_spaces=False) for _, s in rows]
+        asked = [b for b, text in enumerate(texts) if text.strip()]
+        t0 = time.perf_counter()
+        try:
+            answers = self.served_teacher.score([(self.documents[index[b]], texts[b]) for b in asked])
+        except InputError as e:
+            raise InputError(f"served teacher, on-policy sample at step {self.state.global_step + 1}: {e}; the last "
+                             f"complete checkpoint in {self.args.output_dir} is kept: rerun the same command to "
+                             f"resume") from None
+        stats = self.served_stats
+        stats["seconds"] += time.perf_counter() - t0
+        stats["samples"] += len(rows)
+        targets = {}
+        for b, answer in zip(asked, answers):
+            if not isinstance(answer, str):
+                try:
+                    answer = map_teacher_tokens(answer, self._token_table[0], f"{self.served_teacher.where}, "
+                                                f"on-policy sample {texts[b][:40]!r}", "the student's sample",
+                                                self._token_table[1])
+                except InputError as e:
+                    answer = str(e)
+            if isinstance(answer, str):
+                if stats["first_unscored"] is None:
+                    stats["first_unscored"] = answer
+                    logger.warning("served teacher: an on-policy sample is left out of its step (no teacher scores "
+                                   "for it; counted in run_summary.json): %s", answer)
+                continue
+            targets[b] = answer
+        stats["unscored"] += len(rows) - len(targets)
+        stats["scored"] += len(targets)
+        k = max([len(top[0]) for _, top, _ in targets.values() if len(top)] or [1])
+        n = max(len(p) + len(targets[b][0]) if b in targets else len(p) for b, (p, _) in enumerate(rows))
+        batch = {"input_ids": torch.full((len(rows), n), tok.pad_token_id, dtype=ids.dtype),
+                 "attention_mask": torch.zeros((len(rows), n), dtype=inputs["attention_mask"].dtype),
+                 "labels": torch.full((len(rows), n), -100, dtype=inputs["labels"].dtype),
+                 "teacher_top_ids": torch.full((len(rows), n, k), -1, dtype=torch.long),
+                 "teacher_top_logprobs": torch.zeros((len(rows), n, k), dtype=torch.float32)}
+        for b, (p, _) in enumerate(rows):
+            labels, top, lp = targets.get(b, ([], None, None))
+            seq = p + labels
+            batch["input_ids"][b, :len(seq)] = torch.tensor(seq)
+            batch["attention_mask"][b, :len(seq)] = 1
+            if labels:
+                batch["labels"][b, len(p):len(seq)] = torch.tensor(labels)
+                batch["teacher_top_ids"][b, len(p):len(seq), :top.shape[1]] = torch.from_numpy(top)
+                batch["teacher_top_logprobs"][b, len(p):len(seq), :lp.shape[1]] = torch.from_numpy(lp)
+        return {key: v.to(ids.device) for key, v in batch.items()}
+
+    def _sample(self, model, inputs) -> list:
+        """``[(prompt ids, sample ids)]``: each prompt of the batch and the student's sample of it (cut after its
+        first eos, which it keeps)."""
         ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
         pad = self.processing_class.pad_token_id if self.processing_class is not None else model.config.pad_token_id
         prompts = [ids[b][mask[b].bool() & labels[b].eq(-100)] for b in range(ids.shape[0])]
@@ -304,16 +412,7 @@ class LogitKDTrainer(DistillTrainer):
             new = out[b, width:].tolist()
             end = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
             rows.append((p.tolist(), new[:end]))
-        n = max(len(p) + len(s) for p, s in rows)
-        batch = {"input_ids": torch.full((len(rows), n), pad, dtype=ids.dtype),
-                 "attention_mask": torch.zeros((len(rows), n), dtype=mask.dtype),
-                 "labels": torch.full((len(rows), n), -100, dtype=labels.dtype)}
-        for b, (p, sample) in enumerate(rows):
-            seq = p + sample
-            batch["input_ids"][b, :len(seq)] = torch.tensor(seq)
-            batch["attention_mask"][b, :len(seq)] = 1
-            batch["labels"][b, len(p):len(seq)] = torch.tensor(sample, dtype=labels.dtype)
-        return {k: v.to(ids.device) for k, v in batch.items()}
+        return rows
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         t0 = time.perf_counter()
@@ -325,11 +424,18 @@ class LogitKDTrainer(DistillTrainer):
         return out
 
     def on_policy_summary(self) -> dict:
-        """The on-policy share and the throughput of on- and off-policy micro-batches (this process, this run)."""
+        """The on-policy share and the throughput of on- and off-policy micro-batches (this process, this run); with
+        a served teacher, its endpoint, requests, samples scored and left out, and the seconds spent scoring."""
         total = sum(s["steps"] for s in self.policy_stats.values())
         out = {"lambda": self.on_policy_lambda, "temperature": self.on_policy_temperature,
                "max_new_tokens": self.on_policy_max_new_tokens, "micro_batches": total,
-               "on_policy_share": round(self.policy_stats["on_policy"]["steps"] / total, 4) if total else None}
+               "on_policy_share": round(self.policy_stats["on_policy"]["steps"] / total, 4) if total else None,
+               "teacher": "served" if self.served_teacher is not None else "white_box"}
+        if self.served_teacher is not None:
+            served = self.served_teacher
+            out["served_teacher"] = {"endpoint": served.where, "model": served.client.params.model,
+                                     "top_logprobs": served.task.top_logprobs, "requests": served.usage.requests,
+                                     **{**self.served_stats, "seconds": round(self.served_stats["seconds"], 3)}}
         for kind, s in self.policy_stats.items():
             out[kind] = {**s, "seconds": round(s["seconds"], 3),
                          "micro_batches_per_s": round(s["steps"] / s["seconds"], 4) if s["seconds"] else None,

@@ -10,7 +10,7 @@ from typing import Dict, Optional
 
 from ...data.causal import CausalCollator, encode_prompt, prompt_text, summary_text, tokenize_causal
 from ...distill.logit_kd import load_causal_teacher
-from ...distill.sparse_kd import map_teacher_tokens, token_bytes_table
+from ...distill.sparse_kd import map_teacher_tokens, special_token_bytes, token_bytes_table
 from ...distill.text_alignment import TextAligner, WhiteBoxTextRows, shared_id_map
 from ...io import InputError
 from ...io.logprobs import TARGETS, read_teacher_logprobs
@@ -70,14 +70,15 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     has them (mapped to student ids), with the teacher's top-K ids/log-probs at each of them. The target is the
     teacher's own summary (sequence-level KD), or the training example's reference summary for a row that scored
     it (``target: "reference"``; its ``reference_sha`` must match). ``data_args`` gives the lengths, ``prompt`` the
-    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target. ``prompt.kd_alignment == "text"``:
-    another tokenizer's rows, aligned by :class:`~lsrmwf.distill.text_alignment.TextAligner` (counts in ``stats``)."""
+    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target. ``document_index``: the example's row
+    in ``train_raw`` (for on-policy scoring). ``kd_alignment == "text"``: :mod:`lsrmwf.distill.text_alignment`."""
     import datasets
 
     records = read_teacher_logprobs(path)
     if not records:
         raise InputError(f"{path}: no finished teacher-logprobs rows")
     docs = dict(zip(train_raw["id"], train_raw["document"]))
+    row_of = {rid: i for i, rid in enumerate(train_raw["id"])}
     summaries = dict(zip(train_raw["id"], train_raw["summary"]))
     matched = [i for i in train_raw["id"] if i in records]
     if not matched:
@@ -90,9 +91,9 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
                        path, len(matched), len(docs))
     if extra:
         logger.warning("%s: %d rows belong to no training document and are ignored", path, extra)
-    table = token_bytes_table(tokenizer)
+    table, specials = token_bytes_table(tokenizer), special_token_bytes(tokenizer)
     template, chat = prompt.prompt_template, prompt.use_chat_template
-    cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": []}
+    cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": [], "document_index": []}
     aligner = None
     if getattr(prompt, "kd_alignment", "tokens") == "text":
         cols["teacher_aligned"] = []
@@ -119,7 +120,7 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
             cut = max(0, data_args.max_target_length - 1)
             labels, top, lp, flags = aligner(tokens, row, expected, where, what, cut)
         else:
-            labels, top, lp = map_teacher_tokens(tokens, table, where, what)
+            labels, top, lp = map_teacher_tokens(tokens, table, where, what, specials)
             n = min(len(labels), max(0, data_args.max_target_length - 1))
             labels, top, lp, flags = labels[:n], top[:n].tolist(), lp[:n].tolist(), []
         k = len(top[0]) if top else 1
@@ -130,6 +131,7 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
         cols["labels"].append([-100] * len(ids) + labels)
         cols["teacher_top_ids"].append([[-1] * k] * len(ids) + top)
         cols["teacher_top_logprobs"].append([[0.0] * k] * len(ids) + lp)
+        cols["document_index"].append(row_of[rid])
         if aligner is not None:
             cols["teacher_aligned"].append([0] * len(ids) + flags)
     if counts["reference"]:
@@ -143,6 +145,46 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     if stats is not None:
         stats.update(file=path, rows_per_target=counts, **({"kd_alignment": aligner.counts} if aligner else {}))
     return datasets.Dataset.from_dict(cols)
+
+
+def served_teacher(kd: LogitKDArguments, train_raw, tokenizer):
+    """The endpoint of ``--teacher_endpoint_config`` as a :class:`~lsrmwf.llm.teacher_logprobs.ServedTeacher` that
+    scores on-policy samples after the prompt ``--teacher_logprobs_file`` was written with (its template,
+    ``max_document_words`` and K), checked with one probe request: the first training reference scored as given
+    text, its tokens mapped to student ids. A server that cannot is refused here, in one line."""
+    from ...llm.arguments import build_client
+    from ...llm.tasks import read_endpoint_config
+    from ...llm.teacher_logprobs import ServedTeacher, TeacherLogprobsTask, file_settings
+
+    flag = f"--teacher_endpoint_config {kd.teacher_endpoint_config}"
+    endpoint = read_endpoint_config(kd.teacher_endpoint_config)
+    settings = file_settings(kd.teacher_logprobs_file)
+    if settings.get("api") == "chat":
+        logger.warning("%s was written through the chat API; on-policy samples are scored after its prompt as raw "
+                       "text on /v1/completions (no chat template)", kd.teacher_logprobs_file)
+    if settings.get("model") != endpoint.model:
+        logger.warning("%s names the model %r, %s the model %r: the served teacher should be the one that wrote the "
+                       "file", kd.teacher_logprobs_file, settings.get("model"), flag, endpoint.model)
+    task = TeacherLogprobsTask(top_logprobs=int(settings["top_logprobs"]), api="completions", target="reference",
+                               prompt_template=settings.get("prompt_template") or kd.prompt_template,
+                               max_document_words=settings.get("max_document_words"))
+    teacher = ServedTeacher(build_client(endpoint), task, endpoint.concurrency)
+    # the first training example with a reference (any short text would do: it only has to be scored)
+    document, summary = next(((d, r) for d, r in zip(train_raw["document"], train_raw["summary"]) if (r or "").strip()),
+                             (train_raw["document"][0], "The summary."))
+    reference = summary_text(summary, use_chat_template=False)
+    try:
+        tokens = teacher.probe(document, reference)
+        map_teacher_tokens(tokens, token_bytes_table(tokenizer), f"{teacher.where}, probe", "the probe's text",
+                           special_token_bytes(tokenizer))
+    except InputError as e:
+        teacher.close()
+        raise InputError(f"{flag}: the served teacher cannot score the student's samples: {e}") from None
+    logger.info("on-policy samples are scored by the served teacher %s (model %r, top-%d log-probs, the prompt %s "
+                "was written with; echo=true on /v1/completions, max_tokens=%d): the probe scored %d tokens",
+                teacher.where, endpoint.model, task.top_logprobs, kd.teacher_logprobs_file, task.echo_max_tokens,
+                len(tokens))
+    return teacher
 
 
 def tokenize(raw: RawData, tokenizer, args, served: dict, teacher_tok=None) -> RawData:
@@ -172,7 +214,8 @@ def tokenize(raw: RawData, tokenizer, args, served: dict, teacher_tok=None) -> R
     return data
 
 
-def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, teacher_tok=None) -> LogitKDTrainer:
+def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, scorer=None,
+                  teacher_tok=None) -> LogitKDTrainer:
     training_args, kd = args.training, args.logit_kd
     text_teacher = {}
     if teacher_tok is not None:  # a white-box teacher of another tokenizer: its top-K at the aligned positions
@@ -196,6 +239,7 @@ def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, 
         kd_alpha=kd.kd_alpha, kd_temperature=kd.kd_temperature, kd_loss=kd.kd_loss, kd_beta=kd.kd_beta,
         kd_vocab_size=len(tokenizer), on_policy_lambda=kd.kd_on_policy_lambda,
         on_policy_temperature=kd.kd_on_policy_temperature, on_policy_max_new_tokens=kd.kd_on_policy_max_new_tokens,
+        served_teacher=scorer, documents=list(raw.train["document"]) if scorer is not None else None,
         kd_alignment=kd.kd_alignment, kd_shared_vocab_weight=kd.kd_shared_vocab_weight, **text_teacher,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
@@ -224,7 +268,20 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
             teacher_tok = AutoTokenizer.from_pretrained(kd.teacher_model_name_or_path, cache_dir=model_args.cache_dir)
     served = {}
     data = tokenize(raw, tokenizer, args, served, teacher_tok)
-    trainer = build_trainer(model, tokenizer, teacher, data, raw, args, teacher_tok)
+    scorer = None
+    if training_args.do_train and kd.kd_on_policy_lambda and kd.teacher_logprobs_file:
+        scorer = served_teacher(kd, raw.train, tokenizer)
+    try:
+        return _train(model, tokenizer, teacher, scorer, data, raw, args, checkpoint, served, teacher_tok)
+    finally:
+        if scorer is not None:
+            scorer.close()
+
+
+def _train(model, tokenizer, teacher, scorer, data: RawData, raw: RawData, args, checkpoint, served: dict,
+           teacher_tok=None):
+    data_args, training_args, kd = args.data, args.training, args.logit_kd
+    trainer = build_trainer(model, tokenizer, teacher, data, raw, args, scorer, teacher_tok)
     if (teacher is not None or kd.teacher_logprobs_file) and training_args.do_train:
         beta = f" (beta {trainer.kd_beta})" if kd.kd_loss in ("jsd", "skew_kl") else ""
         logger.info("KD loss: %s%s, alpha %s, T %s (T^2-scaled); on-policy lambda %s", kd.kd_loss, beta, kd.kd_alpha,
