@@ -4,7 +4,10 @@
    + AdamW step through ``LogitKDTrainer.compute_loss``, for each ``--kd_loss``:
    sparse top-K KD step / CE-only step (target <= 1.10), white-box KD step / CE-only step (it adds the
    teacher's forward) and white-box step / white-box forward-KL step (the divergence's own cost), and an
-   on-policy step (the student samples ``--on_policy_new_tokens`` tokens, the teacher scores them) / CE-only.
+   on-policy step (the student samples ``--on_policy_new_tokens`` tokens, the teacher scores them) / CE-only,
+   and a text-aligned step of a served teacher with another tokenizer (``--kd_alignment text``: ULD on the
+   aligned positions, and ULD + shared-vocabulary KL) / CE-only (target <= 1.30). ``--text_only`` times CE
+   and the text-aligned steps alone.
    All kinds of step alternate so none always meets a warmer cache; medians (and min-max) are compared.
 2. Served top-K collection: ``run_task(TeacherLogprobsTask)`` (parsing, fp16 packing, fsynced
    payload + row per document) vs a bare ``AsyncOpenAI`` loop sending the same requests with the
@@ -50,6 +53,9 @@ class BenchArguments:
     base_url: Optional[str] = field(default=None, metadata={"help": "Collection against this endpoint instead of the fault server."})
     model: str = field(default="teacher", metadata={"help": "Model name sent to --base_url."})
     on_policy_new_tokens: int = field(default=32, metadata={"help": "On-policy step: tokens the student samples."})
+    aligned_share: float = field(default=0.8, metadata={"help": "Text-aligned step: share of summary positions "
+                                                                    "with a teacher row (the rest: CE only)."})
+    text_only: bool = field(default=False, metadata={"help": "Training steps: CE and the text-aligned steps only."})
     skip_steps: bool = field(default=False, metadata={"help": "Only the collection benchmark."})
     skip_collection: bool = field(default=False, metadata={"help": "Only the training-step benchmark."})
 
@@ -85,19 +91,33 @@ def step_bench(a: BenchArguments) -> dict:
     collate = CausalCollator(pad_token_id=0)
     sparse = collate(features)
     plain = {k: v for k, v in sparse.items() if not k.startswith("teacher_")}
+    # another tokenizer's rows: a share of the summary positions aligned, the alternatives' shared ids where the
+    # served ids happen to be student tokens (here: half of them)
+    gen = torch.Generator().manual_seed(1)
+    aligned = (torch.rand(sparse["labels"].shape, generator=gen) < a.aligned_share) & sparse["labels"].ne(-100)
+    top_ids = sparse["teacher_top_ids"]
+    shared_ids = top_ids.masked_fill(torch.rand(top_ids.shape, generator=gen) < 0.5, -1)
+    text = {**sparse, "teacher_aligned": aligned.long(), "teacher_top_ids": torch.full_like(shared_ids, -1)}
+    text_shared = {**text, "teacher_top_ids": shared_ids}
     with tempfile.TemporaryDirectory() as d:
         args = DistillTrainingArguments(output_dir=d, report_to="none", use_cpu=True)
         kd = dict(kd_alpha=0.5, kd_temperature=2.0)
         ce_trainer = LogitKDTrainer(model=student, args=args, data_collator=collate, **kd)
         kinds = {"ce": (ce_trainer, plain)}
-        for loss in KD_LOSSES:
+        text_kd = dict(model=student, args=args, data_collator=collate, kd_alignment="text", **kd)
+        kinds["text_uld"] = (LogitKDTrainer(**text_kd), text)
+        kinds["text_uld_shared"] = (LogitKDTrainer(kd_shared_vocab_weight=0.5, **text_kd), text_shared)
+        for loss in KD_LOSSES if not a.text_only else ():
             kinds[f"sparse_{loss}"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_loss=loss,
                                                       **kd), sparse)
             kinds[f"white_box_{loss}"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, kd_loss=loss,
                                                          teacher_model=teacher, **kd), plain)
-        kinds["on_policy"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, teacher_model=teacher,
-                                             on_policy_lambda=1.0, on_policy_max_new_tokens=a.on_policy_new_tokens,
-                                             **kd), plain)
+        kinds["on_policy"] = None
+        if not a.text_only:
+            on_policy = dict(teacher_model=teacher, on_policy_lambda=1.0,
+                             on_policy_max_new_tokens=a.on_policy_new_tokens)
+            kinds["on_policy"] = (LogitKDTrainer(model=student, args=args, data_collator=collate, **on_policy, **kd),
+                                  plain)
     student.generation_config.eos_token_id = None  # sample the full --on_policy_new_tokens every time
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-5)
     student.train()
@@ -111,6 +131,7 @@ def step_bench(a: BenchArguments) -> dict:
         optimizer.zero_grad(set_to_none=True)
         return time.perf_counter() - t0
 
+    kinds = {k: v for k, v in kinds.items() if v is not None}
     times = {k: [] for k in kinds}
     for k in kinds:
         one(k)  # warm-up
@@ -118,14 +139,16 @@ def step_bench(a: BenchArguments) -> dict:
         for k in kinds:
             times[k].append(one(k))
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratios = {}
-    for loss in KD_LOSSES:
+    ratios = {"text_uld_over_ce": round(med["text_uld"] / med["ce"], 3),
+              "text_uld_shared_over_ce": round(med["text_uld_shared"] / med["ce"], 3), "text_target": "<= 1.30"}
+    for loss in KD_LOSSES if not a.text_only else ():
         ratios[f"sparse_{loss}_over_ce"] = round(med[f"sparse_{loss}"] / med["ce"], 3)
         ratios[f"white_box_{loss}_over_ce"] = round(med[f"white_box_{loss}"] / med["ce"], 3)
         if loss != "forward_kl":
             ratios[f"white_box_{loss}_over_white_box_forward_kl"] = round(
                 med[f"white_box_{loss}"] / med["white_box_forward_kl"], 3)
-    ratios["on_policy_over_ce"] = round(med["on_policy"] / med["ce"], 3)
+    if "on_policy" in med:
+        ratios["on_policy_over_ce"] = round(med["on_policy"] / med["ce"], 3)
     return {
         "student_parameters_M": round(student.num_parameters() / 1e6, 2),
         "teacher_parameters_M": round(teacher.num_parameters() / 1e6, 2),

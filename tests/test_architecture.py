@@ -161,7 +161,7 @@ METHOD_FILES = {
         "evaluation/gates.py", "evaluation/cases.py", "analysis/ablations.py", "demo/lsr_mwf.py",
     ],
     "Logit KD": [
-        "distill/sparse_kd.py", "io/logprobs.py",
+        "distill/sparse_kd.py", "distill/text_alignment.py", "distill/uld.py", "io/logprobs.py",
         "llm/teacher_logprobs.py", "training/logit_kd.py", "training/recipes/logit_kd.py",
         "evaluation/study_metrics.py", "demo/causal.py",
     ],

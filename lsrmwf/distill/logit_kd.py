@@ -226,7 +226,8 @@ def check_same_tokenizer(student_tok, teacher_tok, sample_texts, what: str) -> N
 
 
 def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: str = "auto", device_map: Optional[str] = None,
-                        device=None, cache_dir: Optional[str] = None, revision: str = "main"):
+                        device=None, cache_dir: Optional[str] = None, revision: str = "main",
+                        same_tokenizer: bool = True):
     """A frozen decoder-only KD teacher sharing the student's tokenizer (checked on ``sample_texts``).
 
     Embedding sizes may differ (padded vocabularies, e.g. Qwen2.5-7B's 152,064 rows and 0.5B's 151,936 over one
@@ -235,7 +236,8 @@ def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: s
 
     ``dtype``: ``auto`` (the checkpoint's), ``float32``, ``bfloat16`` or ``float16``. ``device_map``
     (e.g. ``auto``) splits a teacher too large for one device over all visible devices (accelerate);
-    without it the teacher goes whole to ``device``.
+    without it the teacher goes whole to ``device``. ``same_tokenizer=False`` (``--kd_alignment text``): a teacher
+    of another tokenizer, whose tokenizer is not compared (it must ship one).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -249,7 +251,10 @@ def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: s
         teacher_tok = AutoTokenizer.from_pretrained(path, cache_dir=cache_dir, revision=revision)
     except (OSError, ValueError):
         teacher_tok = None
-    if teacher_tok is None:
+    if not same_tokenizer:
+        if teacher_tok is None:
+            raise InputError(f"{what}: --kd_alignment text needs the teacher's tokenizer; the checkpoint ships none")
+    elif teacher_tok is None:
         if t_vocab != s_vocab:  # nothing to compare but the sizes
             raise InputError(f"{what}: vocabulary size {t_vocab} differs from the student's {s_vocab} and the teacher "
                              f"ships no tokenizer to show they share one; logit KD needs the same tokenizer (or use a "
@@ -257,10 +262,10 @@ def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: s
         logger.warning("teacher %s ships no tokenizer; checked the vocabulary size only", path)
     else:
         check_same_tokenizer(tokenizer, teacher_tok, list(sample_texts), what)
-    n = len(tokenizer)
+    n = len(tokenizer if same_tokenizer else teacher_tok)
     if t_vocab is None or t_vocab < n:
         raise InputError(f"{what}: its embedding has {t_vocab} rows, fewer than the tokenizer's {n} tokens")
-    if t_vocab != s_vocab:
+    if t_vocab != s_vocab and same_tokenizer:
         logger.info("teacher embedding %d rows, student %d, one tokenizer of %d tokens: KD compares the two "
                     "distributions over the tokenizer's %d ids (the padded rows are left out on both sides)",
                     t_vocab, s_vocab, n, n)

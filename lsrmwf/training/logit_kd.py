@@ -23,6 +23,10 @@ teacher does not score it; a sample whose text the server's tokens do not spell 
 * served teacher (``--teacher_logprobs_file``, from ``generate_rationales.py --task teacher_logprobs``):
   sparse top-K KD (:mod:`lsrmwf.distill.sparse_kd`) on the teacher's own summaries (sequence-level KD),
   or on the dataset's reference summaries where the file's rows scored them (``--logprobs_target reference``);
+  with ``--kd_alignment text`` the served teacher may use another tokenizer: its rows are aligned with the
+  student's tokens of the same text (:mod:`lsrmwf.distill.text_alignment`) and the KD term is ULD, plus an
+  optional KL over the tokens both vocabularies share (:mod:`lsrmwf.distill.uld`); a white-box teacher of another
+  tokenizer works the same way, its top-K (``--kd_text_top_k``) computed on the fly at the aligned positions;
 * neither: plain fine-tuning on the references (CE only).
 
 A BART student takes ``--teacher_model_name_or_path``, ``--kd_alpha`` and ``--kd_temperature`` too: its KD
@@ -41,6 +45,7 @@ import torch
 
 from ..distill.logit_kd import KD_LOSSES, check_kd_loss, kd_loss
 from ..distill.sparse_kd import map_teacher_tokens, sparse_kd_loss, special_token_bytes, token_bytes_table
+from ..distill.uld import teacher_top_k_rows, uld_kd_loss
 from ..io import InputError
 from .base import DistillTrainer, causal_lm_loss
 
@@ -110,6 +115,28 @@ class LogitKDArguments:
                           "the teacher's own summaries, or the dataset's references where the file scored them "
                           "(--logprobs_target reference); the log says which."},
     )
+    kd_alignment: str = field(
+        default="tokens",
+        metadata={"help": "Served teacher: 'tokens' (its tokens are the student's: same tokenizer) or 'text' (another "
+                          "tokenizer: its rows and the student's tokens are aligned through the bytes of the same "
+                          "text; exact spans 1:1, a group of differing spans gives its first student token the "
+                          "group's first teacher row; KD term ULD).", "choices": ["tokens", "text"]},
+    )
+    kd_shared_vocab_weight: float = field(
+        default=0.0,
+        metadata={"help": "--kd_alignment text: weight of a KL (--kd_loss, T^2-scaled) over the teacher's "
+                          "alternatives whose strings are also student tokens, added to ULD (0 = ULD only)."},
+    )
+    kd_text_top_k: int = field(
+        default=20,
+        metadata={"help": "--kd_alignment text with a white-box teacher: the K most probable teacher tokens per "
+                          "aligned position that ULD (and the shared-vocabulary KL) compare, as a served top-K."},
+    )
+    kd_teacher_tokenizer: Optional[str] = field(
+        default=None,
+        metadata={"help": "--kd_alignment text, --kd_shared_vocab_weight > 0, a file with token ids only: the served "
+                          "teacher's tokenizer (path or hub name), to name its alternatives' strings."},
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.kd_alpha <= 1.0:
@@ -138,6 +165,24 @@ class LogitKDArguments:
         if self.teacher_endpoint_config and not (self.teacher_logprobs_file and self.kd_on_policy_lambda):
             raise InputError("--teacher_endpoint_config scores on-policy samples of a served teacher: it needs "
                              "--teacher_logprobs_file and --kd_on_policy_lambda > 0")
+        if self.kd_alignment not in ("tokens", "text"):
+            raise InputError(f"--kd_alignment must be 'tokens' or 'text', got {self.kd_alignment!r}")
+        if self.kd_alignment == "text" and not (self.teacher_logprobs_file or self.teacher_model_name_or_path):
+            raise InputError("--kd_alignment text aligns a teacher's rows with the student's tokens: give "
+                             "--teacher_logprobs_file (served) or --teacher_model_name_or_path (white-box)")
+        if self.kd_alignment == "text" and self.kd_on_policy_lambda:
+            raise InputError("--kd_on_policy_lambda with --kd_alignment text: on-policy samples are scored by a "
+                             "teacher of the student's tokenizer only")
+        if self.kd_text_top_k < 1:
+            raise InputError(f"--kd_text_top_k must be >= 1, got {self.kd_text_top_k}")
+        if self.kd_shared_vocab_weight < 0:
+            raise InputError(f"--kd_shared_vocab_weight must be >= 0, got {self.kd_shared_vocab_weight}")
+        if self.kd_shared_vocab_weight and self.kd_alignment != "text":
+            raise InputError("--kd_shared_vocab_weight applies to --kd_alignment text (with one tokenizer every "
+                             "token is shared: the KD term is already over the teacher's top-K)")
+        if self.kd_teacher_tokenizer and (self.kd_alignment != "text" or self.teacher_model_name_or_path):
+            raise InputError("--kd_teacher_tokenizer applies to --kd_alignment text with --teacher_logprobs_file only "
+                             "(a white-box teacher's tokenizer comes with it)")
 
 
 class LogitKDTrainer(DistillTrainer):
@@ -152,13 +197,29 @@ class LogitKDTrainer(DistillTrainer):
     def __init__(self, *args, teacher_model=None, kd_alpha: float = 0.5, kd_temperature: float = 2.0,
                  kd_loss: str = "forward_kl", kd_beta: Optional[float] = None, kd_vocab_size: Optional[int] = None,
                  on_policy_lambda: float = 0.0, on_policy_temperature: float = 1.0, on_policy_max_new_tokens: int = 64,
-                 served_teacher=None, documents=None, **kwargs):
+                 served_teacher=None, documents=None, kd_alignment: str = "tokens",
+                 kd_shared_vocab_weight: float = 0.0, text_teacher_model=None, text_teacher_top_k: int = 20,
+                 text_teacher_vocab_size: Optional[int] = None, text_teacher_shared_map: Optional[torch.Tensor] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.teacher = teacher_model
         self.kd_alpha, self.kd_temperature = kd_alpha, kd_temperature
         self.kd_loss, self.kd_beta = kd_loss, check_kd_loss(kd_loss, kd_beta)
         self.kd_term = "kd_kl" if kd_loss == "forward_kl" else f"kd_{kd_loss}"
         self._term_names[1] = self.kd_term
+        self.kd_alignment, self.kd_shared_vocab_weight = kd_alignment, kd_shared_vocab_weight
+        if kd_alignment == "text":  # another tokenizer: the KD term is ULD (+ the shared-vocabulary divergence)
+            self.kd_term = self._term_names[1] = "kd_uld"
+            if kd_shared_vocab_weight:
+                self._term_names.append("kd_shared")
+        # a white-box teacher of another tokenizer: its rows become a served teacher's (teacher_top_k_rows)
+        self.text_teacher, self.text_teacher_top_k = text_teacher_model, text_teacher_top_k
+        self.text_teacher_vocab_size, self.text_teacher_shared_map = text_teacher_vocab_size, text_teacher_shared_map
+        if self.text_teacher is not None:
+            self.text_teacher.eval()
+            self.text_teacher.requires_grad_(False)
+            if getattr(self.text_teacher, "hf_device_map", None) is None:
+                self.text_teacher.to(self.args.device)
         tok = self.processing_class
         self.kd_vocab_size = kd_vocab_size or (len(tok) if tok is not None and hasattr(tok, "__len__") else None)
         self.served_teacher, self.documents = served_teacher, documents
@@ -196,6 +257,8 @@ class LogitKDTrainer(DistillTrainer):
         if on_policy:
             inputs = self._on_policy_batch(model, inputs)
             labels = inputs["labels"]
+        if training and self.text_teacher is not None and "teacher_rows" in inputs:
+            inputs = {**inputs, **self._text_teacher_rows(inputs)}
         outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
         logits, targets = outputs.logits[:, :-1], labels[:, 1:]  # position i predicts token i+1
         self._policy_targets = int(targets.ne(-100).sum())
@@ -213,6 +276,13 @@ class LogitKDTrainer(DistillTrainer):
             if on_policy:
                 loss = loss * (1.0 - self.kd_alpha)
             self._record({self.kd_term: kl, **({} if on_policy else {"ce": ce})}, loss.device)
+        elif training and "teacher_aligned" in inputs:
+            loss, ce, uld, shared = uld_kd_loss(logits, targets, inputs["teacher_aligned"][:, 1:],
+                                                inputs["teacher_top_logprobs"][:, 1:], self.kd_alpha,
+                                                self.kd_temperature, inputs["teacher_top_ids"][:, 1:],
+                                                self.kd_shared_vocab_weight, **self._kd())
+            terms = {"ce": ce, "kd_uld": uld, **({"kd_shared": shared} if self.kd_shared_vocab_weight else {})}
+            self._record(terms, loss.device)
         elif training and "teacher_top_ids" in inputs:
             loss, ce, kl = sparse_kd_loss(logits, targets, inputs["teacher_top_ids"][:, 1:],
                                           inputs["teacher_top_logprobs"][:, 1:], self.kd_alpha, self.kd_temperature,
@@ -227,6 +297,14 @@ class LogitKDTrainer(DistillTrainer):
         if training:  # this micro-batch's share of the step's global token mean (counted on the batch as it came)
             loss = loss * self._token_share(local_tokens, num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
+
+    def _text_teacher_rows(self, inputs) -> dict:
+        """The white-box teacher of another tokenizer on its own tokens: its top-K at the aligned positions."""
+        with torch.no_grad():
+            t_logits = self.text_teacher(input_ids=inputs["teacher_input_ids"],
+                                         attention_mask=inputs["teacher_attention_mask"]).logits
+        return teacher_top_k_rows(t_logits, inputs["teacher_rows"], self.text_teacher_top_k,
+                                  self.text_teacher_vocab_size, self.text_teacher_shared_map)
 
     def _on_policy_batch(self, model, inputs) -> dict:
         """The batch's prompts, each followed by the student's own sample as the targets: up to and with its eos

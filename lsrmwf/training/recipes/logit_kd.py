@@ -11,6 +11,7 @@ from typing import Dict, Optional
 from ...data.causal import CausalCollator, encode_prompt, prompt_text, summary_text, tokenize_causal
 from ...distill.logit_kd import load_causal_teacher
 from ...distill.sparse_kd import map_teacher_tokens, special_token_bytes, token_bytes_table
+from ...distill.text_alignment import TextAligner, WhiteBoxTextRows, shared_id_map
 from ...io import InputError
 from ...io.logprobs import TARGETS, read_teacher_logprobs
 from ...llm.teacher_logprobs import document_sha
@@ -69,8 +70,8 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     has them (mapped to student ids), with the teacher's top-K ids/log-probs at each of them. The target is the
     teacher's own summary (sequence-level KD), or the training example's reference summary for a row that scored
     it (``target: "reference"``; its ``reference_sha`` must match). ``data_args`` gives the lengths, ``prompt`` the
-    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target. ``document_index`` is the example's
-    row in ``train_raw`` (a served teacher scores on-policy samples after that document)."""
+    template (:class:`LogitKDArguments`); ``stats`` gets the rows per target. ``document_index``: the example's row
+    in ``train_raw`` (for on-policy scoring). ``kd_alignment == "text"``: :mod:`lsrmwf.distill.text_alignment`."""
     import datasets
 
     records = read_teacher_logprobs(path)
@@ -93,6 +94,10 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     table, specials = token_bytes_table(tokenizer), special_token_bytes(tokenizer)
     template, chat = prompt.prompt_template, prompt.use_chat_template
     cols = {"input_ids": [], "labels": [], "teacher_top_ids": [], "teacher_top_logprobs": [], "document_index": []}
+    aligner = None
+    if getattr(prompt, "kd_alignment", "tokens") == "text":
+        cols["teacher_aligned"] = []
+        aligner = TextAligner(tokenizer, table, bool(prompt.kd_shared_vocab_weight), prompt.kd_teacher_tokenizer)
     counts = {t: 0 for t in TARGETS}
     for rid in matched:
         row, tokens = records[rid]
@@ -109,26 +114,36 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
                 raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} scored another reference summary than the "
                                  f"training example with that id has (its reference hash differs; the row scored "
                                  f"{(row.get('reference') or '')[:60]!r}); score the references of this data again")
-        labels, top, lp = map_teacher_tokens(tokens, table, f"{path}, row {rid!r}", what, specials)
-        n = min(len(labels), max(0, data_args.max_target_length - 1))
-        labels, top, lp = labels[:n], top[:n].tolist(), lp[:n].tolist()
+        where = f"{path}, row {rid!r}"
+        if aligner is not None:
+            expected = summary_text(summaries[rid] or "", False) if target == "reference" else None
+            cut = max(0, data_args.max_target_length - 1)
+            labels, top, lp, flags = aligner(tokens, row, expected, where, what, cut)
+        else:
+            labels, top, lp = map_teacher_tokens(tokens, table, where, what, specials)
+            n = min(len(labels), max(0, data_args.max_target_length - 1))
+            labels, top, lp, flags = labels[:n], top[:n].tolist(), lp[:n].tolist(), []
         k = len(top[0]) if top else 1
         if target == "reference" or row.get("finish_reason") != "length":  # it ended: eos, with CE only
-            labels, top, lp = labels + [tokenizer.eos_token_id], top + [[-1] * k], lp + [[0.0] * k]
-        prompt = encode_prompt(docs[rid], tokenizer, template, chat, data_args.max_source_length)
-        cols["input_ids"].append(prompt + labels)
-        cols["labels"].append([-100] * len(prompt) + labels)
-        cols["teacher_top_ids"].append([[-1] * k] * len(prompt) + top)
-        cols["teacher_top_logprobs"].append([[0.0] * k] * len(prompt) + lp)
+            labels, top, lp, flags = labels + [tokenizer.eos_token_id], top + [[-1] * k], lp + [[0.0] * k], flags + [0]
+        ids = encode_prompt(docs[rid], tokenizer, template, chat, data_args.max_source_length)
+        cols["input_ids"].append(ids + labels)
+        cols["labels"].append([-100] * len(ids) + labels)
+        cols["teacher_top_ids"].append([[-1] * k] * len(ids) + top)
+        cols["teacher_top_logprobs"].append([[0.0] * k] * len(ids) + lp)
         cols["document_index"].append(row_of[rid])
+        if aligner is not None:
+            cols["teacher_aligned"].append([0] * len(ids) + flags)
     if counts["reference"]:
         logger.info("sparse top-K KD on %d reference summaries from %s: the targets are the dataset's references, "
                     "with the teacher's top-K log-probs at each of their tokens", counts["reference"], path)
     if counts["teacher_summary"]:
         logger.info("sparse top-K KD on %d teacher summaries from %s: the targets are the teacher's own summaries "
                     "(sequence-level KD)", counts["teacher_summary"], path)
+    if aligner is not None:
+        logger.info(aligner.describe())
     if stats is not None:
-        stats.update(file=path, rows_per_target=counts)
+        stats.update(file=path, rows_per_target=counts, **({"kd_alignment": aligner.counts} if aligner else {}))
     return datasets.Dataset.from_dict(cols)
 
 
@@ -172,8 +187,9 @@ def served_teacher(kd: LogitKDArguments, train_raw, tokenizer):
     return teacher
 
 
-def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
-    """Prompt -> summary examples; the training split from the teacher's log-probs file when one is given."""
+def tokenize(raw: RawData, tokenizer, args, served: dict, teacher_tok=None) -> RawData:
+    """Prompt -> summary examples; the training split from the teacher's log-probs file when one is given, or
+    aligned with a white-box teacher's own tokens (``teacher_tok``: its tokenizer, ``--kd_alignment text``)."""
     data_args, kd = args.data, args.logit_kd
     common = dict(template=kd.prompt_template, use_chat_template=kd.use_chat_template,
                   max_source_length=data_args.max_source_length, max_target_length=data_args.max_target_length,
@@ -183,6 +199,12 @@ def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
         if raw.train is not None:
             if kd.teacher_logprobs_file:
                 data.train = sparse_kd_dataset(raw.train, kd.teacher_logprobs_file, tokenizer, data_args, kd, served)
+            elif teacher_tok is not None:
+                rows = WhiteBoxTextRows(tokenizer, teacher_tok, kd.prompt_template, kd.use_chat_template,
+                                        data_args.max_source_length, data_args.max_target_length)
+                data.train = rows.dataset(raw.train)
+                logger.info(rows.describe())
+                served["kd_alignment"] = rows.counts
             else:
                 data.train = tokenize_causal(raw.train, tokenizer, with_prompt=False, desc="tokenizing train", **common)
         if raw.eval is not None:
@@ -192,8 +214,16 @@ def tokenize(raw: RawData, tokenizer, args, served: dict) -> RawData:
     return data
 
 
-def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, scorer=None) -> LogitKDTrainer:
+def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, scorer=None,
+                  teacher_tok=None) -> LogitKDTrainer:
     training_args, kd = args.training, args.logit_kd
+    text_teacher = {}
+    if teacher_tok is not None:  # a white-box teacher of another tokenizer: its top-K at the aligned positions
+        shared = shared_id_map(token_bytes_table(teacher_tok), token_bytes_table(tokenizer))
+        text_teacher = dict(text_teacher_model=teacher, text_teacher_top_k=kd.kd_text_top_k,
+                            text_teacher_vocab_size=len(teacher_tok),
+                            text_teacher_shared_map=shared if kd.kd_shared_vocab_weight else None)
+        teacher = None
     eval_refs = list(raw.eval["summary"]) if raw.eval is not None else None
 
     def compute_metrics(p):
@@ -210,6 +240,7 @@ def build_trainer(model, tokenizer, teacher, data: RawData, raw: RawData, args, 
         kd_vocab_size=len(tokenizer), on_policy_lambda=kd.kd_on_policy_lambda,
         on_policy_temperature=kd.kd_on_policy_temperature, on_policy_max_new_tokens=kd.kd_on_policy_max_new_tokens,
         served_teacher=scorer, documents=list(raw.train["document"]) if scorer is not None else None,
+        kd_alignment=kd.kd_alignment, kd_shared_vocab_weight=kd.kd_shared_vocab_weight, **text_teacher,
         compute_metrics=compute_metrics if (data.eval is not None and training_args.predict_with_generate) else None,
     )
 
@@ -224,36 +255,53 @@ def run(args, checkpoint: Optional[str]) -> Dict[str, float]:
     configure_causal_generation(model, tokenizer, data_args)
     logger.info("causal student %s, %.1fM parameters; prompt: %r", type(model).__name__, model.num_parameters() / 1e6,
                 prompt_text("{document}", tokenizer, kd.prompt_template, kd.use_chat_template))
-    teacher = None
+    teacher = teacher_tok = None
     if training_args.do_train and kd.teacher_model_name_or_path:
         samples = list(raw.train["document"][:4]) + list(raw.train["summary"][:4])
         teacher = load_causal_teacher(kd.teacher_model_name_or_path, model, tokenizer, samples,
                                       dtype=kd.teacher_dtype, device_map=kd.teacher_device_map,
-                                      device=training_args.device, cache_dir=model_args.cache_dir)
+                                      device=training_args.device, cache_dir=model_args.cache_dir,
+                                      same_tokenizer=kd.kd_alignment != "text")
+        if kd.kd_alignment == "text":
+            from transformers import AutoTokenizer
+
+            teacher_tok = AutoTokenizer.from_pretrained(kd.teacher_model_name_or_path, cache_dir=model_args.cache_dir)
     served = {}
-    data = tokenize(raw, tokenizer, args, served)
+    data = tokenize(raw, tokenizer, args, served, teacher_tok)
     scorer = None
     if training_args.do_train and kd.kd_on_policy_lambda and kd.teacher_logprobs_file:
         scorer = served_teacher(kd, raw.train, tokenizer)
     try:
-        return _train(model, tokenizer, teacher, scorer, data, raw, args, checkpoint, served)
+        return _train(model, tokenizer, teacher, scorer, data, raw, args, checkpoint, served, teacher_tok)
     finally:
         if scorer is not None:
             scorer.close()
 
 
-def _train(model, tokenizer, teacher, scorer, data: RawData, raw: RawData, args, checkpoint, served: dict):
+def _train(model, tokenizer, teacher, scorer, data: RawData, raw: RawData, args, checkpoint, served: dict,
+           teacher_tok=None):
     data_args, training_args, kd = args.data, args.training, args.logit_kd
-    trainer = build_trainer(model, tokenizer, teacher, data, raw, args, scorer)
+    trainer = build_trainer(model, tokenizer, teacher, data, raw, args, scorer, teacher_tok)
     if (teacher is not None or kd.teacher_logprobs_file) and training_args.do_train:
         beta = f" (beta {trainer.kd_beta})" if kd.kd_loss in ("jsd", "skew_kl") else ""
         logger.info("KD loss: %s%s, alpha %s, T %s (T^2-scaled); on-policy lambda %s", kd.kd_loss, beta, kd.kd_alpha,
                     kd.kd_temperature, kd.kd_on_policy_lambda)
+        if kd.kd_alignment == "text":
+            logger.info("--kd_alignment text: the KD term is ULD on the aligned positions (T=1, not T^2-scaled)%s",
+                        f" + {kd.kd_shared_vocab_weight} * T^2 * {kd.kd_loss} over the shared tokens"
+                        if kd.kd_shared_vocab_weight else "")
     results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
+    alignment = served.pop("kd_alignment", None)
     extra = {**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})}
+    if alignment is not None:  # --kd_alignment text: the rule's counts over the training examples
+        extra["kd_alignment"] = {"rule": "text", "teacher": "white-box" if teacher_tok is not None else "served",
+                                 **alignment}
     if training_args.do_train and (teacher is not None or kd.teacher_logprobs_file):
         extra["kd_loss"] = {"loss": kd.kd_loss, "beta": trainer.kd_beta if kd.kd_loss in ("jsd", "skew_kl") else None,
                             "alpha": kd.kd_alpha, "temperature": kd.kd_temperature, "compared_ids": len(tokenizer)}
+        if kd.kd_alignment == "text":  # another tokenizer: ULD (+ the shared-vocabulary divergence, kd_loss above)
+            extra["kd_loss"].update(alignment="text", text_loss="uld", shared_vocab_weight=kd.kd_shared_vocab_weight,
+                                    **({"text_top_k": kd.kd_text_top_k} if teacher_tok is not None else {}))
     if training_args.do_train and kd.kd_on_policy_lambda:
         extra["on_policy"] = trainer.on_policy_summary()
         logger.info("on-policy: %s", extra["on_policy"])

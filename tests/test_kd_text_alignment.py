@@ -1,0 +1,342 @@
+"""Logit KD from a served teacher with another tokenizer (--kd_alignment text): the byte alignment of the two
+tokenizations, ULD with a top-K teacher, training a student from a differently tokenized teacher, bad input."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import tiny
+import torch
+
+from lsrmwf.data.causal import CausalCollator, encode_prompt, summary_text
+from lsrmwf.distill.sparse_kd import token_bytes_table
+from lsrmwf.distill.text_alignment import align_spans, text_aligned_targets
+from lsrmwf.distill.uld import uld_distance, uld_kd_loss
+from lsrmwf.io import InputError
+from lsrmwf.io.logprobs import TeacherTokens, pack_teacher_tokens
+from lsrmwf.io.store import ResultStore, cache_key
+from lsrmwf.llm.teacher_logprobs import document_sha
+from lsrmwf.training.base import DistillTrainingArguments
+from lsrmwf.training.logit_kd import LogitKDArguments, LogitKDTrainer
+from lsrmwf.training.recipes.logit_kd import sparse_kd_dataset
+
+TEMPLATE = "Summarize:\n{document}\n\nSummary:"
+SENTENCE = " We propose a new method for parsing."
+
+
+class Args:
+    prompt_template = TEMPLATE
+    use_chat_template = False
+    max_source_length = 48
+    max_target_length = 24
+    kd_alignment = "text"
+    kd_shared_vocab_weight = 0.0
+    kd_teacher_tokenizer = None
+
+
+@pytest.fixture(scope="module")
+def two_bpes(aclsum_train):
+    """Two byte-level BPE vocabularies trained on the same text: 400 and 1000 tokens."""
+    from lsrmwf.data.tokenization import train_bpe_tokenizer
+
+    texts = list(aclsum_train["document"][:20]) + list(aclsum_train["summary"])
+    return train_bpe_tokenizer(texts, vocab_size=400), train_bpe_tokenizer(texts, vocab_size=1000)
+
+
+def pieces(tok, text):
+    table = token_bytes_table(tok)
+    return [table[i] for i in tok(text, add_special_tokens=False)["input_ids"]]
+
+
+def record_for(tok, text, K=3):
+    """A served record of ``text`` in ``tok``'s tokens, ids given, made-up top-K (the token itself first)."""
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    table = token_bytes_table(tok)
+    top = np.array([[i, (i + 1) % len(tok), (i + 2) % len(tok)][:K] for i in ids], np.int32)
+    lp = np.tile(np.log(np.array([0.6, 0.25, 0.1][:K], np.float32)), (len(ids), 1)).astype(np.float16)
+    return TeacherTokens(np.array(ids, np.int32), lp[:, 0].copy(), top, lp, [table[i] for i in ids])
+
+
+def test_align_spans_groups_by_hand():
+    # "unhappiness is": teacher "un" "happiness" " is", student "unhapp" "iness" " is"
+    assert align_spans([2, 9, 3], [6, 5, 3]) == [(0, 2, 0, 2), (2, 3, 2, 3)]
+    assert align_spans([1, 1, 1], [3]) == [(0, 3, 0, 1)]
+    with pytest.raises(ValueError):
+        align_spans([2], [3])
+
+
+def test_hand_aligned_sentence_under_two_bpe_vocabularies(two_bpes):
+    small, large = two_bpes
+    # the two tokenizations, as these vocabularies cut the sentence
+    assert pieces(large, SENTENCE) == [b" We", b" propose", b" a", b" new", b" method", b" for", b" par", b"sing", b"."]
+    assert pieces(small, SENTENCE) == [b" W", b"e", b" propo", b"se", b" a", b" n", b"e", b"w", b" method", b" for",
+                                       b" par", b"s", b"ing", b"."]
+    # teacher = large, student = small. Groups: " We"|" W" "e" (merged + 1 skipped), " propose"|" propo" "se"
+    # (merged + 1), " a" (aligned), " new"|" n" "e" "w" (merged + 2), " method", " for", " par" (aligned),
+    # "sing"|"s" "ing" (merged + 1), "." (aligned)
+    rec = record_for(large, SENTENCE)
+    labels, rows, lp, shared, counts = text_aligned_targets(rec, small, token_bytes_table(small), "row", "summary")
+    assert counts == {"aligned": 5, "merged": 4, "skipped": 5, "teacher_rows_unused": 0}
+    assert labels == small(SENTENCE, add_special_tokens=False)["input_ids"]
+    assert rows.tolist() == [0, -1, 1, -1, 2, 3, -1, -1, 4, 5, 6, 7, -1, 8]
+    np.testing.assert_allclose(lp[0], rec.top_logprobs[0].astype(np.float32))
+    assert (lp[1] == 0).all() and (shared == -1).all()  # no row; no shared ids asked for
+    # the other way round: each student token has a row; the teacher's extra tokens are unused
+    rec = record_for(small, SENTENCE)
+    _, rows, _, _, counts = text_aligned_targets(rec, large, token_bytes_table(large), "row", "summary")
+    assert counts == {"aligned": 5, "merged": 4, "skipped": 0, "teacher_rows_unused": 5}
+    assert rows.tolist() == [0, 2, 4, 5, 8, 9, 10, 11, 13]
+    # truncated to 3 student tokens: only those count
+    _, rows, _, _, counts = text_aligned_targets(rec, large, token_bytes_table(large), "row", "summary", max_tokens=3)
+    assert counts == {"aligned": 1, "merged": 2, "skipped": 0, "teacher_rows_unused": 11}
+
+
+def test_shared_vocabulary_ids_come_from_the_alternatives_strings(two_bpes):
+    small, large = two_bpes
+    rec = record_for(large, SENTENCE)
+    t_table, s_table = token_bytes_table(large), token_bytes_table(small)
+    lookup = {b: i for i, b in reversed(list(enumerate(s_table))) if b is not None}
+    _, rows, _, shared, _ = text_aligned_targets(rec, small, s_table, "row", "summary", shared_lookup=lookup,
+                                                 teacher_table=t_table)
+    for s, r in enumerate(rows.tolist()):
+        for k in range(3):
+            b = t_table[int(rec.top_ids[r, k])] if r >= 0 else None
+            want = lookup.get(b, -1) if r >= 0 else -1
+            assert shared[s, k] == want
+    # the token itself (alternative 0) is shared exactly at the 5 positions aligned 1:1; a merged group's first
+    # teacher token (" We", " propose", " new", "sing") is no token of the small vocabulary
+    assert ((shared[:, 0] >= 0) == np.isin(np.arange(len(rows)), [4, 8, 9, 10, 13])).all()
+    # the same from the alternatives' bytes alone (a server without ids)
+    no_ids = TeacherTokens(np.full(len(rec), -1, np.int32), rec.token_logprobs, np.full(rec.top_ids.shape, -1, np.int32),
+                           rec.top_logprobs, rec.token_bytes, [[t_table[int(i)] for i in row] for row in rec.top_ids])
+    _, _, lp2, shared2, _ = text_aligned_targets(no_ids, small, s_table, "row", "summary", shared_lookup=lookup)
+    np.testing.assert_array_equal(shared2, shared)
+
+
+def test_uld_with_top_k_and_its_tail():
+    # student over 4 tokens, teacher top-2 of its own vocabulary
+    q = torch.tensor([[0.1, 0.5, 0.3, 0.1]])
+    t = torch.log(torch.tensor([[0.2, 0.7]]))
+    # sorted: q (0.5, 0.3 | tail 0.2), p (0.7, 0.2 | tail 0.1): |0.5-0.7| + |0.3-0.2| + |0.2-0.1| = 0.4
+    torch.testing.assert_close(uld_distance(q.log(), t), torch.tensor([0.4]))
+    # a teacher covering its whole (smaller) vocabulary: the zero-padded ULD exactly
+    t_full = torch.log(torch.tensor([[0.6, 0.4]]))
+    exact = (torch.tensor([0.5, 0.3, 0.1, 0.1]) - torch.tensor([0.6, 0.4, 0.0, 0.0])).abs().sum()
+    torch.testing.assert_close(uld_distance(q.log(), t_full), exact.unsqueeze(0))
+    # ragged K: a missing alternative (-inf) leaves the comparison at the alternatives given
+    t_rag = torch.tensor([[float(np.log(0.7)), float("-inf")]])
+    torch.testing.assert_close(uld_distance(q.log(), t_rag), torch.tensor([abs(0.5 - 0.7) + abs(0.5 - 0.3)]))
+    # the whole loss: positions without a row take CE only; ULD's gradient reaches only the aligned position
+    logits = torch.randn(1, 3, 5, requires_grad=True)
+    labels = torch.tensor([[1, 2, -100]])
+    aligned = torch.tensor([[1, 0, 1]])
+    top = torch.log(torch.tensor([[[0.5, 0.3]] * 3]))
+    loss, ce, uld, shared = uld_kd_loss(logits, labels, aligned, top, alpha=0.0)
+    torch.testing.assert_close(uld, uld_distance(torch.log_softmax(logits[0, :1].detach(), -1), top[0, :1])[0])
+    loss.backward()
+    assert logits.grad[0, 0].abs().sum() > 0 and logits.grad[0, 1:].abs().sum() == 0
+    assert shared == 0 and torch.isfinite(ce)
+
+
+def reference_records(teacher_tok, teacher, ds, K=4):
+    """The teacher's top-K at each of its tokens of every reference (as --logprobs_target reference stores)."""
+    table = token_bytes_table(teacher_tok)
+    out = {}
+    for rid, doc, summ in zip(ds["id"], ds["document"], ds["summary"]):
+        prompt = encode_prompt(doc, teacher_tok, TEMPLATE, False, 48)
+        target = teacher_tok(summary_text(summ, False), add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(teacher(torch.tensor([prompt + target])).logits[0].float(), -1)
+        rows = logp[len(prompt) - 1: len(prompt) - 1 + len(target)]
+        top = rows.topk(K)
+        out[rid] = (TeacherTokens(np.array(target, np.int32), rows.gather(-1, torch.tensor(target)[:, None])[:, 0].numpy().astype(np.float16),
+                                  top.indices.numpy().astype(np.int32), top.values.numpy().astype(np.float16),
+                                  [table[t] for t in target]), doc, summ)
+    return out
+
+
+def write_reference_store(path, records):
+    settings = {"task": "teacher_logprobs", "model": "other-teacher", "params": {"top_logprobs": 4}}
+    with ResultStore(path, cache_key(settings), settings, payload=True) as store:
+        for rid, (tokens, doc, summ) in records.items():
+            store.append({"id": rid, "summary": "", "target": "reference", "reference": summ.strip(),
+                          "reference_sha": document_sha(summ.strip()), "document_sha": document_sha(doc),
+                          "finish_reason": "length", "error": None}, payload=pack_teacher_tokens(tokens))
+
+
+def small_ds(aclsum_train, n=4):
+    import datasets
+
+    rows = aclsum_train.select(range(n))
+    return datasets.Dataset.from_dict({"id": list(rows["id"]), "document": [" ".join(d.split()[:30]) for d in rows["document"]],
+                                       "summary": [" ".join(s.split()[:12]) for s in rows["summary"]]})
+
+
+def test_student_learns_from_a_differently_tokenized_teacher(two_bpes, tiny_tokenizer, aclsum_train, tmp_path):
+    _, teacher_tok = two_bpes
+    teacher = tiny.llama_lm(teacher_tok, layers=1, hidden=32, seed=1).eval()
+    with torch.no_grad():
+        teacher.lm_head.weight.mul_(30.0)  # a peaked teacher: its top-K holds most of the mass
+    ds = small_ds(aclsum_train)
+    store = str(tmp_path / "other.jsonl")
+    write_reference_store(store, reference_records(teacher_tok, teacher, ds))
+    stats = {}
+    train = sparse_kd_dataset(ds, store, tiny_tokenizer, Args, Args, stats)
+    c = stats["kd_alignment"]
+    labels = sum(sum(x != -100 for x in ex["labels"]) for ex in train)
+    assert c["aligned"] + c["merged"] + c["skipped"] + len(train) == labels  # + each row's closing eos (CE only)
+    assert c["aligned"] > 0 and c["merged"] + c["skipped"] > 0
+    for ex, summ in zip(train, ds["summary"]):  # the labels are the student's own tokens of the reference
+        lab = [x for x in ex["labels"] if x != -100]
+        ids = tiny_tokenizer(summary_text(summ, False), add_special_tokens=False)["input_ids"]
+        assert lab[:-1] == ids[: Args.max_target_length - 1]
+    student = tiny.llama_lm(tiny_tokenizer, seed=0)
+    args = DistillTrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True, max_steps=20,
+                                    learning_rate=1e-2, per_device_train_batch_size=4, logging_steps=1, save_strategy="no",
+                                    lr_scheduler_type="constant", seed=0)
+    trainer = LogitKDTrainer(model=student, args=args, processing_class=tiny_tokenizer, train_dataset=train,
+                             data_collator=CausalCollator(tiny_tokenizer.pad_token_id), kd_alpha=0.5, kd_temperature=1.0,
+                             kd_alignment="text")
+    trainer.train()
+    log = [e for e in trainer.state.log_history if "kd_uld" in e]
+    assert len(log) == 20 and all(np.isfinite(e["ce"]) for e in log)
+    first, last = np.mean([e["kd_uld"] for e in log[:3]]), np.mean([e["kd_uld"] for e in log[-3:]])
+    assert last < 0.8 * first, (first, last)
+
+
+def test_served_file_from_the_fault_server_trains_end_to_end(tiny_tokenizer, aclsum_train, tmp_path):
+    """The fault server's tokens are whole words (a vocabulary of its own), unlike the student's BPE."""
+    from lsrmwf.commands.generate_rationales import main as collect
+    from lsrmwf.commands.train import main
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from llm_fault_server import FaultServer
+
+    root = tmp_path / "student"
+    tiny.llama_lm(tiny_tokenizer, seed=0).save_pretrained(root)
+    tiny_tokenizer.save_pretrained(root)
+    ds = small_ds(aclsum_train)
+    data = str(tmp_path / "data.jsonl")
+    with open(data, "w") as f:
+        for r in ds:
+            f.write(json.dumps(r) + "\n")
+    store = str(tmp_path / "served.jsonl")
+    with FaultServer(with_ids=False) as srv:  # strings and bytes only, as the OpenAI API answers
+        assert collect(["--base_url", srv.base_url, "--model", "m", "--data_file", data, "--id_column", "id",
+                        "--output", store, "--task", "teacher_logprobs", "--top_logprobs", "4", "--no_progress"]) == 0
+    argv = ["--model_name_or_path", str(root), "--train_file", data, "--output_dir", str(tmp_path / "run"), "--do_train",
+            "--max_steps", "3", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3", "--max_source_length",
+            "48", "--max_target_length", "24", "--max_length", "8", "--report_to", "none", "--use_cpu",
+            "--logging_steps", "1", "--seed", "0", "--save_strategy", "no", "--teacher_logprobs_file", store]
+    with pytest.raises(InputError, match="the served teacher's tokenizer differs"):
+        main(argv)  # the same-tokenizer path refuses it
+    main(argv + ["--kd_alignment", "text", "--kd_shared_vocab_weight", "0.5"])
+    summary = json.load(open(tmp_path / "run" / "run_summary.json"))
+    counts = summary["kd_alignment"]
+    assert counts["rule"] == "text" and counts["aligned"] + counts["merged"] > 0
+    assert summary["kd_loss"]["alignment"] == "text" and summary["kd_loss"]["shared_vocab_weight"] == 0.5
+    log = [e for e in json.load(open(tmp_path / "run" / "trainer_state.json"))["log_history"] if "kd_uld" in e]
+    assert log and all(np.isfinite(e["kd_uld"]) and np.isfinite(e["ce"]) and "kd_shared" in e for e in log)
+
+
+def test_bad_input_is_one_line(two_bpes, tiny_tokenizer, aclsum_train, tmp_path):
+    small, large = two_bpes
+    table = token_bytes_table(small)
+    rec = record_for(large, SENTENCE)
+    blank = TeacherTokens(rec.token_ids, rec.token_logprobs, rec.top_ids, rec.top_logprobs, [b""] * len(rec))
+    with pytest.raises(InputError, match="r.jsonl, row 'a': the summary has 9 teacher tokens but no token text"):
+        text_aligned_targets(blank, small, table, "r.jsonl, row 'a'", "the summary")
+    with pytest.raises(InputError, match="spell ' We propose a new method for parsing.' where the reference"):
+        text_aligned_targets(rec, small, table, "r.jsonl, row 'a'", "the reference", expected=" We propose a new way.")
+    # a stored reference row whose tokens spell another text than the training example's reference
+    ds = small_ds(aclsum_train, 1)
+    teacher = tiny.llama_lm(large, layers=1, hidden=32, seed=1)
+    records = reference_records(large, teacher, ds)
+    rid = ds["id"][0]
+    tokens, doc, summ = records[rid]
+    wrong = TeacherTokens(tokens.token_ids, tokens.token_logprobs, tokens.top_ids, tokens.top_logprobs,
+                          [b" X"] + tokens.token_bytes[1:])
+    write_reference_store(str(tmp_path / "w.jsonl"), {rid: (wrong, doc, summ)})
+    with pytest.raises(InputError, match=r"w.jsonl, row .*: the teacher's tokens spell .* where the reference summary"):
+        sparse_kd_dataset(ds, str(tmp_path / "w.jsonl"), tiny_tokenizer, Args, Args)
+    # shared vocabulary from a file with ids only, and no teacher tokenizer to name them
+    write_reference_store(str(tmp_path / "ok.jsonl"), records)
+
+    class Shared(Args):
+        kd_shared_vocab_weight = 0.5
+
+    with pytest.raises(InputError, match="ids only: give the served teacher's tokenizer"):
+        sparse_kd_dataset(ds, str(tmp_path / "ok.jsonl"), tiny_tokenizer, Shared, Shared)
+    # flags
+    for kwargs, msg in ((dict(kd_alignment="text"), "give --teacher_logprobs_file"),
+                        (dict(kd_alignment="text", teacher_model_name_or_path="t", kd_on_policy_lambda=0.5),
+                         "on-policy samples are scored by a teacher of the student's tokenizer only"),
+                        (dict(kd_alignment="text", teacher_model_name_or_path="t", kd_teacher_tokenizer="x"),
+                         "comes with it"),
+                        (dict(kd_shared_vocab_weight=0.5, teacher_logprobs_file="f"), "applies to --kd_alignment text"),
+                        (dict(kd_alignment="text", teacher_logprobs_file="f", kd_shared_vocab_weight=-1), ">= 0")):
+        with pytest.raises(InputError, match=msg):
+            LogitKDArguments(**kwargs)
+
+
+def test_white_box_teacher_of_another_tokenizer_gives_the_served_rows(two_bpes, tiny_tokenizer, aclsum_train, tmp_path):
+    """The white-box path computes at each aligned position the top-K that the served path stores."""
+    from lsrmwf.distill.text_alignment import WhiteBoxTextRows
+    from lsrmwf.distill.uld import teacher_top_k_rows
+
+    _, teacher_tok = two_bpes
+    teacher = tiny.llama_lm(teacher_tok, layers=1, hidden=32, seed=1).eval()
+    ds = small_ds(aclsum_train)
+    store = str(tmp_path / "other.jsonl")
+    write_reference_store(store, reference_records(teacher_tok, teacher, ds, K=4))
+    stats = {}
+    served = sparse_kd_dataset(ds, store, tiny_tokenizer, Args, Args, stats)
+    rows = WhiteBoxTextRows(tiny_tokenizer, teacher_tok, TEMPLATE, False, Args.max_source_length, Args.max_target_length)
+    white = rows.dataset(ds)
+    assert rows.counts == stats["kd_alignment"]
+    collate = CausalCollator(tiny_tokenizer.pad_token_id)
+    a, b = collate([served[i] for i in range(len(ds))]), collate([white[i] for i in range(len(ds))])
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+    with torch.no_grad():
+        t_logits = teacher(input_ids=b["teacher_input_ids"], attention_mask=b["teacher_attention_mask"]).logits
+    got = teacher_top_k_rows(t_logits, b["teacher_rows"], 4, len(teacher_tok))
+    assert torch.equal(got["teacher_aligned"], a["teacher_aligned"])
+    on = a["teacher_aligned"].bool()
+    # the store holds fp16 values
+    torch.testing.assert_close(got["teacher_top_logprobs"][on], a["teacher_top_logprobs"][on], atol=1e-2, rtol=1e-3)
+
+
+def test_train_py_white_box_teacher_of_another_tokenizer(two_bpes, tiny_tokenizer, aclsum_train, tmp_path):
+    from lsrmwf.commands.train import main
+
+    _, teacher_tok = two_bpes
+    root = tmp_path / "models"
+    tiny.llama_lm(tiny_tokenizer, seed=0).save_pretrained(root / "student")
+    tiny_tokenizer.save_pretrained(root / "student")
+    tiny.llama_lm(teacher_tok, layers=2, hidden=48, seed=1).save_pretrained(root / "teacher")
+    teacher_tok.save_pretrained(root / "teacher")
+    data = str(tmp_path / "data.jsonl")
+    with open(data, "w") as f:
+        for r in small_ds(aclsum_train):
+            f.write(json.dumps(r) + "\n")
+    argv = ["--model_name_or_path", str(root / "student"), "--train_file", data, "--output_dir", str(tmp_path / "run"),
+            "--do_train", "--max_steps", "3", "--per_device_train_batch_size", "2", "--learning_rate", "1e-3",
+            "--max_source_length", "48", "--max_target_length", "24", "--max_length", "8", "--report_to", "none",
+            "--use_cpu", "--logging_steps", "1", "--seed", "0", "--save_strategy", "no",
+            "--teacher_model_name_or_path", str(root / "teacher")]
+    with pytest.raises(InputError, match="tokeniz"):
+        main(argv)  # one tokenizer expected without the flag
+    main(argv + ["--kd_alignment", "text", "--kd_text_top_k", "8", "--kd_shared_vocab_weight", "0.5"])
+    summary = json.load(open(tmp_path / "run" / "run_summary.json"))
+    assert summary["kd_alignment"]["teacher"] == "white-box" and summary["kd_alignment"]["aligned"] > 0
+    assert summary["kd_loss"]["text_top_k"] == 8
+    log = [e for e in json.load(open(tmp_path / "run" / "trainer_state.json"))["log_history"] if "kd_uld" in e]
+    assert len(log) == 3 and all(np.isfinite(e["kd_uld"]) and e["kd_uld"] > 0 and "kd_shared" in e for e in log)
+    # a white-box checkpoint without its tokenizer cannot be aligned
+    from lsrmwf.distill.logit_kd import load_causal_teacher
+
+    tiny.llama_lm(teacher_tok, seed=1).save_pretrained(root / "bare")
+    with pytest.raises(InputError, match="bare: --kd_alignment text needs the teacher's tokenizer"):
+        load_causal_teacher(str(root / "bare"), tiny.llama_lm(tiny_tokenizer), tiny_tokenizer, same_tokenizer=False)
