@@ -93,12 +93,14 @@ def gemma_teacher_and_student(out_dir: str):
     t0 = time.time()
     print(f"loading the teacher from {path} (dequantising the GGUF; 1-6 minutes on CPU)", flush=True)
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    teacher = plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name))  # GGUF-loaded models refuse to save
+    # GGUF-loaded models refuse to save: a plain copy does
+    teacher = plain_copy(AutoModelForCausalLM.from_pretrained(folder, gguf_file=name))
     teacher.save_pretrained(teacher_dir)
     tok.save_pretrained(teacher_dir)
     student = shrink_causal_lm(teacher)
     student.save_pretrained(student_dir)
     tok.save_pretrained(student_dir)
-    print(f"teacher {teacher.num_parameters() / 1e6:.0f}M parameters, {teacher.config.num_hidden_layers} layers; student "
-          f"{student.num_parameters() / 1e6:.0f}M, {student.config.num_hidden_layers} layers ({time.time() - t0:.0f}s)", flush=True)
+    print(f"teacher {teacher.num_parameters() / 1e6:.0f}M parameters, {teacher.config.num_hidden_layers} layers; "
+          f"student {student.num_parameters() / 1e6:.0f}M, {student.config.num_hidden_layers} layers "
+          f"({time.time() - t0:.0f}s)", flush=True)
     return teacher_dir, student_dir

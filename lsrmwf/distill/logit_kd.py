@@ -106,7 +106,8 @@ def kd_loss(
     if vocab_size is not None:
         student_logits, teacher_logits = student_logits[..., :vocab_size], teacher_logits[..., :vocab_size]
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits {tuple(teacher_logits.shape)} differ")
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ")
     mask = labels.ne(ignore_index)
     s = student_logits[mask].float()
     t = teacher_logits[mask].detach().float()
@@ -115,9 +116,8 @@ def kd_loss(
     if s.shape[0] == 0:
         kl = s.sum() * 0.0
     elif loss_type == "forward_kl":
-        kl = F.kl_div(
-            F.log_softmax(s / temperature, dim=-1), F.log_softmax(t / temperature, dim=-1), log_target=True, reduction="batchmean"
-        )
+        kl = F.kl_div(F.log_softmax(s / temperature, dim=-1), F.log_softmax(t / temperature, dim=-1),
+                      log_target=True, reduction="batchmean")
     else:
         kl = divergence(F.log_softmax(t / temperature, -1), F.log_softmax(s / temperature, -1), loss_type, beta).mean()
     loss = alpha * ce + (1.0 - alpha) * temperature**2 * kl
@@ -149,7 +149,8 @@ def check_bart_checkpoint(path: str, config, what: str = "--model_name_or_path")
         )
 
 
-def load_teacher(path: str, student, tokenizer=None, device=None, cache_dir: Optional[str] = None, revision: str = "main"):
+def load_teacher(path: str, student, tokenizer=None, device=None, cache_dir: Optional[str] = None,
+                 revision: str = "main"):
     """Load a frozen KD teacher (eval mode, no gradient) and check it shares the student's vocabulary.
 
     The teacher must be a BART-family checkpoint whose vocabulary size, special ids and (when it ships
@@ -207,26 +208,28 @@ TEACHER_DTYPES = ("auto", "float32", "bfloat16", "float16")
 def check_same_tokenizer(student_tok, teacher_tok, sample_texts, what: str) -> None:
     """Refuse a teacher whose tokenizer is not the student's: size, special ids, then token by token on samples."""
     if len(teacher_tok) != len(student_tok):
-        raise InputError(f"{what}: the teacher's tokenizer has {len(teacher_tok)} tokens, the student's {len(student_tok)}; "
-                         f"logit KD needs one shared tokenizer (use --tokenizer_name {what.split()[-1]} for the student)")
+        raise InputError(f"{what}: the teacher's tokenizer has {len(teacher_tok)} tokens, the student's "
+                         f"{len(student_tok)}; logit KD needs one shared tokenizer (use --tokenizer_name "
+                         f"{what.split()[-1]} for the student)")
     for key in ("eos_token_id", "bos_token_id"):
         if getattr(teacher_tok, key) != getattr(student_tok, key):
-            raise InputError(f"{what}: {key} is {getattr(teacher_tok, key)} for the teacher, {getattr(student_tok, key)} for "
-                             f"the student; they must share one tokenizer")
+            raise InputError(f"{what}: {key} is {getattr(teacher_tok, key)} for the teacher, "
+                             f"{getattr(student_tok, key)} for the student; they must share one tokenizer")
     for text in sample_texts:
         a = student_tok(text, add_special_tokens=False)["input_ids"]
         b = teacher_tok(text, add_special_tokens=False)["input_ids"]
         if a != b:
             i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
             raise InputError(
-                f"{what}: the teacher tokenizes the training text differently from the student (text {text[:60]!r}..., "
-                f"token {i}: student {student_tok.convert_ids_to_tokens(a[i:i + 1])} = id {a[i:i + 1]}, teacher "
-                f"{teacher_tok.convert_ids_to_tokens(b[i:i + 1])} = id {b[i:i + 1]}); logit KD compares distributions over "
-                f"one shared vocabulary")
+                f"{what}: the teacher tokenizes the training text differently from the student (text "
+                f"{text[:60]!r}..., token {i}: student {student_tok.convert_ids_to_tokens(a[i:i + 1])} = id "
+                f"{a[i:i + 1]}, teacher {teacher_tok.convert_ids_to_tokens(b[i:i + 1])} = id {b[i:i + 1]}); logit KD "
+                "compares distributions over one shared vocabulary")
 
 
-def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: str = "auto", device_map: Optional[str] = None,
-                        device=None, cache_dir: Optional[str] = None, revision: str = "main",
+def load_causal_teacher(path: str, student, tokenizer, sample_texts=(), dtype: str = "auto",
+                        device_map: Optional[str] = None, device=None, cache_dir: Optional[str] = None,
+                        revision: str = "main",
                         same_tokenizer: bool = True):
     """A frozen decoder-only KD teacher sharing the student's tokenizer (checked on ``sample_texts``).
 

@@ -104,7 +104,7 @@ _BYTE_TOKEN = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 def _byte_level_decoder():
     """GPT-2's byte <-> printable-character table, inverted (character -> byte)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -167,13 +167,14 @@ def map_teacher_tokens(tokens, table: List[Optional[bytes]], where: str, what: s
             if mine != tokens.token_bytes[i]:
                 raise InputError(
                     f"{where}: token {i} of {what} is id {tid} = {tokens.token_bytes[i]!r} in the served "
-                    f"model, but the student's id {tid} is {mine!r}; the served teacher does not share the student's "
-                    f"tokenizer. Train a student with the teacher's tokenizer (--tokenizer_name), or collect from a server "
-                    f"that reports tokens by their bytes only"
+                    f"model, but the student's id {tid} is {mine!r}; the served teacher does not share the "
+                    "student's tokenizer. Train a student with the teacher's tokenizer (--tokenizer_name), collect "
+                    "from a server that reports tokens by their bytes only, or align by text (--kd_alignment text)"
                 )
         top = tokens.top_ids.astype(np.int64)
         if top.size and int(top.max()) >= len(table):
-            raise InputError(f"{where}: teacher token id {int(top.max())} is outside the student's vocabulary ({len(table)} ids)")
+            raise InputError(f"{where}: teacher token id {int(top.max())} is outside the student's vocabulary "
+                             f"({len(table)} ids)")
         return [int(t) for t in tokens.token_ids], _drop_repeats(top), tokens.top_logprobs.astype(np.float32)
     lookup = {}
     for i, b in enumerate(table):

@@ -45,8 +45,8 @@ def configure_causal_generation(model, tokenizer, data_args) -> None:
     """The preset's (or given) settings as a continuation: --max_length/--min_length count new tokens."""
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and data_args.max_source_length + data_args.max_length > limit:
-        raise InputError(f"--max_source_length {data_args.max_source_length} + --max_length {data_args.max_length} (new "
-                         f"tokens) exceed the model's max_position_embeddings {limit}")
+        raise InputError(f"--max_source_length {data_args.max_source_length} + --max_length {data_args.max_length} "
+                         f"(new tokens) exceed the model's max_position_embeddings {limit}")
     beams = data_args.num_beams
     settings = dict(max_new_tokens=data_args.max_length, min_new_tokens=data_args.min_length or 0, num_beams=beams,
                     no_repeat_ngram_size=data_args.no_repeat_ngram_size or 0, do_sample=False,
@@ -82,9 +82,9 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     summaries = dict(zip(train_raw["id"], train_raw["summary"]))
     matched = [i for i in train_raw["id"] if i in records]
     if not matched:
-        raise InputError(f"--teacher_logprobs_file {path}: none of its {len(records)} ids matches a training document "
-                         f"(file ids e.g. {sorted(records)[:3]}, training ids e.g. {list(docs)[:3]}); collect it on the "
-                         f"same dataset and split")
+        raise InputError(f"--teacher_logprobs_file {path}: none of its {len(records)} ids matches a training "
+                         f"document (file ids e.g. {sorted(records)[:3]}, training ids e.g. {list(docs)[:3]}); "
+                         "collect it on the same dataset and split")
     extra = len(records) - len(matched)
     if len(matched) < len(docs):
         logger.warning("%s: %d of %d training documents have a teacher summary; the others are left out",
@@ -102,17 +102,17 @@ def sparse_kd_dataset(train_raw, path: str, tokenizer, data_args, prompt, stats:
     for rid in matched:
         row, tokens = records[rid]
         if row.get("document_sha") not in (None, document_sha(docs[rid])):
-            raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} was generated for a different document than "
-                             f"the training document with that id (its document hash differs); collect it again on "
-                             f"this data")
+            raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} was generated for a different document "
+                             "than the training document with that id (its document hash differs); collect it again "
+                             "on this data")
         target = row.get("target") or "teacher_summary"
         counts[target] += 1
         what = "the teacher's summary"
         if target == "reference":
             what = "the reference summary"
             if row.get("reference_sha") != document_sha((summaries[rid] or "").strip()):
-                raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} scored another reference summary than the "
-                                 f"training example with that id has (its reference hash differs; the row scored "
+                raise InputError(f"--teacher_logprobs_file {path}: row {rid!r} scored another reference summary than "
+                                 "the training example with that id has (its reference hash differs; the row scored "
                                  f"{(row.get('reference') or '')[:60]!r}); score the references of this data again")
         where = f"{path}, row {rid!r}"
         if aligner is not None:
@@ -170,8 +170,9 @@ def served_teacher(kd: LogitKDArguments, train_raw, tokenizer):
                                max_document_words=settings.get("max_document_words"))
     teacher = ServedTeacher(build_client(endpoint), task, endpoint.concurrency)
     # the first training example with a reference (any short text would do: it only has to be scored)
-    document, summary = next(((d, r) for d, r in zip(train_raw["document"], train_raw["summary"]) if (r or "").strip()),
-                             (train_raw["document"][0], "The summary."))
+    pairs = zip(train_raw["document"], train_raw["summary"])
+    fallback = (train_raw["document"][0], "The summary.")
+    document, summary = next(((d, r) for d, r in pairs if (r or "").strip()), fallback)
     reference = summary_text(summary, use_chat_template=False)
     try:
         tokens = teacher.probe(document, reference)
@@ -206,7 +207,8 @@ def tokenize(raw: RawData, tokenizer, args, served: dict, teacher_tok=None) -> R
                 logger.info(rows.describe())
                 served["kd_alignment"] = rows.counts
             else:
-                data.train = tokenize_causal(raw.train, tokenizer, with_prompt=False, desc="tokenizing train", **common)
+                data.train = tokenize_causal(raw.train, tokenizer, with_prompt=False, desc="tokenizing train",
+                                             **common)
         if raw.eval is not None:
             data.eval = tokenize_causal(raw.eval, tokenizer, with_prompt=True, desc="tokenizing validation", **common)
         if raw.predict is not None:
@@ -290,7 +292,8 @@ def _train(model, tokenizer, teacher, scorer, data: RawData, raw: RawData, args,
             logger.info("--kd_alignment text: the KD term is ULD on the aligned positions (T=1, not T^2-scaled)%s",
                         f" + {kd.kd_shared_vocab_weight} * T^2 * {kd.kd_loss} over the shared tokens"
                         if kd.kd_shared_vocab_weight else "")
-    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint, data_args.rouge_tokenizer)
+    results = train_evaluate_predict(trainer, tokenizer, data, raw, training_args, checkpoint,
+                                     data_args.rouge_tokenizer)
     alignment = served.pop("kd_alignment", None)
     extra = {**rouge_summary(data_args, training_args), **({"teacher_logprobs": served} if served else {})}
     if alignment is not None:  # --kd_alignment text: the rule's counts over the training examples
