@@ -340,3 +340,15 @@ def test_train_py_white_box_teacher_of_another_tokenizer(two_bpes, tiny_tokenize
     tiny.llama_lm(teacher_tok, seed=1).save_pretrained(root / "bare")
     with pytest.raises(InputError, match="bare: --kd_alignment text needs the teacher's tokenizer"):
         load_causal_teacher(str(root / "bare"), tiny.llama_lm(tiny_tokenizer), tiny_tokenizer, same_tokenizer=False)
+
+
+def test_white_box_rows_count_a_student_id_once_when_two_teacher_tokens_share_its_bytes():
+    """A byte-fallback teacher has 'T' and '<0x54>' (same bytes): both map to one student id, which must appear once
+    per position (sparse KD assumes distinct ids), as the served path's rows do."""
+    from lsrmwf.distill.uld import teacher_top_k_rows
+
+    logits = torch.tensor([[[4.0, 3.0, 2.0, 1.0]]])  # teacher ids 0 and 2 are the same string, student id 7
+    shared = torch.tensor([7, 5, 7, -1])
+    out = teacher_top_k_rows(logits, torch.tensor([[0]]), k=4, shared_map=shared)
+    assert out["teacher_top_ids"][0, 0].tolist() == [7, 5, -1, -1]
+    assert out["teacher_aligned"].tolist() == [[1]]

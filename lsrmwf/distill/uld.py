@@ -9,8 +9,8 @@ A served teacher gives only its top K probabilities ``p_(1) >= ... >= p_(K)``, s
 
 with ``q_(k)`` the student's K largest probabilities (softmax over its whole vocabulary). The missing tail is one
 term: the difference of the two tails' masses. That is a lower bound of the exact tail distance
-``sum_{k>K} |q_(k) - p_(k)|`` (equal when either tail lies in one token, or when the teacher's K covers its
-vocabulary, which is the exact zero-padded ULD). Where the server gave fewer than K alternatives, K is that count.
+``sum_{k>K} |q_(k) - p_(k)|`` (equal when every tail difference has one sign, e.g. when the teacher's K covers
+its vocabulary, which is the exact zero-padded ULD). Where the server gave fewer than K alternatives, K is that count.
 ULD is taken at temperature 1 (the served values exist at T=1, and the paper uses the plain distributions); it is
 not T^2-scaled.
 
@@ -109,5 +109,10 @@ def teacher_top_k_rows(teacher_logits: torch.Tensor, rows: torch.Tensor, k: int,
     top_ids = torch.full(shape, -1, dtype=torch.long, device=rows.device)
     top_lp[b, pos] = top.values.to(rows.device)
     if shared_map is not None:
-        top_ids[b, pos] = shared_map.to(rows.device)[top.indices.to(rows.device)]
+        mapped = shared_map.to(rows.device)[top.indices.to(rows.device)]
+        # two teacher tokens with the same bytes (e.g. 'T' and the byte token <0x54>) map to one student id:
+        # it counts once, as on the served path
+        same = mapped.unsqueeze(-1).eq(mapped.unsqueeze(-2)) & mapped.ge(0).unsqueeze(-1)
+        earlier = torch.ones(k, k, dtype=torch.bool, device=rows.device).tril(-1)
+        top_ids[b, pos] = mapped.masked_fill((same & earlier).any(-1), -1)
     return {"teacher_aligned": sel.long(), "teacher_top_logprobs": top_lp, "teacher_top_ids": top_ids}

@@ -332,8 +332,10 @@ class LogitKDTrainer(DistillTrainer):
         if self._token_table is None:
             self._token_table = (token_bytes_table(tok), special_token_bytes(tok))
         index = inputs["document_index"].tolist()
-        texts = [tok.decode([t for t in s if t != tok.eos_token_id], skip_special_tokens=True,
-                            clean_up_tokenization_spaces=False) for _, s in rows]
+        table = self._token_table[0]
+        # the sample's text from its tokens' bytes: decode() drops a SentencePiece sample's leading space
+        texts = [b"".join(table[t] for t in s if t < len(table) and table[t] is not None).decode("utf-8", "replace")
+                 for _, s in rows]
         asked = [b for b, text in enumerate(texts) if text.strip()]
         t0 = time.perf_counter()
         try:
