@@ -12,7 +12,6 @@ import pytest
 from lsrmwf.demo import prereqs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TASKS = ["general_knowledge", "anachronisms", "cause_and_effect", "entailed_polarity"]
 
 
 def fresh_home(tmp_path):
@@ -108,11 +107,15 @@ def test_the_brd_check_step_fetches_a_missing_bigbench_cache_from_pypi(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     cache = home / ".cache" / "lsrmwf" / "bigbench"
     assert f"[check] BIG-bench: fetching the task files into {cache}" in proc.stdout
-    assert f"[check] BIG-bench tasks: ok (4 tasks in {cache} (fetched in" in proc.stdout
+    assert f"[check] BIG-bench tasks: ok (2 tasks in {cache} (fetched in" in proc.stdout
+    from lsrmwf.demo import brd_tasks
     from lsrmwf.evaluation.mc_tasks import load_tasks
 
-    loaded = load_tasks([f"bigbench:{t}" for t in TASKS], bigbench_dir=str(cache), max_examples=3)
-    assert [len(t.examples) for t in loaded] == [3, 3, 3, 3]  # the demo's evaluation can read every one
+    # the demo can read both: winowhy as a task, presuppositions_as_nli as CB-style pairs
+    loaded = load_tasks([f"bigbench:{brd_tasks.BIGBENCH_TASK}"], bigbench_dir=str(cache), max_examples=3)
+    assert [len(t.examples) for t in loaded] == [3]
+    rows = brd_tasks.nli_rows(str(cache / brd_tasks.NLI_SOURCE / "task.json"))
+    assert len(rows) == 735 and {r["label"] for r in rows} == {"entailment", "neutral", "contradiction"}
     assert len(json.loads((cache / "MANIFEST.json").read_text())["files"]) > 900
     assert not marker.exists()
     again = brd(["--check", "--no_fetch"], demo_env(home, server), tmp_path)  # now cached: no fetch needed

@@ -68,3 +68,10 @@ def test_evaluate_probe_writes_table_and_plot(tiny_tokenizer, tmp_path):
     assert (out / "probe.png").stat().st_size > 0 and "| model | 0 | 1 | 2 |" in (out / "probe_results.md").read_text()
     assert main(["--task", "probe", "--probe_models", paths[0], "--task_data_dir", str(tmp_path / "tasks"),
                  "--probe_tasks", "missing", "--output_dir", str(out), "--device", "cpu"]) == 2
+    # LABEL=PATH: the label names the model in the results, the table and the plot
+    assert main(["--task", "probe", "--probe_models", f"base={paths[0]}", f"brd={paths[1]}", "--task_data_dir",
+                 str(tmp_path / "tasks"), "--probe_tasks", "toy", "--output_dir", str(out), "--device", "cpu"]) == 0
+    labelled = json.loads((out / "probe_results.json").read_text())
+    assert labelled["accuracy"] == {"base": res["accuracy"][paths[0]], "brd": res["accuracy"][paths[1]]}
+    assert labelled["models"] == {"base": paths[0], "brd": paths[1]}
+    assert "| base |" in (out / "probe_results.md").read_text()

@@ -32,6 +32,18 @@ def test_rows_in_table3_layout(tmp_path):
     assert main(["--rows", f"x={tmp_path / 'bad'}", "--output_dir", str(out)]) == 2
 
 
+def test_columns_no_row_has_are_left_out_and_named(tmp_path):
+    a = write(tmp_path / "a", {"cb": 0.5, "winowhy": 0.6})
+    b = write(tmp_path / "b", {"cb": 0.25, "rte": 0.75, "winowhy": 0.5})
+    out = tmp_path / "t"
+    assert main(["--rows", f"blind:A={a}", f"relaxed:B={b}", "--output_dir", str(out)]) == 0
+    lines = (out / "table3.md").read_text().splitlines()
+    assert lines[0] == "| setting | model | RTE | CB | BIG-bench-Avg | Average |"
+    assert lines[2] == "| blind | A | – | 50.0 | 60.0† | 55.0 |"
+    assert lines[3] == "| relaxed | B | 75.0 | 25.0 | 50.0† | 50.0 |"
+    assert lines[-1] == "Not run, so left out: XNLI, PAWS-X, BoolQ, SST-2."
+
+
 @pytest.mark.parametrize("argv", [["table3", "--help"]])
 def test_module_entry_point_dispatches(argv):
     res = subprocess.run([sys.executable, "-m", "lsrmwf.analysis", *argv], capture_output=True, text=True)

@@ -70,6 +70,29 @@ def test_splits_are_seeded_disjoint_and_reproducible(tmp_path):
     assert len(gold) == 36 and all(line.endswith((" Yes", " No")) for line in gold)
 
 
+
+def test_max_per_split_keeps_a_seeded_subset_of_each_split(tmp_path):
+    write_bigbench(tmp_path / "bb", "toy", 100)
+    dev = write_rte(tmp_path / "rte_dev.jsonl", 30)
+    train = write_rte(tmp_path / "rte_train.jsonl", 60, offset=100)
+    args = ["--bigbench", "toy", "--bigbench_dir", str(tmp_path / "bb"), "--glue", f"rte={dev}",
+            "--glue_train", f"rte={train}", "--seed", "3"]
+    assert command.main(["--output_dir", str(tmp_path / "all"), *args]) == 0
+    assert command.main(["--output_dir", str(tmp_path / "cap"), *args, "--max_per_split", "5"]) == 0
+    counts = json.loads((tmp_path / "cap" / "counts.json").read_text())
+    assert counts["counts"]["toy"] == {"train": 5, "tuning": 5, "test": 5}
+    assert counts["counts"]["rte"] == {"train": 5, "tuning": 5, "test": 5}
+    assert counts["settings"]["max_per_split"] == 5
+    full, cap = read_dir(tmp_path / "all"), read_dir(tmp_path / "cap")
+    for s in td.SPLITS:
+        for f in cap[s]:
+            kept = set(cap[s][f].splitlines())
+            # a subset of the same split of the uncapped run: capping never moves an example across splits
+            assert kept <= set(full[s][f].splitlines())
+    # a random subset, not the file's first rows
+    ids = [json.loads(line)["id"] for line in cap["test"]["rte.jsonl"].splitlines()]
+    assert ids != [f"rte:{i}" for i in range(5)]
+
 def test_too_small_task_and_bad_label_are_one_line_errors(tmp_path, capsys):
     write_bigbench(tmp_path / "bb", "tiny", 20)
     rc = command.main(["--output_dir", str(tmp_path / "o"), "--bigbench", "tiny", "--bigbench_dir", str(tmp_path / "bb")])

@@ -65,15 +65,20 @@ def gather(specs: List[str]) -> List[dict]:
 
 
 def markdown(rows: List[dict]) -> str:
-    head = [c for _, c in GLUE_COLUMNS] + ["BIG-bench-Avg", "Average"]
+    """The table; a GLUE-style column that no row has is left out (and named under the table)."""
+    glue = [(k, c) for k, c in GLUE_COLUMNS if any(r[k] is not None for r in rows)]
+    head = [c for _, c in glue] + ["BIG-bench-Avg", "Average"]
     lines = ["| setting | model | " + " | ".join(head) + " |", "|---|---|" + "---:|" * len(head)]
     for r in rows:
         bb = _pct(r["bigbench"]) + ("†" if r["reduced"] else "")
-        cells = [_pct(r[k]) for k, _ in GLUE_COLUMNS] + [bb, _pct(r["average"])]
+        cells = [_pct(r[k]) for k, _ in glue] + [bb, _pct(r["average"])]
         lines.append(f"| {r['setting']} | {r['model']} | " + " | ".join(cells) + " |")
     lines += ["", "Accuracy in %. BIG-bench-Avg: the mean over the row's BIG-bench tasks (the 112-task list); "
-              "† the reduced set (the paper's five tasks). Average: the six tasks and BIG-bench-Avg, BIG-bench "
-              "counted once."]
+              "† the reduced set (the paper's five tasks). Average: the row's GLUE-style tasks and BIG-bench-Avg, "
+              "BIG-bench counted once."]
+    left_out = [c for k, c in GLUE_COLUMNS if (k, c) not in glue]
+    if left_out:
+        lines.append(f"Not run, so left out: {', '.join(left_out)}.")
     return "\n".join(lines) + "\n"
 
 

@@ -31,11 +31,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="BIG-bench's zero-shot prompt with the choices appended (default), or the paper's "
                         "'task prefix and input'.")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max_per_split", type=int, default=None,
+                   help="At most N examples in each split, a seeded random subset (quick runs; default: all).")
     args = p.parse_args(argv)
     names = [n for spec in args.bigbench for n in (reduced_bigbench_names() if spec == "reduced" else [spec])]
     try:
         counts = build_task_data(args.output_dir, names, args.glue, args.glue_train, args.bigbench_dir, args.seed,
-                                 args.bigbench_prompt)
+                                 args.bigbench_prompt, args.max_per_split)
     except InputError as e:
         print(f"task_data: error: {e}", file=sys.stderr)
         return 2

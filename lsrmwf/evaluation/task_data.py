@@ -45,14 +45,16 @@ def rule_top_tasks(counts: Dict[str, int], min_instances: int = 2000, top: int =
     return [n for n, _ in sorted(big, key=lambda x: (-x[1], x[0]))[:top]]
 
 
-def split_indices(n: int, seed: int, test: float = 0.1, tuning: float = 0.1) -> Dict[str, List[int]]:
-    """Disjoint index lists covering ``range(n)``: a seeded permutation cut into test, tuning, train."""
+def split_indices(n: int, seed: int, test: float = 0.1, tuning: float = 0.1,
+                  cap: Optional[int] = None) -> Dict[str, List[int]]:
+    """Disjoint index lists covering ``range(n)``: a seeded permutation cut into test, tuning, train. With
+    ``cap``, each split keeps its first ``cap`` indices in the permuted order (a seeded random subset)."""
     import numpy as np
 
     order = [int(i) for i in np.random.RandomState(seed).permutation(n)]
     n_test, n_tuning = int(round(test * n)), int(round(tuning * n))
-    return {"test": sorted(order[:n_test]), "tuning": sorted(order[n_test:n_test + n_tuning]),
-            "train": sorted(order[n_test + n_tuning:])}
+    parts = {"test": order[:n_test], "tuning": order[n_test:n_test + n_tuning], "train": order[n_test + n_tuning:]}
+    return {s: sorted(part[:cap] if cap is not None else part) for s, part in parts.items()}
 
 
 def example_row(task: str, index: int, ex: MCExample) -> dict:
@@ -73,16 +75,17 @@ def _check_sizes(task: str, rows: Dict[str, list], where: str) -> None:
                              f"least {MIN_PER_SPLIT}")
 
 
-def split_bigbench(task: MCTask, seed: int) -> Dict[str, list]:
-    idx = split_indices(len(task.examples), seed)
+def split_bigbench(task: MCTask, seed: int, cap: Optional[int] = None) -> Dict[str, list]:
+    idx = split_indices(len(task.examples), seed, cap=cap)
     rows = {s: [example_row(task.name, i, task.examples[i]) for i in idx[s]] for s in SPLITS}
     _check_sizes(task.name, rows, task.source)
     return rows
 
 
-def split_glue(test_task: MCTask, train_task: MCTask, seed: int) -> Dict[str, list]:
-    idx = split_indices(len(train_task.examples), seed, test=0.0)
-    rows = {"test": [example_row(test_task.name, i, ex) for i, ex in enumerate(test_task.examples)]}
+def split_glue(test_task: MCTask, train_task: MCTask, seed: int, cap: Optional[int] = None) -> Dict[str, list]:
+    idx = split_indices(len(train_task.examples), seed, test=0.0, cap=cap)
+    test = split_indices(len(test_task.examples), seed, test=1.0, tuning=0.0, cap=cap)["test"]
+    rows = {"test": [example_row(test_task.name, i, test_task.examples[i]) for i in test]}
     for s in ("train", "tuning"):
         rows[s] = [example_row(test_task.name, len(test_task.examples) + i, train_task.examples[i]) for i in idx[s]]
     _check_sizes(test_task.name, rows, train_task.source)
@@ -107,10 +110,12 @@ def write_splits(output_dir: str, splits: Dict[str, Dict[str, list]], settings: 
 
 
 def build_task_data(output_dir: str, bigbench: Sequence[str], glue: Sequence[str], glue_train: Sequence[str] = (),
-                    bigbench_dir: Optional[str] = None, seed: int = 42, prompt_style: str = "bigbench") -> dict:
+                    bigbench_dir: Optional[str] = None, seed: int = 42, prompt_style: str = "bigbench",
+                    max_per_split: Optional[int] = None) -> dict:
     """The split files for the BIG-bench task names ``bigbench`` and the GLUE-style specs ``glue`` (``NAME`` for
     the hub, ``NAME=FILE`` for a local evaluation file); ``glue_train`` gives ``NAME=FILE`` training files (else
-    the hub's ``train`` split). Returns ``{task: {split: count}}``."""
+    the hub's ``train`` split). ``max_per_split`` keeps a seeded random subset of at most that many examples
+    in every split (quick runs; the splits stay disjoint). Returns ``{task: {split: count}}``."""
     bigbench_dir = bigbench_dir or os.path.join(os.path.expanduser("~"), ".cache", "lsrmwf", "bigbench")
     train_files = {}
     for spec in glue_train:
@@ -124,19 +129,20 @@ def build_task_data(output_dir: str, bigbench: Sequence[str], glue: Sequence[str
         if not os.path.exists(path):
             raise InputError(f"BIG-bench task {name!r}: {path} not found (scripts/fetch_bigbench.py)")
         task = load_bigbench_task(path, prompt_style=prompt_style)
-        splits[task.name] = split_bigbench(task, seed)
+        splits[task.name] = split_bigbench(task, seed, max_per_split)
     for spec in glue:
         name, path = spec.split("=", 1) if "=" in spec else (spec, None)
         test_task = load_glue_style_task(name, path=path)
         train_path = train_files.pop(test_task.name, None) or train_files.pop(name.strip().lower(), None)
         train_task = load_glue_style_task(name, path=train_path, split=None if train_path else "train")
-        splits[test_task.name] = split_glue(test_task, train_task, seed)
+        splits[test_task.name] = split_glue(test_task, train_task, seed, max_per_split)
     if train_files:
         raise InputError(f"--glue_train names task(s) not in --glue: {', '.join(sorted(train_files))}")
     if not splits:
         raise InputError("no tasks: give --bigbench (e.g. reduced) and/or --glue")
     settings = {"seed": seed, "bigbench_prompt": prompt_style, "fractions": {"test": 0.1, "tuning": 0.1, "train": 0.8},
-                "glue": "test = the evaluation split; train and tuning (10%) from the training split (own choice)"}
+                "glue": "test = the evaluation split; train and tuning (10%) from the training split (own choice)",
+                "max_per_split": max_per_split}
     return write_splits(output_dir, splits, settings)
 
 

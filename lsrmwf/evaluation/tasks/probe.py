@@ -21,7 +21,8 @@ class ProbeArguments:
 
     probe_models: Optional[List[str]] = field(
         default=None, metadata={"help": "probe: the causal LMs to probe (default: --model_name_or_path), e.g. "
-                                        "facebook/xglm-564M runs/xglm-brd."})
+                                        "facebook/xglm-564M runs/xglm-brd; LABEL=PATH names one in the table and "
+                                        "the plot (default: the path)."})
     task_data_dir: Optional[str] = field(
         default=None, metadata={"help": "probe: the --output_dir of python -m lsrmwf.commands.task_data; the probe "
                                         "trains on train/<task>.jsonl and scores test/<task>.jsonl."})
@@ -58,8 +59,11 @@ class ProbeTask(EvaluationTask):
                     _split(os.path.join(pa.task_data_dir, "test", f"{t}.jsonl"))) for t in pa.probe_tasks}
         os.makedirs(inp.output_dir, exist_ok=True)
         results = {}
-        for name in models:
-            model, tokenizer = load_causal_lm(name, gen.device, gen.dtype, inp.cache_dir, flag="--probe_models")
+        for spec in models:
+            name, path = spec.split("=", 1) if "=" in spec else (spec, spec)
+            if name in results:
+                raise InputError(f"--probe_models: {name!r} is given twice")
+            model, tokenizer = load_causal_lm(path, gen.device, gen.dtype, inp.cache_dir, flag="--probe_models")
             results[name] = {}
             for task, ((tr_x, tr_y), (te_x, te_y)) in data.items():
                 train_f = layer_features(model, tokenizer, tr_x, gen.batch_size)
@@ -68,8 +72,10 @@ class ProbeTask(EvaluationTask):
                 logger.info("%s %s: best layer %d", name, task, max(range(len(results[name][task])),
                                                                     key=results[name][task].__getitem__))
         table = probe_table(results)
+        labels = dict(m.split("=", 1) if "=" in m else (m, m) for m in models)
         write_json_atomic(os.path.join(inp.output_dir, "probe_results.json"),
-                          {"accuracy": results, "C": pa.probe_c, "penalty": "l2", "pooling": "token mean"})
+                          {"accuracy": results, "models": labels, "C": pa.probe_c, "penalty": "l2",
+                           "pooling": "token mean"})
         with open(os.path.join(inp.output_dir, "probe_results.md"), "w", encoding="utf-8") as f:
             f.write(table)
         plot_probe(results, os.path.join(inp.output_dir, "probe.png"))
