@@ -402,3 +402,24 @@ def test_text_aligned_step_gives_each_label_its_own_teacher_row(tiny_tokenizer, 
     assert got["kd_uld"] == pytest.approx(uld, rel=1e-5) and got["kd_shared"] == pytest.approx(shared, rel=1e-5)
     off_uld, off_shared = by_hand(1)  # what a teacher row one position off would give: far from it
     assert abs(off_uld - uld) > 0.05 and abs(off_shared - shared) > 0.05
+
+
+def test_a_narrower_top_k_is_padded_as_no_alternative():
+    """Collated with a row of wider K, a row with fewer alternatives keeps its loss: the padded slots are -inf
+    (no alternative), not log-prob 0 (a certain token)."""
+    lp = np.log
+    narrow = {"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "teacher_aligned": [0, 1, 1],
+              "teacher_top_ids": [[-1, -1]] * 3,
+              "teacher_top_logprobs": [[0.0, 0.0], [lp(0.6), lp(0.3)], [lp(0.5), lp(0.2)]]}
+    wide = {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, 6, 7, 8, 9], "teacher_aligned": [0, 1, 1, 1, 1],
+            "teacher_top_ids": [[-1] * 4] * 5, "teacher_top_logprobs": [[lp(0.4), lp(0.3), lp(0.2), lp(0.1)]] * 5}
+    collate = CausalCollator(0)
+    alone, both = collate([narrow]), collate([narrow, wide])
+    assert both["teacher_top_logprobs"].shape[-1] == 4 and both["teacher_top_ids"][0, :3, 2:].eq(-1).all()
+    logits = torch.randn(1, 3, 12, generator=torch.Generator().manual_seed(0))
+
+    def loss(batch):
+        return uld_kd_loss(logits, batch["labels"][:1, :3], batch["teacher_aligned"][:1, :3],
+                           batch["teacher_top_logprobs"][:1, :3], alpha=0.0)[0]
+
+    torch.testing.assert_close(loss(both), loss(alone))

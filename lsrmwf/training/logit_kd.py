@@ -371,7 +371,7 @@ class LogitKDTrainer(DistillTrainer):
                  "attention_mask": torch.zeros((len(rows), n), dtype=inputs["attention_mask"].dtype),
                  "labels": torch.full((len(rows), n), -100, dtype=inputs["labels"].dtype),
                  "teacher_top_ids": torch.full((len(rows), n, k), -1, dtype=torch.long),
-                 "teacher_top_logprobs": torch.zeros((len(rows), n, k), dtype=torch.float32)}
+                 "teacher_top_logprobs": torch.full((len(rows), n, k), float("-inf"), dtype=torch.float32)}
         for b, (p, _) in enumerate(rows):
             labels, top, lp = targets.get(b, ([], None, None))
             seq = p + labels
