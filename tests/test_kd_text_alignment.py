@@ -423,3 +423,17 @@ def test_a_narrower_top_k_is_padded_as_no_alternative():
                            batch["teacher_top_logprobs"][:1, :3], alpha=0.0)[0]
 
     torch.testing.assert_close(loss(both), loss(alone))
+
+
+def test_white_box_text_rows_name_the_file_row_and_field(two_bpes, tiny_tokenizer):
+    import datasets
+
+    from lsrmwf.distill.text_alignment import WhiteBoxTextRows
+
+    _, teacher_tok = two_bpes
+    rows = WhiteBoxTextRows(tiny_tokenizer, teacher_tok, TEMPLATE, False, 48, 24)
+    ds = datasets.Dataset.from_dict({"id": ["a", "b"], "document": ["One paper.", "Another paper."],
+                                     "summary": ["A fine summary.", "It ends here </s> and goes on."]})
+    with pytest.raises(InputError, match=r"^data/train\.jsonl, row 'b', field 'summary': the teacher's tokenizer "
+                                         r"turns the reference summary into a special token"):
+        rows.dataset(ds, "data/train.jsonl")
