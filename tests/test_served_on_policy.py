@@ -126,6 +126,7 @@ def test_a_sample_the_servers_tokens_cannot_spell_is_left_out_and_counted(ascii_
             scorer.close()
     assert on["labels"][0].eq(-100).all() and on["labels"][1].ne(-100).sum() == 2
     assert trainer.served_stats["unscored"] == 1 and trainer.served_stats["scored"] == 1
+    assert trainer.served_stats["eos_without_kd"] == 0  # the eos-only sample was not scored; the other did not end
 
 
 def test_endpoint_config_needs_a_served_teacher_file_and_on_policy():
@@ -195,7 +196,7 @@ def test_train_py_with_a_served_teacher_and_lambda_1(ascii_tok, run_files, tmp_p
     remote = pol["served_teacher"]
     assert remote["endpoint"] == srv.base_url and remote["model"] == "tiny-teacher" and remote["top_logprobs"] == 5
     assert remote["scored"] + remote["unscored"] == remote["samples"] >= 3 and remote["requests"] == len(bodies)
-    assert remote["scored"] >= 1
+    assert remote["scored"] >= 1 and 0 <= remote["eos_without_kd"] <= remote["scored"]
     log = json.load(open(out / "trainer_state.json"))["log_history"]
     assert any("kd_kl" in e and e.get("on_policy_share") == 1.0 for e in log)
 
@@ -299,3 +300,5 @@ def test_a_sentencepiece_sample_is_sent_with_its_leading_space(tmp_path):
                                                            " the method works"]
     assert trainer.served_stats["scored"] == 1 and trainer.served_stats["unscored"] == 0
     assert on["labels"][0, len(prompt):len(prompt) + 3].tolist() == sample
+    # the sample's eos is no text: no teacher row, no target, and counted
+    assert on["labels"][0, len(prompt) + 3:].eq(-100).all() and trainer.served_stats["eos_without_kd"] == 1
