@@ -437,3 +437,17 @@ def test_white_box_text_rows_name_the_file_row_and_field(two_bpes, tiny_tokenize
     with pytest.raises(InputError, match=r"^data/train\.jsonl, row 'b', field 'summary': the teacher's tokenizer "
                                          r"turns the reference summary into a special token"):
         rows.dataset(ds, "data/train.jsonl")
+
+
+def test_shared_vocabulary_kl_is_the_mean_over_positions_with_a_shared_alternative():
+    """Two aligned positions, one of them with shared alternatives: D_shared is that position's KL alone (as the
+    flag's help and the README say), not halved by the position without any."""
+    from lsrmwf.distill.sparse_kd import sparse_kd_loss
+
+    logits = torch.randn(1, 2, 6, generator=torch.Generator().manual_seed(0))
+    labels, aligned = torch.tensor([[1, 2]]), torch.tensor([[1, 1]])
+    top = torch.log(torch.tensor([[[0.5, 0.3], [0.6, 0.2]]]))
+    shared = torch.tensor([[[3, 4], [-1, -1]]])
+    _, _, _, d = uld_kd_loss(logits, labels, aligned, top, alpha=0.5, shared_ids=shared, shared_weight=1.0)
+    _, _, one = sparse_kd_loss(logits[:, :1], labels[:, :1], shared[:, :1], top[:, :1], 0.0, 1.0)
+    torch.testing.assert_close(d, one)

@@ -127,7 +127,8 @@ class LogitKDArguments:
     kd_shared_vocab_weight: float = field(
         default=0.0,
         metadata={"help": "--kd_alignment text: weight of a KL (--kd_loss, T^2-scaled) over the teacher's "
-                          "alternatives whose strings are also student tokens, added to ULD (0 = ULD only)."},
+                          "alternatives whose strings are also student tokens, added to ULD (0 = ULD only); the KL is "
+                          "averaged over the aligned positions that have such an alternative only."},
     )
     kd_text_top_k: int = field(
         default=20,
