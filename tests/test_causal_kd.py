@@ -2,6 +2,7 @@
 token mapping and the errors for a teacher or logprobs file that does not fit, and train.py end to end."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -444,3 +445,25 @@ def test_train_py_on_reference_rows_scored_by_a_served_teacher(tiny_models, tiny
     edited = datasets.load_dataset("json", data_files=changed, split="train")
     with pytest.raises(InputError, match="scored another reference summary"):
         sparse_kd_dataset(edited, store, tiny_tokenizer, Args, Args)
+
+
+def test_causal_demo_builds_another_tokenizer_student_per_vocabulary_size(aclsum_train, tmp_path):
+    """A rerun of the demo with another --other_vocab (or other training papers) must not reuse the first run's
+    tokenizer: each size gets its own folder, and the same size and papers reuse theirs."""
+    from transformers import AutoTokenizer
+
+    from lsrmwf.demo.causal import other_tokenizer_student
+
+    train = tmp_path / "train.jsonl"
+    rows = aclsum_train.select(range(10))
+    train.write_text("".join(json.dumps({"id": i, "document": d, "summary": s}) + "\n"
+                             for i, d, s in zip(rows["id"], rows["document"], rows["summary"])))
+    small = other_tokenizer_student(str(tmp_path), str(train), 300)
+    large = other_tokenizer_student(str(tmp_path), str(train), 400)
+    assert small != large
+    assert len(AutoTokenizer.from_pretrained(small)) < len(AutoTokenizer.from_pretrained(large))
+    stamp = os.path.getmtime(os.path.join(small, "config.json"))
+    assert other_tokenizer_student(str(tmp_path), str(train), 300) == small  # reused, not rebuilt
+    assert os.path.getmtime(os.path.join(small, "config.json")) == stamp
+    train.write_text(train.read_text().replace("the", "a"))  # other training papers: another folder
+    assert other_tokenizer_student(str(tmp_path), str(train), 300) != small

@@ -352,3 +352,102 @@ def test_white_box_rows_count_a_student_id_once_when_two_teacher_tokens_share_it
     out = teacher_top_k_rows(logits, torch.tensor([[0]]), k=4, shared_map=shared)
     assert out["teacher_top_ids"][0, 0].tolist() == [7, 5, -1, -1]
     assert out["teacher_aligned"].tolist() == [[1]]
+
+
+def test_text_aligned_step_gives_each_label_its_own_teacher_row(tiny_tokenizer, tmp_path):
+    """compute_loss shifts the teacher's rows with the labels: the logits at position i meet label i+1's row. ULD
+    ignores which token is which, so the rows differ in shape (peaked / flat, by position), and the shared-vocabulary
+    KL names the ids; both terms are checked against the rows taken by hand."""
+    from lsrmwf.distill.sparse_kd import sparse_kd_loss
+
+    tok = tiny_tokenizer
+    student = tiny.llama_lm(tok, seed=0)
+    with torch.no_grad():
+        student.lm_head.weight.mul_(40.0)  # a peaked student: its top-K differs from position to position
+    g = torch.Generator().manual_seed(0)
+    n, k, prompt = 9, 3, 3
+    ids = torch.randint(5, len(tok), (1, n), generator=g)
+    labels = ids.clone()
+    labels[0, :prompt] = -100
+    aligned = torch.tensor([[0, 0, 0, 1, 1, 0, 1, 1, 1]])
+    shapes = [[0.9, 0.06, 0.02], [0.34, 0.33, 0.32], [0.6, 0.3, 0.05], [0.98, 0.01, 0.005]]
+    top_lp = torch.zeros(1, n, k)  # 0 at the prompt and where there is no row, as the dataset has it
+    top_ids = torch.full((1, n, k), -1, dtype=torch.long)
+    for j in range(prompt, n):
+        if aligned[0, j]:
+            top_lp[0, j] = torch.tensor(shapes[j % len(shapes)]).log()
+            top_ids[0, j] = torch.randperm(len(tok), generator=g)[:k]
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels, "teacher_aligned": aligned,
+             "teacher_top_logprobs": top_lp, "teacher_top_ids": top_ids}
+    args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = LogitKDTrainer(model=student, args=args, processing_class=tok, kd_alpha=0.0, kd_temperature=1.0,
+                             kd_alignment="text", kd_shared_vocab_weight=1.0,
+                             data_collator=CausalCollator(tok.pad_token_id))
+    student.train()
+    trainer.compute_loss(student, batch)
+    got = dict(zip(trainer._term_names, trainer._term_sum.tolist()))
+    with torch.no_grad():
+        logits = student(input_ids=ids).logits[0]
+
+    def by_hand(shift):  # label j's row taken at logits j - 1 (shift 0), or label j's row one position off
+        pos = [j for j in range(prompt, n) if aligned[0, j - shift]]
+        rows = [j - shift for j in pos]
+        log_q = torch.log_softmax(logits[[j - 1 for j in pos]], -1)
+        uld = uld_distance(log_q, top_lp[0, rows]).mean()
+        _, _, shared = sparse_kd_loss(logits[[j - 1 for j in pos]], labels[0, pos], top_ids[0, rows], top_lp[0, rows],
+                                      0.0, 1.0)
+        return uld.item(), shared.item()
+
+    uld, shared = by_hand(0)
+    assert got["kd_uld"] == pytest.approx(uld, rel=1e-5) and got["kd_shared"] == pytest.approx(shared, rel=1e-5)
+    off_uld, off_shared = by_hand(1)  # what a teacher row one position off would give: far from it
+    assert abs(off_uld - uld) > 0.05 and abs(off_shared - shared) > 0.05
+
+
+def test_a_narrower_top_k_is_padded_as_no_alternative():
+    """Collated with a row of wider K, a row with fewer alternatives keeps its loss: the padded slots are -inf
+    (no alternative), not log-prob 0 (a certain token)."""
+    lp = np.log
+    narrow = {"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "teacher_aligned": [0, 1, 1],
+              "teacher_top_ids": [[-1, -1]] * 3,
+              "teacher_top_logprobs": [[0.0, 0.0], [lp(0.6), lp(0.3)], [lp(0.5), lp(0.2)]]}
+    wide = {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, 6, 7, 8, 9], "teacher_aligned": [0, 1, 1, 1, 1],
+            "teacher_top_ids": [[-1] * 4] * 5, "teacher_top_logprobs": [[lp(0.4), lp(0.3), lp(0.2), lp(0.1)]] * 5}
+    collate = CausalCollator(0)
+    alone, both = collate([narrow]), collate([narrow, wide])
+    assert both["teacher_top_logprobs"].shape[-1] == 4 and both["teacher_top_ids"][0, :3, 2:].eq(-1).all()
+    logits = torch.randn(1, 3, 12, generator=torch.Generator().manual_seed(0))
+
+    def loss(batch):
+        return uld_kd_loss(logits, batch["labels"][:1, :3], batch["teacher_aligned"][:1, :3],
+                           batch["teacher_top_logprobs"][:1, :3], alpha=0.0)[0]
+
+    torch.testing.assert_close(loss(both), loss(alone))
+
+
+def test_white_box_text_rows_name_the_file_row_and_field(two_bpes, tiny_tokenizer):
+    import datasets
+
+    from lsrmwf.distill.text_alignment import WhiteBoxTextRows
+
+    _, teacher_tok = two_bpes
+    rows = WhiteBoxTextRows(tiny_tokenizer, teacher_tok, TEMPLATE, False, 48, 24)
+    ds = datasets.Dataset.from_dict({"id": ["a", "b"], "document": ["One paper.", "Another paper."],
+                                     "summary": ["A fine summary.", "It ends here </s> and goes on."]})
+    with pytest.raises(InputError, match=r"^data/train\.jsonl, row 'b', field 'summary': the teacher's tokenizer "
+                                         r"turns the reference summary into a special token"):
+        rows.dataset(ds, "data/train.jsonl")
+
+
+def test_shared_vocabulary_kl_is_the_mean_over_positions_with_a_shared_alternative():
+    """Two aligned positions, one of them with shared alternatives: D_shared is that position's KL alone (as the
+    flag's help and the README say), not halved by the position without any."""
+    from lsrmwf.distill.sparse_kd import sparse_kd_loss
+
+    logits = torch.randn(1, 2, 6, generator=torch.Generator().manual_seed(0))
+    labels, aligned = torch.tensor([[1, 2]]), torch.tensor([[1, 1]])
+    top = torch.log(torch.tensor([[[0.5, 0.3], [0.6, 0.2]]]))
+    shared = torch.tensor([[[3, 4], [-1, -1]]])
+    _, _, _, d = uld_kd_loss(logits, labels, aligned, top, alpha=0.5, shared_ids=shared, shared_weight=1.0)
+    _, _, one = sparse_kd_loss(logits[:, :1], labels[:, :1], shared[:, :1], top[:, :1], 0.0, 1.0)
+    torch.testing.assert_close(d, one)

@@ -126,6 +126,7 @@ def test_a_sample_the_servers_tokens_cannot_spell_is_left_out_and_counted(ascii_
             scorer.close()
     assert on["labels"][0].eq(-100).all() and on["labels"][1].ne(-100).sum() == 2
     assert trainer.served_stats["unscored"] == 1 and trainer.served_stats["scored"] == 1
+    assert trainer.served_stats["eos_without_kd"] == 0  # the eos-only sample was not scored; the other did not end
 
 
 def test_endpoint_config_needs_a_served_teacher_file_and_on_policy():
@@ -195,7 +196,7 @@ def test_train_py_with_a_served_teacher_and_lambda_1(ascii_tok, run_files, tmp_p
     remote = pol["served_teacher"]
     assert remote["endpoint"] == srv.base_url and remote["model"] == "tiny-teacher" and remote["top_logprobs"] == 5
     assert remote["scored"] + remote["unscored"] == remote["samples"] >= 3 and remote["requests"] == len(bodies)
-    assert remote["scored"] >= 1
+    assert remote["scored"] >= 1 and 0 <= remote["eos_without_kd"] <= remote["scored"]
     log = json.load(open(out / "trainer_state.json"))["log_history"]
     assert any("kd_kl" in e and e.get("on_policy_share") == 1.0 for e in log)
 
@@ -251,3 +252,53 @@ def test_an_endpoint_failing_mid_training_stops_in_one_line_and_keeps_the_last_c
     assert "served teacher, on-policy sample at step 3" in errors[0] and "HTTP 500" in errors[0]
     assert "the last complete checkpoint" in errors[0] and len(failed) >= 2  # the client retried
     assert (out / "checkpoint-2" / COMPLETE_MARKER).exists() and not (out / "checkpoint-3").exists()
+
+
+def sentencepiece_tokenizer(texts):
+    """A SentencePiece-style tokenizer trained here: a BPE model behind a Metaspace pre-tokenizer that prepends '▁'
+    to the first word (prepend_scheme="first"), whose decoder drops that first space again, as Llama's does."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    sp = Tokenizer(models.BPE(unk_token="<unk>"))
+    sp.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    sp.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    sp.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=200, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                                      show_progress=False))
+    return PreTrainedTokenizerFast(tokenizer_object=sp, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
+def test_a_sentencepiece_sample_is_sent_with_its_leading_space(tmp_path):
+    """The sample continues the prompt's 'Summary:' with '▁the ...': its text is ' the method works', while the
+    tokenizer's decode() gives 'the method works'. The served teacher must score the text with the space."""
+    import datasets
+
+    docs = datasets.Dataset.from_dict({"id": ["a"], "document": ["We study the parsing of text."],
+                                       "summary": ["the method works"]})
+    tok = sentencepiece_tokenizer([TEMPLATE.format(document=docs["document"][0]) + " the method works",
+                                   "the method works well", "we study the method"] * 20)
+    sample = tok("the method works", add_special_tokens=False)["input_ids"]
+    assert tok.convert_ids_to_tokens(sample) == ["▁the", "▁method", "▁works"]
+    assert tok.decode(sample) == "the method works"  # what a decode() of the sample would have sent
+    data = tokenize_causal(docs, tok, TEMPLATE, False, 64, 16, with_prompt=False).add_column("document_index", [0])
+    batch = CausalCollator(tok.pad_token_id)([data[0]])
+    prompt = encode_prompt(docs["document"][0], tok, TEMPLATE, False, 64)
+    args = DistillTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    # the fault server's tokens are words with their leading space; K=1: each token's alternative is itself
+    with FaultServer(with_ids=False) as srv:
+        scorer = served(srv.base_url, 1)
+        try:
+            trainer = LogitKDTrainer(model=tiny.llama_lm(tok), args=args, processing_class=tok, served_teacher=scorer,
+                                     documents=list(docs["document"]), on_policy_lambda=1.0,
+                                     data_collator=CausalCollator(tok.pad_token_id))
+            trainer._sample = lambda model, inputs: [(prompt, sample + [tok.eos_token_id])]
+            on = trainer._on_policy_batch(trainer.model, batch)
+        finally:
+            scorer.close()
+    assert [r["body"]["prompt"] for r in srv.requests] == [TEMPLATE.format(document=docs["document"][0]) +
+                                                           " the method works"]
+    assert trainer.served_stats["scored"] == 1 and trainer.served_stats["unscored"] == 0
+    assert on["labels"][0, len(prompt):len(prompt) + 3].tolist() == sample
+    # the sample's eos is no text: no teacher row, no target, and counted
+    assert on["labels"][0, len(prompt) + 3:].eq(-100).all() and trainer.served_stats["eos_without_kd"] == 1

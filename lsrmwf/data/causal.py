@@ -12,7 +12,8 @@ Fields of a tokenized example:
 * ``prompt_input_ids``: the prompt alone (eval/predict: what generation starts from);
 * ``teacher_top_ids`` / ``teacher_top_logprobs``: ``[len(input_ids), K]`` per position, the served
   teacher's top-K ids (student ids, ``-1`` where the teacher said nothing: prompt, eos, ragged K)
-  and their log-probs, aligned with ``labels`` (sparse top-K KD, :mod:`lsrmwf.distill.sparse_kd`);
+  and their log-probs, aligned with ``labels`` (sparse top-K KD, :mod:`lsrmwf.distill.sparse_kd`); the collator
+  pads a narrower K and the positions past an example's end with ids ``-1`` and log-probs ``-inf`` (no alternative);
 * ``teacher_aligned``: ``[len(input_ids)]``, 1 where a label has a teacher row of another tokenizer
   (``--kd_alignment text``, :mod:`lsrmwf.distill.text_alignment`); ``teacher_top_ids`` then holds the student
   ids of the alternatives both vocabularies share (``-1`` elsewhere);
@@ -168,8 +169,9 @@ class CausalCollator:
         if "teacher_top_ids" in keys:
             length = batch["input_ids"].shape[1]
             batch["teacher_top_ids"] = _pad_topk([f["teacher_top_ids"] for f in features], length, -1, torch.long)
-            batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length, 0.0,
-                                                      torch.float32)
+            # a padded slot is no alternative: -inf (log-prob 0 would be a certain token to ULD, which reads no ids)
+            batch["teacher_top_logprobs"] = _pad_topk([f["teacher_top_logprobs"] for f in features], length,
+                                                      float("-inf"), torch.float32)
         if "document_index" in keys:  # which training document each example continues (a served teacher's prompt)
             batch["document_index"] = torch.tensor([f["document_index"] for f in features], dtype=torch.long)
         if "teacher_aligned" in keys:

@@ -52,10 +52,21 @@ def write_data(path, split, n, words):
                                 "summary": r["summary"]}) + "\n")
 
 
+def other_tokenizer_dir(out: str, train_file: str, vocab_size: int) -> str:
+    """The folder of the other-tokenizer student's initial checkpoint: named by ``--other_vocab`` and the training
+    file's contents, so a rerun with another vocabulary size or other training papers builds its own."""
+    import hashlib
+
+    with open(train_file, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:10]
+    return os.path.join(out, f"student_other_tokenizer_init_v{vocab_size}_{digest}")
+
+
 def other_tokenizer_student(out: str, train_file: str, vocab_size: int) -> str:
     """A Llama-architecture student built from a config (4 layers, width 256) with a byte-level BPE of
-    ``vocab_size`` tokens trained on the training papers: a tokenizer unlike Gemma's. Reused when it exists."""
-    path = os.path.join(out, "student_other_tokenizer_init")
+    ``vocab_size`` tokens trained on the training papers: a tokenizer unlike Gemma's. Reused when one of the same
+    vocabulary size and training file exists (:func:`other_tokenizer_dir`)."""
+    path = other_tokenizer_dir(out, train_file, vocab_size)
     if os.path.isfile(os.path.join(path, "config.json")):
         return path
     import torch

@@ -216,12 +216,14 @@ class WhiteBoxTextRows:
     teacher's own ``teacher_input_ids`` (its prompt + its tokens of the same text) and ``teacher_rows``: per student
     position, the teacher position whose logits predict the teacher token aligned with that label (``-1``: none),
     by the rule of this module. The teacher's top-K there is computed during training
-    (:func:`lsrmwf.distill.uld.teacher_top_k_rows`). Counts add up in ``counts``."""
+    (:func:`lsrmwf.distill.uld.teacher_top_k_rows`). Counts add up in ``counts``. An error names the example
+    (``where``: the training file, row and field)."""
 
     def __init__(self, tokenizer, teacher_tokenizer, template: str, use_chat_template: bool,
                  max_source_length: Optional[int], max_target_length: Optional[int]):
         if tokenizer.eos_token_id is None:
-            raise InputError("a causal student needs a tokenizer with an eos token (it ends every summary)")
+            raise InputError(f"{getattr(tokenizer, 'name_or_path', '') or 'the student'}: a causal student needs a "
+                             f"tokenizer with an eos token (it ends every summary)")
         self.tok, self.teacher_tok = tokenizer, teacher_tokenizer
         self.table, self.teacher_table = token_bytes_table(tokenizer), token_bytes_table(teacher_tokenizer)
         self.template, self.chat = template, use_chat_template
@@ -251,13 +253,14 @@ class WhiteBoxTextRows:
         return {"input_ids": prompt + labels, "labels": [-100] * len(prompt) + labels,
                 "teacher_input_ids": t_prompt + t_ids[:used], "teacher_rows": [-1] * len(prompt) + t_rows + [-1]}
 
-    def dataset(self, ds, desc: str = "aligning the teacher's tokens"):
-        """:meth:`__call__` over a dataset of ``id``/``document``/``summary``."""
+    def dataset(self, ds, source: str = "the training data"):
+        """:meth:`__call__` over a dataset of ``id``/``document``/``summary``; ``source`` (the training file, or the
+        hub dataset and split) is named in errors with the row's id and the field."""
         import datasets
 
         cols = {"input_ids": [], "labels": [], "teacher_input_ids": [], "teacher_rows": []}
         for rid, doc, summ in zip(ds["id"], ds["document"], ds["summary"]):
-            ex = self(doc, summ, f"training example {rid!r}")
+            ex = self(doc, summ, f"{source}, row {rid!r}, field 'summary'")
             for key in cols:
                 cols[key].append(ex[key])
         return datasets.Dataset.from_dict(cols)

@@ -21,8 +21,9 @@ class holding everything else on both sides, temperature T, T^2-scaled). Approxi
 of a string is compared with the student's probability of the same string as one token, while either model may
 also spell it with several tokens.
 
-The loss is ``alpha * CE + (1 - alpha) * (ULD + w * T^2 * D_shared)``, CE the mean over label tokens and the KD
-terms the means over the label tokens that have a teacher row (:mod:`lsrmwf.distill.text_alignment`).
+The loss is ``alpha * CE + (1 - alpha) * (ULD + w * T^2 * D_shared)``, CE the mean over label tokens, ULD the mean
+over the label tokens that have a teacher row (:mod:`lsrmwf.distill.text_alignment`) and ``D_shared`` the mean over
+those of them that have at least one shared alternative.
 """
 
 from typing import Optional, Tuple

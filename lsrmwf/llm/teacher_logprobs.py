@@ -323,6 +323,8 @@ class ServedTeacher:
     Synchronous (its own event loop), so a training step can call it. :meth:`probe` is the start-up check;
     :meth:`score` gives per continuation its :class:`TeacherTokens`, or the reason (a str) why the server's tokens
     could not be matched to it; a request that fails after the client's retries raises :class:`EndpointError`.
+    It scores text only: the answer holds a row per token of the continuation and none after its last token, so the
+    eos that ends a student's sample gets no teacher row (the trainer counts those, ``eos_without_kd``).
     """
 
     def __init__(self, client: LLMClient, task: TeacherLogprobsTask, concurrency: int = 8):

@@ -16,7 +16,9 @@ teacher (``--teacher_logprobs_file`` with ``--teacher_endpoint_config``) scores 
 file's prompt through ``/v1/completions`` with ``echo=true`` (:class:`lsrmwf.llm.teacher_logprobs.ServedTeacher`):
 the targets are the teacher's tokens of that text mapped to student ids as the stored file's are, with its top-K
 log-probs at each, and the loss is sparse top-K KD there. The end of a sample (its eos) is no text, so the served
-teacher does not score it; a sample whose text the server's tokens do not spell is left out of the step (counted).
+teacher's echo answer (the distributions at the text's own tokens) has no row for it: a sample's eos gets no KD
+term (counted: ``eos_without_kd``); a sample whose text the server's tokens do not spell is left out of the step
+(counted).
 
 * white-box teacher (``--teacher_model_name_or_path``): a causal LM sharing the student's tokenizer,
   frozen, optionally in bf16/fp16 (``--teacher_dtype``) and split over devices (``--teacher_device_map auto``);
@@ -125,7 +127,8 @@ class LogitKDArguments:
     kd_shared_vocab_weight: float = field(
         default=0.0,
         metadata={"help": "--kd_alignment text: weight of a KL (--kd_loss, T^2-scaled) over the teacher's "
-                          "alternatives whose strings are also student tokens, added to ULD (0 = ULD only)."},
+                          "alternatives whose strings are also student tokens, added to ULD (0 = ULD only); the KL is "
+                          "averaged over the aligned positions that have such an alternative only."},
     )
     kd_text_top_k: int = field(
         default=20,
@@ -228,7 +231,8 @@ class LogitKDTrainer(DistillTrainer):
         if served_teacher is not None and documents is None:
             raise ValueError("a served teacher scores samples after the training documents: pass documents")
         self._token_table = None
-        self.served_stats = {"samples": 0, "scored": 0, "unscored": 0, "first_unscored": None, "seconds": 0.0}
+        self.served_stats = {"samples": 0, "scored": 0, "unscored": 0, "eos_without_kd": 0, "first_unscored": None,
+                             "seconds": 0.0}
         self.on_policy_lambda = on_policy_lambda
         self.on_policy_temperature, self.on_policy_max_new_tokens = on_policy_temperature, on_policy_max_new_tokens
         self._policy_rng = random.Random(self.args.seed)
@@ -327,7 +331,9 @@ class LogitKDTrainer(DistillTrainer):
 
     def _served_batch(self, rows, inputs) -> dict:
         """Prompt + the served teacher's tokens of each sample's text (student ids), with its top-K at each; a
-        sample without text, or whose text the server's tokens do not spell, gets no targets (counted)."""
+        sample without text, or whose text the server's tokens do not spell, gets no targets (counted). A sample's
+        eos is no text: the teacher's answer has no row for it, so it is no target (counted in ``eos_without_kd``
+        for the scored samples that ended)."""
         tok, ids = self.processing_class, inputs["input_ids"]
         if self._token_table is None:
             self._token_table = (token_bytes_table(tok), special_token_bytes(tok))
@@ -365,13 +371,16 @@ class LogitKDTrainer(DistillTrainer):
             targets[b] = answer
         stats["unscored"] += len(rows) - len(targets)
         stats["scored"] += len(targets)
+        eos = self.model.generation_config.eos_token_id if self.model is not None else None
+        eos = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else []) | {tok.eos_token_id}
+        stats["eos_without_kd"] += sum(1 for b in targets if rows[b][1] and rows[b][1][-1] in eos)
         k = max([len(top[0]) for _, top, _ in targets.values() if len(top)] or [1])
         n = max(len(p) + len(targets[b][0]) if b in targets else len(p) for b, (p, _) in enumerate(rows))
         batch = {"input_ids": torch.full((len(rows), n), tok.pad_token_id, dtype=ids.dtype),
                  "attention_mask": torch.zeros((len(rows), n), dtype=inputs["attention_mask"].dtype),
                  "labels": torch.full((len(rows), n), -100, dtype=inputs["labels"].dtype),
                  "teacher_top_ids": torch.full((len(rows), n, k), -1, dtype=torch.long),
-                 "teacher_top_logprobs": torch.zeros((len(rows), n, k), dtype=torch.float32)}
+                 "teacher_top_logprobs": torch.full((len(rows), n, k), float("-inf"), dtype=torch.float32)}
         for b, (p, _) in enumerate(rows):
             labels, top, lp = targets.get(b, ([], None, None))
             seq = p + labels

@@ -203,7 +203,8 @@ def tokenize(raw: RawData, tokenizer, args, served: dict, teacher_tok=None) -> R
             elif teacher_tok is not None:
                 rows = WhiteBoxTextRows(tokenizer, teacher_tok, kd.prompt_template, kd.use_chat_template,
                                         data_args.max_source_length, data_args.max_target_length)
-                data.train = rows.dataset(raw.train)
+                data.train = rows.dataset(raw.train, data_args.train_file
+                                          or f"{data_args.dataset_name}[{data_args.train_split}]")
                 logger.info(rows.describe())
                 served["kd_alignment"] = rows.counts
             else:
