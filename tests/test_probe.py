@@ -33,6 +33,11 @@ def test_mean_pooling_ignores_padding_and_a_model_without_hidden_states_is_refus
     both = layer_features(model, tiny_tokenizer, texts, batch_size=2)
     alone = layer_features(model, tiny_tokenizer, texts[:1], batch_size=1)
     assert both.shape[:2] == (3, 2) and np.allclose(both[:, 0], alone[:, 0], atol=1e-5)
+    # features come from the transformer without its LM head: equal to the full model's hidden states
+    ids = tiny_tokenizer(texts[0], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        full = model(input_ids=ids, output_hidden_states=True).hidden_states
+    assert np.allclose(alone[:, 0], torch.stack([h[0].mean(0) for h in full]).numpy(), atol=1e-5)
 
     class NoHidden(torch.nn.Module):
         def __init__(self):

@@ -176,7 +176,7 @@ def main(argv=None):
                    help="examples per split and task (task_data --max_per_split): the training inputs the teacher "
                         "answers and the test examples every model is scored on")
     p.add_argument("--task_steps", type=int, default=10, help="training steps of TaskDistillation, SFT and BRD²")
-    p.add_argument("--brd2_inputs", type=int, default=6, help="training inputs per task the teacher reads for BRD²")
+    p.add_argument("--brd2_inputs", type=int, default=4, help="training inputs per task the teacher reads for BRD²")
     p.add_argument("--brd2_minutes", type=float, default=4.0, help="time budget of BRD²'s reading")
     p.add_argument("--skip_tasks", action="store_true", help="the blind rows only")
     p.add_argument("--bigbench_dir", default=None,

@@ -21,6 +21,8 @@ def layer_features(model, tokenizer, texts: Sequence[str], batch_size: int = 8, 
     import torch
 
     device = next(model.parameters()).device
+    # the transformer without its LM head: the same hidden states, no [batch, length, vocab] logits to compute
+    body = getattr(model, "base_model", None) or model
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = None
     for start in range(0, len(texts), batch_size):
@@ -33,7 +35,7 @@ def layer_features(model, tokenizer, texts: Sequence[str], batch_size: int = 8, 
             ids[i, :len(e)] = torch.tensor(e)
             mask[i, :len(e)] = 1
         with torch.no_grad():
-            result = model(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
+            result = body(input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True)
         hidden = getattr(result, "hidden_states", None)
         if not hidden:
             raise InputError(f"{type(model).__name__}: the model returns no hidden states (output_hidden_states); "
