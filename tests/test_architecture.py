@@ -170,7 +170,7 @@ METHOD_FILES = {
         "training/basic_reading.py", "training/recipes/basic_reading.py", "evaluation/multiple_choice.py",
         "evaluation/mc_tasks.py", "evaluation/shared_prefix.py", "evaluation/mc_served.py",
         "evaluation/bigbench_fetch.py", "evaluation/causal_lm.py", "evaluation/tasks/multiple_choice.py",
-        "evaluation/tasks/teacher_student_ce.py", "commands/compose_brd.py", "demo/brd.py",
+        "evaluation/tasks/teacher_student_ce.py", "commands/compose_brd.py", "demo/brd.py", "demo/brd_tasks.py",
         "evaluation/task_data.py", "commands/task_data.py", "llm/task_answers.py", "training/task_tuning.py",
         "training/recipes/task_tuning.py", "evaluation/tasks/teacher_choices.py", "evaluation/probe.py",
         "evaluation/tasks/probe.py", "analysis/table3.py",
