@@ -139,10 +139,11 @@ def available_cores() -> int:
 
 
 def _pool_context():
-    # Workers only run pure-Python scoring, so forking (no re-import of torch/transformers in every
-    # worker) is safe where it exists; elsewhere the platform's default start method is used.
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("fork")
+    # Not "fork": forking a process whose other threads (torch's, tokenizers', a logging handler's) hold a
+    # lock can leave a worker waiting on that lock forever (seen once in CI). A forkserver starts workers
+    # from a clean single-threaded process; they import only this module's scoring code.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("forkserver")
     return multiprocessing.get_context()
 
 
