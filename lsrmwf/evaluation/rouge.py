@@ -24,7 +24,6 @@ import logging
 import multiprocessing
 import os
 import re
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
